@@ -1,0 +1,155 @@
+// The Deno shim's runtime contract. Deno cannot fstat an inherited fd (its
+// fs works on resource ids: fstatSync(3) is EBADF), so fds are read through
+// FFI where --allow-ffi is granted and through /proc otherwise; /proc needs
+// -A, since Deno refuses explicit read grants on /proc.
+import { ActivationError } from "../src/errors.ts";
+import type { FdState, Runtime } from "../src/_runtime.ts";
+import { type Libc, LIBC, LIBC_SYMBOLS, fdStateVia, pidfdIdVia, setCloexecVia, sockInfoVia, SYS_PIDFD_OPEN } from "./_libc.ts";
+
+// deno-lint-ignore no-explicit-any
+type Any = any;
+const D = (): Any => (globalThis as Any).Deno;
+
+let libc: Libc | null | undefined;
+
+/** Whether the process may use FFI (granted, not prompting). */
+export function ffiGranted(): boolean {
+  try {
+    return D().permissions.querySync({ name: "ffi" }).state === "granted";
+  } catch {
+    return false;
+  }
+}
+
+export function loadLibc(): Libc | null {
+  if (libc !== undefined) return libc;
+  if (!ffiGranted()) return (libc = null);
+  try {
+    const s = D().dlopen(LIBC, LIBC_SYMBOLS).symbols;
+    const arch = D().build.arch;
+    libc = {
+      fcntl: (fd, cmd, arg) => s.fcntl(fd, cmd, arg),
+      getsockopt: (fd, level, name, value, len) => s.getsockopt(fd, level, name, value, len),
+      getsockname: (fd, addr, len) => s.getsockname(fd, addr, len),
+      pidfdOpen: (pid) => Number(s.syscall(BigInt(SYS_PIDFD_OPEN[arch]), BigInt(pid), 0n)),
+      fstat: (fd, buf) => s.fstat(fd, buf),
+      fstatfs: (fd, buf) => s.fstatfs(fd, buf),
+      close: (fd) => s.close(fd),
+    };
+  } catch {
+    libc = null;
+  }
+  return libc;
+}
+
+function isNotCapable(e: unknown): boolean {
+  const d = D();
+  return e instanceof d.errors.NotCapable || e instanceof d.errors.PermissionDenied;
+}
+
+function denied(what: string, flag: string): ActivationError {
+  return new ActivationError("EPERM", `Deno may not ${what}: run it with ${flag}`);
+}
+
+function readLink(path: string): string | undefined {
+  try {
+    return D().readLinkSync(path);
+  } catch (e) {
+    if (e instanceof D().errors.NotFound) return undefined;
+    if (isNotCapable(e)) throw denied(`read ${path}`, "-A (Deno grants /proc only with --allow-all) or --allow-ffi");
+    throw e;
+  }
+}
+
+function readText(path: string): string | undefined {
+  try {
+    const bytes: Uint8Array = D().readFileSync(path);
+    let s = "";
+    for (let i = 0; i < bytes.length; i += 8192) {
+      s += String.fromCharCode(...bytes.subarray(i, i + 8192));
+    }
+    return s;
+  } catch (e) {
+    if (e instanceof D().errors.NotFound) return undefined;
+    if (isNotCapable(e)) throw denied(`read ${path}`, "-A (Deno grants /proc only with --allow-all)");
+    throw e;
+  }
+}
+
+function fdStateFromProc(fd: number): FdState {
+  const text = readText(`/proc/self/fdinfo/${fd}`);
+  if (text === undefined) return "closed";
+  const m = /^flags:\s*([0-7]+)/m.exec(text);
+  if (!m) return "unknown";
+  return (parseInt(m[1], 8) & 0o2000000) !== 0 ? "cloexec" : "inheritable";
+}
+
+function procReadable(): boolean {
+  try {
+    return D().permissions.querySync({ name: "read", path: "/proc/self/fdinfo" }).state === "granted";
+  } catch {
+    return false;
+  }
+}
+
+function writeAll(rid: Any, text: string): void {
+  const bytes = new TextEncoder().encode(text);
+  let off = 0;
+  while (off < bytes.length) off += rid.writeSync(bytes.subarray(off));
+}
+
+/** The contract as Deno fulfils it. */
+export const denoRuntime: Runtime = {
+  name: "deno",
+  pid: () => D().pid,
+  ppid: () => D().ppid,
+  getEnv: (k) => {
+    try {
+      return D().env.get(k);
+    } catch (e) {
+      if (isNotCapable(e)) throw denied(`read ${k}`, `--allow-env (or --allow-env=${k},...)`);
+      throw e;
+    }
+  },
+  deleteEnv: (k) => {
+    try {
+      D().env.delete(k);
+    } catch (e) {
+      if (isNotCapable(e)) throw denied(`unset ${k}`, `--allow-env (or --allow-env=${k},...)`);
+      throw e;
+    }
+  },
+  readLink,
+  readText,
+  statKind: (path) => {
+    try {
+      const st = D().statSync(path);
+      return st.isFifo ? "fifo" : st.isFile || st.isCharDevice || st.isBlockDevice ? "file" : "other";
+    } catch {
+      return undefined;
+    }
+  },
+  setCloexec: (fd) => {
+    const c = loadLibc();
+    if (c) return setCloexecVia(c, fd);
+    // Without FFI nothing in Deno can set FD_CLOEXEC (children started with
+    // Deno.Command then inherit the socket); with -A at least tell a closed fd.
+    return procReadable() ? (fdStateFromProc(fd) === "closed" ? "closed" : "unknown") : "unknown";
+  },
+  fdState: (fd) => {
+    const c = loadLibc();
+    return c ? fdStateVia(c, fd) : fdStateFromProc(fd);
+  },
+  sockInfo: (fd) => {
+    const c = loadLibc();
+    return c ? sockInfoVia(c, fd) : undefined;
+  },
+  pidfdId: () => {
+    const c = loadLibc();
+    return c ? pidfdIdVia(c, D().pid, D().build.arch) : undefined;
+  },
+  args: () => D().args,
+  write: (stream, text) => writeAll(stream === "stdout" ? D().stdout : D().stderr, text),
+  exit: (code) => D().exit(code) as never,
+  version: () => `deno ${D().version.deno}`,
+};

@@ -1,0 +1,91 @@
+// libc calls shared by the Deno and Bun shims, which each bind them through
+// their own FFI (Deno.dlopen, bun:ffi). Node has no FFI without a native addon.
+import type { FdState, SockInfo } from "../src/_runtime.ts";
+
+/** The few libc functions the shims call; buffers are passed as pointers. */
+export interface Libc {
+  fcntl(fd: number, cmd: number, arg: number): number;
+  getsockopt(fd: number, level: number, name: number, value: Uint8Array, len: Uint8Array): number;
+  getsockname(fd: number, addr: Uint8Array, len: Uint8Array): number;
+  pidfdOpen(pid: number): number;
+  fstat(fd: number, buf: Uint8Array): number;
+  fstatfs(fd: number, buf: Uint8Array): number;
+  close(fd: number): number;
+}
+
+/** The C library's file name for dlopen. */
+export const LIBC = "libc.so.6";
+
+/** The libc symbols in Deno's FFI notation; bun.ts maps them to Bun's. */
+export const LIBC_SYMBOLS = {
+  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
+  getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  // pidfd_open has no glibc wrapper before 2.36: go through syscall(2).
+  syscall: { parameters: ["i64", "i64", "i64"], result: "i64" },
+  fstat: { parameters: ["i32", "buffer"], result: "i32" },
+  fstatfs: { parameters: ["i32", "buffer"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
+} as const;
+
+const F_GETFD = 1;
+const F_SETFD = 2;
+const FD_CLOEXEC = 1;
+const SYS_PIDFD_OPEN: Record<string, number> = { x64: 434, x86_64: 434, arm64: 434, aarch64: 434 };
+
+export function fdStateVia(libc: Libc, fd: number): FdState {
+  const flags = libc.fcntl(fd, F_GETFD, 0);
+  if (flags < 0) return "closed";
+  return (flags & FD_CLOEXEC) !== 0 ? "cloexec" : "inheritable";
+}
+
+export function setCloexecVia(libc: Libc, fd: number): FdState {
+  const flags = libc.fcntl(fd, F_GETFD, 0);
+  if (flags < 0) return "closed";
+  if ((flags & FD_CLOEXEC) !== 0) return "cloexec";
+  return libc.fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0 ? "inheritable" : "cloexec";
+}
+
+function intOpt(libc: Libc, fd: number, name: number): number | undefined {
+  const value = new Uint8Array(4);
+  const len = new Uint8Array(4);
+  new DataView(len.buffer).setUint32(0, 4, true);
+  if (libc.getsockopt(fd, 1 /* SOL_SOCKET */, name, value, len) < 0) return undefined;
+  return new DataView(value.buffer).getInt32(0, true);
+}
+
+export function sockInfoVia(libc: Libc, fd: number): SockInfo | "ENOTSOCK" | "EBADF" {
+  if (libc.fcntl(fd, F_GETFD, 0) < 0) return "EBADF";
+  const type = intOpt(libc, fd, 3 /* SO_TYPE */);
+  if (type === undefined) return "ENOTSOCK";
+  const domain = intOpt(libc, fd, 39 /* SO_DOMAIN */) ?? 0;
+  const listening = intOpt(libc, fd, 30 /* SO_ACCEPTCONN */) === 1;
+  const addr = new Uint8Array(128);
+  const len = new Uint8Array(4);
+  new DataView(len.buffer).setUint32(0, addr.length, true);
+  const ok = libc.getsockname(fd, addr, len) === 0;
+  const n = ok ? Math.min(new DataView(len.buffer).getUint32(0, true), addr.length) : 0;
+  return { domain, type, listening, sockname: addr.subarray(0, n) };
+}
+
+/** The pidfs inode id of `pid`, as systemd's pidfd_get_inode_id reads it (st_ino). */
+export function pidfdIdVia(libc: Libc, pid: number, arch: string): bigint | undefined {
+  if (SYS_PIDFD_OPEN[arch] === undefined) return undefined;
+  const pidfd = libc.pidfdOpen(pid);
+  if (pidfd < 0) return undefined;
+  try {
+    // Before pidfs (Linux 6.9) every pidfd shares one anonymous inode: only a
+    // pidfs inode identifies the process, as pidfd_check_pidfs() insists.
+    const fs = new Uint8Array(128);
+    if (libc.fstatfs(pidfd, fs) !== 0) return undefined;
+    if (new DataView(fs.buffer).getUint32(0, true) !== 0x50494446 /* PID_FS_MAGIC */) return undefined;
+    const st = new Uint8Array(256);
+    if (libc.fstat(pidfd, st) !== 0) return undefined;
+    // st_ino follows the 8-byte st_dev on both x86_64 and aarch64.
+    return new DataView(st.buffer).getBigUint64(8, true);
+  } finally {
+    libc.close(pidfd);
+  }
+}
+
+export { SYS_PIDFD_OPEN };

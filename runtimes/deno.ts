@@ -1,0 +1,20 @@
+/**
+ * The package for Deno: the same API as the main entry, with the Deno shim
+ * registered. npm resolves `socket-activate` here under Deno through the
+ * `deno` export condition; import `socket-activate/deno` to name it directly.
+ *
+ * @example Read the activation environment
+ * ```ts
+ * import { listenFds } from "@socket-activate/socket-activate/deno";
+ *
+ * console.log(listenFds());
+ * ```
+ *
+ * @module
+ */
+import { setRuntime } from "../src/_runtime.ts";
+import { denoRuntime } from "./_deno.ts";
+
+setRuntime(denoRuntime);
+
+export * from "../src/public.ts";

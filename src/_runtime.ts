@@ -1,0 +1,65 @@
+// The contract every runtime shim (runtimes/_node.ts, _deno.ts, _bun.ts)
+// implements. src/ reaches the runtime only through it, so src/ never touches
+// `Deno`, `Bun` or `node:net` itself.
+
+/** What a socket's own getsockopt/getsockname say, read over FFI. */
+export interface SockInfo {
+  /** SO_DOMAIN: 1 AF_UNIX, 2 AF_INET, 10 AF_INET6, 16 AF_NETLINK, ... */
+  domain: number;
+  /** SO_TYPE: 1 SOCK_STREAM, 2 SOCK_DGRAM, 5 SOCK_SEQPACKET, ... */
+  type: number;
+  /** SO_ACCEPTCONN. */
+  listening: boolean;
+  /** The raw sockaddr from getsockname. */
+  sockname: Uint8Array;
+}
+
+/** The answer of an fd probe: open or not, close-on-exec or not. */
+export type FdState = "cloexec" | "inheritable" | "closed" | "unknown";
+
+export interface Runtime {
+  readonly name: "node" | "deno" | "bun";
+  pid(): number;
+  ppid(): number | undefined;
+  getEnv(key: string): string | undefined;
+  deleteEnv(key: string): void;
+  /** readlink(2); undefined when the path does not exist. */
+  readLink(path: string): string | undefined;
+  /** A whole (small) file as latin1 text; undefined when it does not exist. */
+  readText(path: string): string | undefined;
+  /** Whether a path names a FIFO, a regular file, a character device, ... */
+  statKind(path: string): "fifo" | "file" | "other" | undefined;
+  /**
+   * What libsystemd's fd_cloexec(fd, true) does: set FD_CLOEXEC, and tell
+   * whether the fd was open. "unknown" where the runtime can do neither.
+   */
+  setCloexec(fd: number): FdState;
+  /** F_GETFD without changing anything; "unknown" where it cannot tell. */
+  fdState(fd: number): FdState;
+  /** Socket facts over FFI, or undefined where FFI is not at hand. */
+  sockInfo(fd: number): SockInfo | "ENOTSOCK" | "EBADF" | undefined;
+  /** This process's pidfs inode id, or undefined where it cannot be learnt. */
+  pidfdId(): bigint | undefined;
+  args(): string[];
+  write(stream: "stdout" | "stderr", text: string): void;
+  exit(code: number): never;
+  version(): string;
+}
+
+let current: Runtime | undefined;
+
+/** Registers the shim an entry point was built for. */
+export function setRuntime(runtime: Runtime): void {
+  current = runtime;
+}
+
+/** The shim registered by the entry point that loaded the package. */
+export function getRuntime(): Runtime {
+  if (current === undefined) {
+    throw new Error(
+      "socket-activate was loaded without a runtime shim: import it from " +
+        '"socket-activate" (or mod.ts), not from a file under src/',
+    );
+  }
+  return current;
+}

@@ -1,0 +1,99 @@
+// The command line: `socket-activate [command] [options]`. Each command
+// module is imported only when it runs, so `inspect` never loads a server.
+import { ActivationError } from "./errors.ts";
+import { inspectFd, type FdInfo } from "./inspect_fd.ts";
+import { listenFds } from "./listen_fds.ts";
+import { getRuntime } from "./_runtime.ts";
+import { VERSION } from "./version.ts";
+
+const USAGE = "usage: socket-activate [inspect [--json]] [--help] [--version]";
+
+const HELP = `socket-activate ${VERSION}: systemd socket activation for Node, Deno and Bun
+
+${USAGE}
+
+Commands:
+  inspect [--json]   print the fds this process was handed (LISTEN_FDS), one line
+                     each, or as JSON: {"activated": bool, "fds": [...]}
+
+Options:
+  -h, --help         this help
+  -V, --version      the version
+
+Examples:
+  systemd-socket-activate -l 8080 --fdname=web npx socket-activate inspect
+  systemd-socket-activate -l /run/app.sock deno run -A mod.ts inspect --json
+`;
+
+/** Runs the CLI; resolves to the process exit status. */
+export async function main(args: string[]): Promise<number> {
+  const rt = getRuntime();
+  const out = (s: string) => rt.write("stdout", s);
+  const err = (s: string) => rt.write("stderr", s);
+  const [command, ...rest] = args;
+  if (command === "-h" || command === "--help" || command === "help") {
+    out(HELP);
+    return 0;
+  }
+  if (command === "-V" || command === "--version") {
+    out(`socket-activate ${VERSION} (${rt.version()})\n`);
+    return 0;
+  }
+  if (command === "inspect") return inspect(rest, out, err);
+  if (command === undefined) {
+    out(HELP);
+    return 0;
+  }
+  err(`socket-activate: unknown command "${command}"\n${USAGE}\n`);
+  return 2;
+}
+
+function inspect(args: string[], out: (s: string) => void, err: (s: string) => void): number {
+  let json = false;
+  for (const a of args) {
+    if (a === "--json") json = true;
+    else if (a === "-h" || a === "--help") {
+      out("usage: socket-activate inspect [--json]\n\nPrints the fds this process was handed.\n");
+      return 0;
+    } else {
+      err(`socket-activate inspect: unknown option "${a}"\nusage: socket-activate inspect [--json]\n`);
+      return 2;
+    }
+  }
+  let fds: (FdInfo & { name: string })[];
+  try {
+    fds = listenFds().map(({ fd, name }) => ({ name, ...inspectFd(fd) }));
+  } catch (e) {
+    if (!(e instanceof ActivationError)) throw e;
+    if (json) out(JSON.stringify({ error: { code: e.code, message: e.message } }) + "\n");
+    else err(`socket-activate inspect: ${e.code}: ${e.message}\n`);
+    return 1;
+  }
+  if (json) {
+    out(JSON.stringify({ activated: fds.length > 0, fds }) + "\n");
+    return 0;
+  }
+  if (fds.length === 0) {
+    out("not activated: no LISTEN_PID/LISTEN_FDS for this process\n");
+    return 0;
+  }
+  out(`activated: ${fds.length} fd(s)\n`);
+  for (const f of fds) out(describe(f) + "\n");
+  return 0;
+}
+
+/** One line for a person: `fd 3 "web": tcp stream listening on 127.0.0.1:8080`. */
+export function describe(f: FdInfo & { name?: string }): string {
+  const parts = [`fd ${f.fd}${f.name === undefined ? "" : ` "${f.name}"`}:`, f.kind];
+  if (f.type) parts.push(f.type);
+  if (f.listening !== undefined && (f.kind === "tcp" || f.kind === "unix")) {
+    parts.push(f.listening ? "listening" : "connected");
+  }
+  if (f.address !== undefined) {
+    const host = f.family === "ipv6" ? `[${f.address}]` : f.address;
+    parts.push("on " + (f.port === undefined ? host || "(unnamed)" : `${host}:${f.port}`));
+  } else if (f.target !== undefined && f.kind !== "other") parts.push(f.target);
+  else if (f.target !== undefined) parts.push(`(${f.target})`);
+  if (f.cloexec === false) parts.push("(inheritable: no FD_CLOEXEC)");
+  return parts.join(" ");
+}

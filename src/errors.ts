@@ -1,0 +1,44 @@
+/**
+ * The errno names libsystemd returns for a malformed activation environment
+ * or an fd that cannot be used.
+ */
+export type ActivationErrorCode =
+  | "EINVAL"
+  | "ERANGE"
+  | "EBADF"
+  | "ESRCH"
+  | "ENOTSOCK"
+  | "EPERM"
+  | "ENOTSUP";
+
+/**
+ * Thrown when the activation environment is malformed or an inherited fd
+ * cannot be used. `code` is the errno name libsystemd's `sd_listen_fds`
+ * returns for the same input, so a caller can branch on it; the message names
+ * the variable or fd, quotes the value and says what to fix.
+ *
+ * @example Branch on the code
+ * ```ts
+ * import { ActivationError, listenFds } from "@socket-activate/socket-activate";
+ *
+ * try {
+ *   listenFds({ env: { LISTEN_PID: "1", LISTEN_FDS: "0" }, pid: 1 });
+ * } catch (error) {
+ *   if (error instanceof ActivationError) console.error(error.code, error.message);
+ * }
+ * ```
+ */
+export class ActivationError extends Error {
+  /** The errno name libsystemd returns for this condition. */
+  readonly code: ActivationErrorCode;
+
+  /**
+   * @param code The errno name.
+   * @param message What is wrong and what to do about it.
+   */
+  constructor(code: ActivationErrorCode, message: string) {
+    super(message);
+    this.name = "ActivationError";
+    this.code = code;
+  }
+}

@@ -1,0 +1,162 @@
+import { ActivationError } from "./errors.ts";
+import { parsePid, safeAtoi, safeAtou64 } from "./_parse.ts";
+import { getRuntime } from "./_runtime.ts";
+
+/** The first fd a service manager passes (`SD_LISTEN_FDS_START`). */
+export const LISTEN_FDS_START = 3;
+
+/** One fd handed over by the service manager. */
+export interface ListenFd {
+  /** The fd number: 3, 4, ... */
+  fd: number;
+  /**
+   * Its name from LISTEN_FDNAMES (`FileDescriptorName=` in the socket unit),
+   * `unknown` when the variable is unset, `connection` for Accept=yes.
+   */
+  name: string;
+}
+
+/** Options for {@linkcode listenFds}. */
+export interface ListenFdsOptions {
+  /**
+   * The environment to read. When given, unsetting deletes the keys from this
+   * object instead of the process environment.
+   *
+   * @default {the process environment}
+   */
+  env?: Record<string, string | undefined>;
+  /**
+   * The PID LISTEN_PID must equal.
+   *
+   * @default {this process's PID}
+   */
+  pid?: number;
+  /**
+   * The parent's PID, to recognise a wrapper that took the sockets. Only
+   * consulted when LISTEN_PID does not match `pid`.
+   *
+   * @default {this process's parent PID, or none when `pid` is given}
+   */
+  ppid?: number;
+  /**
+   * Remove LISTEN_PID, LISTEN_PIDFDID, LISTEN_FDS and LISTEN_FDNAMES from the
+   * environment on every path (success, mismatch and error), as
+   * `sd_listen_fds(1)` does, so that child processes do not see them.
+   *
+   * @default {true}
+   */
+  unsetEnv?: boolean;
+}
+
+const VARS = ["LISTEN_PID", "LISTEN_PIDFDID", "LISTEN_FDS", "LISTEN_FDNAMES"] as const;
+
+const INT_MAX = 2147483647n;
+
+/**
+ * The fds this process was handed by the service manager, with their names:
+ * `sd_listen_fds_with_names(3)` to the letter. An empty array means "not
+ * activated" (LISTEN_PID unset or naming another process, or LISTEN_FDS
+ * unset); a malformed environment throws.
+ *
+ * @param options Where to read from and whether to unset the variables.
+ * @returns The fds from 3 upwards with their names; empty when not activated.
+ * @throws {ActivationError} `EINVAL` or `ERANGE` when a variable does not
+ * parse or the name count differs from LISTEN_FDS, `EBADF` when a passed fd is
+ * not open, and `ESRCH` when LISTEN_PID names this process's parent (a wrapper
+ * such as `npx` or `npm start` stood between the service manager and it).
+ *
+ * @example Pick the socket named "web"
+ * ```ts
+ * import { listenFds } from "@socket-activate/socket-activate";
+ *
+ * const web = listenFds().find((f) => f.name === "web");
+ * console.log(web ? `activated on fd ${web.fd}` : "not activated");
+ * ```
+ */
+export function listenFds(options: ListenFdsOptions = {}): ListenFd[] {
+  const rt = options.env === undefined || options.pid === undefined ? getRuntime() : undefined;
+  const env = options.env;
+  const get = (k: string) => env ? env[k] : rt!.getEnv(k);
+  const unset = options.unsetEnv ?? true;
+  // Read everything first: libsystemd unsets the variables on every exit path.
+  const pidText = get("LISTEN_PID");
+  const pidfdText = get("LISTEN_PIDFDID");
+  const fdsText = get("LISTEN_FDS");
+  const namesText = get("LISTEN_FDNAMES");
+  if (unset) {
+    for (const k of VARS) env ? delete env[k] : rt!.deleteEnv(k);
+  }
+
+  if (pidText === undefined) return [];
+  const pid = parsePid(pidText);
+  if ("error" in pid) throw malformed("LISTEN_PID", pidText, pid.error);
+  const self = options.pid ?? rt!.pid();
+  if (pid.value !== BigInt(self)) {
+    const parent = options.ppid ?? (options.pid === undefined ? rt!.ppid() : undefined);
+    if (parent !== undefined && pid.value === BigInt(parent) && fdsText !== undefined) {
+      throw new ActivationError(
+        "ESRCH",
+        `LISTEN_PID="${pidText}" is this process's parent (PID ${parent}), not this process ` +
+          `(PID ${self}): a wrapper such as npx, npm start or a shell without exec took the ` +
+          "sockets. Start the program directly in ExecStart= (for example " +
+          "ExecStart=/usr/bin/node /srv/app/server.js), or use exec in the wrapper script",
+      );
+    }
+    return [];
+  }
+
+  if (pidfdText !== undefined) {
+    const id = safeAtou64(pidfdText);
+    if ("error" in id) throw malformed("LISTEN_PIDFDID", pidfdText, id.error);
+    // Compared only where this process can learn its own pidfd inode id; the
+    // check is skipped otherwise, as pidfd_get_inode_id_self_cached() failing
+    // makes libsystemd skip it.
+    const own = options.pid === undefined ? rt!.pidfdId() : undefined;
+    if (own !== undefined && own !== id.value) return [];
+  }
+
+  if (fdsText === undefined) return [];
+  const n = safeAtoi(fdsText);
+  if ("error" in n) throw malformed("LISTEN_FDS", fdsText, n.error);
+  if (n.value <= 0n || n.value > INT_MAX - 3n) {
+    throw new ActivationError(
+      "EINVAL",
+      `LISTEN_FDS="${fdsText}" is out of range: it must count the passed fds, 1 or more`,
+    );
+  }
+  const count = Number(n.value);
+
+  const runtime = rt ?? getRuntime();
+  for (let fd = LISTEN_FDS_START; fd < LISTEN_FDS_START + count; fd++) {
+    if (runtime.setCloexec(fd) === "closed") {
+      throw new ActivationError(
+        "EBADF",
+        `LISTEN_FDS="${fdsText}" promises fds 3 to ${LISTEN_FDS_START + count - 1}, but fd ${fd} ` +
+          "is not open: the program that started this one closed it or did not pass it " +
+          "(run `socket-activate inspect` under the same ExecStart= to see what arrives)",
+      );
+    }
+  }
+
+  // strv_split with EXTRACT_DONT_COALESCE_SEPARATORS: "a::b" is three names.
+  const names = namesText === undefined ? undefined : namesText.split(":");
+  if (names !== undefined && names.length !== count) {
+    throw new ActivationError(
+      "EINVAL",
+      `LISTEN_FDNAMES="${namesText}" has ${names.length} name(s) but LISTEN_FDS="${fdsText}" ` +
+        `passes ${count} fd(s): give one name per socket, in the order of the fds`,
+    );
+  }
+  const result: ListenFd[] = [];
+  for (let i = 0; i < count; i++) {
+    result.push({ fd: LISTEN_FDS_START + i, name: names ? names[i] : "unknown" });
+  }
+  return result;
+}
+
+function malformed(name: string, value: string, code: "EINVAL" | "ERANGE") {
+  const why = code === "ERANGE"
+    ? "the number is out of range (negative, zero or too large)"
+    : "it is not a number (decimal, 0x hex, 0 octal, 0b binary or 0o octal, nothing after it)";
+  return new ActivationError(code, `Cannot parse ${name}="${value}": ${why}`);
+}

@@ -1,0 +1,6 @@
+// Everything the package exports, in one list that mod.ts and the runtime
+// entries re-export.
+export { ActivationError, type ActivationErrorCode } from "./errors.ts";
+export { LISTEN_FDS_START, listenFds, type ListenFd, type ListenFdsOptions } from "./listen_fds.ts";
+export { inspectFd, type FdInfo, type FdKind } from "./inspect_fd.ts";
+export { VERSION } from "./version.ts";
