@@ -62,7 +62,7 @@ function inspect(args: string[], out: (s: string) => void, err: (s: string) => v
   }
   let fds: (FdInfo & { name: string })[];
   try {
-    fds = listenFds().map(({ fd, name }) => ({ name, ...inspectFd(fd) }));
+    fds = listenFds().map(({ fd, name }) => ({ fd, name, ...withoutFd(inspectFd(fd)) }));
   } catch (e) {
     if (!(e instanceof ActivationError)) throw e;
     if (json) out(JSON.stringify({ error: { code: e.code, message: e.message } }) + "\n");
@@ -96,4 +96,9 @@ export function describe(f: FdInfo & { name?: string }): string {
   else if (f.target !== undefined) parts.push(`(${f.target})`);
   if (f.cloexec === false) parts.push("(inheritable: no FD_CLOEXEC)");
   return parts.join(" ");
+}
+
+function withoutFd(info: FdInfo): Omit<FdInfo, "fd"> {
+  const { fd: _fd, ...rest } = info;
+  return rest;
 }

@@ -87,6 +87,16 @@ export function listenFds(options: ListenFdsOptions = {}): ListenFd[] {
     for (const k of VARS) env ? delete env[k] : rt!.deleteEnv(k);
   }
 
+  // libsystemd splits LISTEN_FDNAMES before it looks at anything else, so a
+  // name list that does not split is an error even when LISTEN_PID is unset.
+  const names = namesText === undefined ? undefined : splitNames(namesText);
+  if (names === "EINVAL") {
+    throw new ActivationError(
+      "EINVAL",
+      `Cannot parse LISTEN_FDNAMES="${namesText}": it ends in a lone backslash`,
+    );
+  }
+
   if (pidText === undefined) return [];
   const pid = parsePid(pidText);
   if ("error" in pid) throw malformed("LISTEN_PID", pidText, pid.error);
@@ -138,8 +148,6 @@ export function listenFds(options: ListenFdsOptions = {}): ListenFd[] {
     }
   }
 
-  // strv_split with EXTRACT_DONT_COALESCE_SEPARATORS: "a::b" is three names.
-  const names = namesText === undefined ? undefined : namesText.split(":");
   if (names !== undefined && names.length !== count) {
     throw new ActivationError(
       "EINVAL",
@@ -152,6 +160,28 @@ export function listenFds(options: ListenFdsOptions = {}): ListenFd[] {
     result.push({ fd: LISTEN_FDS_START + i, name: names ? names[i] : "unknown" });
   }
   return result;
+}
+
+/**
+ * systemd's strv_split_full(":", EXTRACT_DONT_COALESCE_SEPARATORS): "a::b" is
+ * three names, and a backslash takes the next character literally ("a\\:b" is
+ * one name, "a:b"); a trailing backslash does not split.
+ */
+function splitNames(text: string): string[] | "EINVAL" {
+  const names: string[] = [];
+  let current = "";
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === "\\") {
+      if (i + 1 >= text.length) return "EINVAL";
+      current += text[++i];
+    } else if (c === ":") {
+      names.push(current);
+      current = "";
+    } else current += c;
+  }
+  names.push(current);
+  return names;
 }
 
 function malformed(name: string, value: string, code: "EINVAL" | "ERANGE") {

@@ -1,0 +1,108 @@
+// Shared by the test files, which run unchanged under node --test, deno test
+// and bun test: which runtime this is, how to start the CLI in it, and
+// bounded ways to start and stop real processes.
+import { spawn, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+
+export const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
+
+const g = globalThis as { Deno?: { execPath(): string }; Bun?: unknown };
+/** The runtime running this test file. */
+export const RUNTIME: "node" | "deno" | "bun" = g.Deno ? "deno" : g.Bun ? "bun" : "node";
+
+/** The command that starts the socket-activate CLI in this runtime. */
+export function cliCommand(): string[] {
+  if (RUNTIME === "deno") return [g.Deno!.execPath(), "run", "-A", path.join(ROOT, "mod.ts")];
+  if (RUNTIME === "bun") return [process.execPath, "run", path.join(ROOT, "mod.ts")];
+  return [process.execPath, path.join(ROOT, "dist", "cli.js")];
+}
+
+export const SSA = "/usr/bin/systemd-socket-activate";
+
+/** A port the kernel just handed out on `host`, so no two servers share one. */
+export function freePort(host = "127.0.0.1"): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once("error", reject);
+    s.listen({ port: 0, host, exclusive: true }, () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export function tempDir(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), "sa-test-"));
+}
+
+export interface Run {
+  child: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  /** Resolves with the exit status (or signal name); rejects after `ms`. */
+  exited(ms?: number): Promise<number | string>;
+}
+
+/** Starts a process; its output is collected, and `exited` bounds the wait. */
+export function start(cmd: string[], env: Record<string, string | undefined> = {}): Run {
+  const child = spawn(cmd[0], cmd.slice(1), {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env } as Record<string, string>,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "", err = "";
+  child.stdout!.on("data", (d) => (out += d));
+  child.stderr!.on("data", (d) => (err += d));
+  const done = new Promise<number | string>((resolve) => {
+    child.on("close", (code, signal) => resolve(code ?? signal ?? -1));
+  });
+  return {
+    child,
+    stdout: () => out,
+    stderr: () => err,
+    exited(ms = 15000) {
+      let timer: ReturnType<typeof setTimeout>;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          child.kill("SIGKILL");
+          reject(new Error(`${cmd.join(" ")} did not exit within ${ms} ms\nstdout: ${out}\nstderr: ${err}`));
+        }, ms);
+      });
+      return Promise.race([done, timeout]).finally(() => clearTimeout(timer));
+    },
+  };
+}
+
+/** Connects to a TCP port or unix path, retrying until it answers (bounded). */
+export async function connect(target: { port: number; host?: string } | { path: string }, ms = 10000): Promise<net.Socket> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      return await new Promise<net.Socket>((resolve, reject) => {
+        const s = "path" in target ? net.connect(target.path) : net.connect(target.port, target.host ?? "127.0.0.1");
+        s.once("connect", () => resolve(s));
+        s.once("error", reject);
+      });
+    } catch (e) {
+      if (Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+}
+
+/**
+ * Runs `cmd` under systemd-socket-activate with `args` (-l ..., --fdname ...),
+ * makes the first connection that starts it, and returns the run.
+ */
+export async function activate(
+  args: string[],
+  cmd: string[],
+  first: { port: number; host?: string } | { path: string },
+  env: Record<string, string> = {},
+): Promise<{ run: Run; conn: net.Socket }> {
+  const run = start([SSA, ...args, ...cmd], env);
+  const conn = await connect(first);
+  return { run, conn };
+}
