@@ -1,0 +1,42 @@
+// package.json, deno.json and src/version.ts describe one package.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { VERSION } from "../mod.ts";
+import { ROOT } from "./_util.ts";
+
+const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8"));
+const deno = JSON.parse(fs.readFileSync(path.join(ROOT, "deno.json"), "utf8"));
+
+test("package.json and deno.json carry the same version as VERSION", () => {
+  assert.equal(pkg.version, deno.version);
+  assert.equal(VERSION, pkg.version);
+});
+
+test("package.json and deno.json export the same keys", () => {
+  assert.deepEqual(Object.keys(pkg.exports).sort(), Object.keys(deno.exports).sort());
+});
+
+test("package.json names the package and its bin; deno.json its JSR scope", () => {
+  assert.equal(pkg.name, "socket-activate");
+  assert.equal(pkg.bin["socket-activate"], "./dist/cli.js");
+  assert.equal(deno.name, "@socket-activate/socket-activate");
+});
+
+test("the root export gives each runtime its own shim through conditions", () => {
+  const root = pkg.exports["."];
+  assert.match(root.deno.default, /deno\.js$/);
+  assert.match(root.bun.import, /bun\.js$/);
+  assert.match(root.import.default, /node\.js$/);
+  assert.match(root.default.default, /node\.cjs$/);
+});
+
+test("dev tools are pinned to exact versions", () => {
+  for (const [name, version] of Object.entries(pkg.devDependencies as Record<string, string>)) {
+    assert.match(version, /^\d+\.\d+\.\d+$/, `${name}@${version} is not pinned`);
+  }
+  assert.match(pkg.devDependencies.tsup, /^8\.5\./);
+  assert.match(pkg.devDependencies.typescript, /^5\.9\./);
+  assert.equal(pkg.dependencies, undefined, "no runtime dependencies");
+});

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The whole suite: type checks, then the same test files under Node, Deno and
+# Bun. Usage: test/run.sh [node|deno|bun ...]   (default: all three)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bin=node_modules/.bin
+if [ $# -eq 0 ]; then runtimes=(node deno bun); else runtimes=("$@"); fi
+log=$(mktemp -d)
+trap 'rm -rf "$log"' EXIT
+
+"$bin/tsup" --silent >/dev/null || { echo "build failed" >&2; exit 1; }  # Node runs the built CLI
+"$bin/tsc" -p tsconfig.json || { echo "tsc failed" >&2; exit 1; }
+"$bin/deno" check --quiet mod.ts runtimes/*.ts || { echo "deno check failed" >&2; exit 1; }
+
+status=0 passed=0 failed=0
+for rt in "${runtimes[@]}"; do
+  echo "=== $rt"
+  case "$rt" in
+    node) node --import tsx --test --test-concurrency=1 test/*.test.ts 2>&1 | tee "$log/$rt" ;;
+    deno) NO_COLOR=1 "$bin/deno" test -A --no-check test/ 2>&1 | tee "$log/$rt" ;;
+    bun)  "$bin/bun" test --timeout 60000 test/ 2>&1 | tee "$log/$rt" ;;
+    *) echo "unknown runtime $rt" >&2; exit 2 ;;
+  esac
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  case "$rt" in
+    node) p=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$log/$rt"); f=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$log/$rt") ;;
+    deno) p=$(sed -n 's/.*| \([0-9]*\) passed.*/\1/p' "$log/$rt" | tail -1); f=$(sed -n 's/.*| \([0-9]*\) failed.*/\1/p' "$log/$rt" | tail -1) ;;
+    bun)  p=$(sed -n 's/^ *\([0-9]*\) pass$/\1/p' "$log/$rt"); f=$(sed -n 's/^ *\([0-9]*\) fail$/\1/p' "$log/$rt") ;;
+  esac
+  echo "$rt: ${p:-0} passed, ${f:-0} failed"
+  passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
+  [ -n "$p" ] || status=1  # a runner that reported nothing has failed
+done
+echo
+echo "all runtimes: $passed passed, $failed failed"
+exit $status
