@@ -1,0 +1,140 @@
+// Stream sockets through node:net: Node's own way in, and Deno's for
+// inherited fds (Deno.listen cannot take an fd: denoland/deno#14006).
+// Loaded on the first listen() that needs it, never at import: node:net costs
+// Deno about 20 ms of start-up.
+import * as net from "node:net";
+import type { Addr, Conn, NetAdapter, RawListener, Target } from "../src/_net.ts";
+
+function tcpOrUnix(address: string | undefined, port: number | undefined, path: string): Addr {
+  return address !== undefined && port !== undefined
+    ? { transport: "tcp", hostname: address, port }
+    : { transport: "unix", path };
+}
+
+/** A node:net socket as a runtime-neutral Conn with web streams. */
+export function fromSocket(s: net.Socket, localPath = ""): Conn {
+  let readable: ReadableStream<Uint8Array> | undefined;
+  let writable: WritableStream<Uint8Array> | undefined;
+  const closed = new Promise<void>((resolve) => s.once("close", () => resolve()));
+  // Errors surface through the streams; without a listener an ECONNRESET
+  // would be thrown as an uncaught exception.
+  s.on("error", () => {});
+  return {
+    get readable() {
+      return (readable ??= new ReadableStream<Uint8Array>({
+        start(c) {
+          s.on("data", (d: Buffer) => {
+            c.enqueue(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+            if ((c.desiredSize ?? 1) <= 0) s.pause();
+          });
+          s.once("end", () => {
+            try {
+              c.close();
+            } catch { /* already cancelled */ }
+          });
+          s.once("error", (e) => {
+            try {
+              c.error(e);
+            } catch { /* already closed */ }
+          });
+          s.once("close", () => {
+            try {
+              c.close();
+            } catch { /* already closed */ }
+          });
+        },
+        pull() {
+          s.resume();
+        },
+        cancel() {
+          s.destroy();
+        },
+      }, { highWaterMark: 8 }));
+    },
+    get writable() {
+      return (writable ??= new WritableStream<Uint8Array>({
+        write(chunk) {
+          if (s.destroyed) throw new Error("The connection is closed");
+          if (s.write(chunk)) return;
+          return new Promise<void>((resolve, reject) => {
+            const done = () => {
+              s.off("drain", done);
+              s.off("close", gone);
+              resolve();
+            };
+            const gone = () => {
+              s.off("drain", done);
+              reject(new Error("The connection closed while writing"));
+            };
+            s.once("drain", done);
+            s.once("close", gone);
+          });
+        },
+        close() {
+          return new Promise<void>((resolve) => {
+            if (s.destroyed || s.writableEnded) return resolve();
+            s.end(() => resolve());
+          });
+        },
+        abort() {
+          s.destroy();
+        },
+      }));
+    },
+    remoteAddr: tcpOrUnix(s.remoteAddress, s.remotePort, ""),
+    localAddr: tcpOrUnix(s.localAddress, s.localPort, localPath),
+    close() {
+      s.destroy();
+    },
+    closed,
+  };
+}
+
+function serverAddr(server: net.Server): Addr | undefined {
+  const a = server.address();
+  if (a === null || typeof a !== "object" || !("port" in a)) {
+    return typeof a === "string" ? { transport: "unix", path: a } : undefined;
+  }
+  return { transport: "tcp", hostname: a.address, port: a.port };
+}
+
+function listenOn(
+  options: net.ListenOptions,
+  onConn: (conn: Conn) => void,
+  localPath: string,
+  fd?: number,
+): Promise<RawListener> {
+  return new Promise((resolve, reject) => {
+    // allowHalfOpen: a peer that shuts down its side may still be owed bytes
+    // (an echo in flight); the Conn ends our side when its writable closes.
+    const server = net.createServer({ allowHalfOpen: true }, (s) => onConn(fromSocket(s, localPath)));
+    server.once("error", reject);
+    server.listen(options, () => {
+      server.off("error", reject);
+      // Node's handle exposes the fd it wraps; Deno's does not.
+      const handleFd = (server as unknown as { _handle?: { fd?: number } })._handle?.fd;
+      resolve({
+        addr: serverAddr(server),
+        sameFd: fd === undefined || typeof handleFd !== "number" || handleFd < 0 ? undefined : handleFd === fd,
+        close: () => server.close(),
+      });
+    });
+  });
+}
+
+/** The node:net adapter. */
+export const nodeNet: NetAdapter = {
+  listenFd: (fd, onConn) => listenOn({ fd }, onConn, "", fd),
+  listenAddr: (target: Target, onConn) =>
+    "path" in target
+      ? listenOn({ path: target.path.startsWith("@") ? "\0" + target.path.slice(1) : target.path }, onConn, target.path)
+      : listenOn({ port: target.port, host: target.hostname, exclusive: true }, onConn, ""),
+  connFd: (fd) =>
+    new Promise((resolve, reject) => {
+      try {
+        resolve(fromSocket(new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: true })));
+      } catch (e) {
+        reject(e);
+      }
+    }),
+};

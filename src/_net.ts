@@ -1,0 +1,48 @@
+// The contract between src/listen.ts and each runtime's stream adapter
+// (runtimes/_net_node.ts, _net_deno.ts, _net_bun.ts). An adapter is loaded on
+// the first listen(), never at import.
+
+/** A socket address, in the shape of `Deno.Addr`. */
+export type Addr =
+  | { transport: "tcp"; hostname: string; port: number }
+  | { transport: "unix"; path: string };
+
+/** A runtime-neutral stream connection. */
+export interface Conn {
+  /** Bytes from the peer; ends when the peer shuts down its side. */
+  readonly readable: ReadableStream<Uint8Array>;
+  /** Bytes to the peer; closing it shuts down this side (half-close). */
+  readonly writable: WritableStream<Uint8Array>;
+  /** The peer's address (`path: ""` for an unnamed unix peer). */
+  readonly remoteAddr: Addr;
+  /** This end's address. */
+  readonly localAddr: Addr;
+  /** Closes the connection at once, both directions. */
+  close(): void;
+  /** Settles when the connection is fully closed. */
+  readonly closed: Promise<void>;
+}
+
+/** A listener an adapter opened or adopted. */
+export interface RawListener {
+  /** Where the runtime says it listens, or undefined where it cannot say. */
+  addr: Addr | undefined;
+  /**
+   * Whether the runtime's listening socket is the fd that was passed:
+   * true or false where the adapter can tell, undefined where it cannot.
+   */
+  sameFd: boolean | undefined;
+  /** Stops accepting; open connections stay. */
+  close(): void;
+}
+
+export type Target = { hostname: string; port: number } | { path: string };
+
+export interface NetAdapter {
+  /** Listens on an inherited listening socket. */
+  listenFd(fd: number, onConn: (conn: Conn) => void): Promise<RawListener>;
+  /** Opens a listening socket of its own (the fallback). */
+  listenAddr(target: Target, onConn: (conn: Conn) => void): Promise<RawListener>;
+  /** Wraps an inherited connected socket (Accept=yes). */
+  connFd(fd: number): Promise<Conn>;
+}
