@@ -60,4 +60,5 @@ export const bunRuntime: Runtime = {
     return c ? pidfdIdVia(c, process.pid, process.arch) : undefined;
   },
   version: () => `bun ${(globalThis as Any).Bun.version}`,
+  net: () => import("./_net_bun.ts").then((m) => m.bunNet),
 };

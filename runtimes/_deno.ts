@@ -152,4 +152,9 @@ export const denoRuntime: Runtime = {
   write: (stream, text) => writeAll(stream === "stdout" ? D().stdout : D().stderr, text),
   exit: (code) => D().exit(code) as never,
   version: () => `deno ${D().version.deno}`,
+  onSignal: (signal, fn) => {
+    D().addSignalListener(signal, fn);
+    return () => D().removeSignalListener(signal, fn);
+  },
+  net: () => import("./_net_deno.ts").then((m) => m.denoNet),
 };

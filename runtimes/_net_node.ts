@@ -124,7 +124,8 @@ function listenOn(
 
 /** The node:net adapter. */
 export const nodeNet: NetAdapter = {
-  listenFd: (fd, onConn) => listenOn({ fd }, onConn, "", fd),
+  // listen({ fd }) is documented (server.listen(handle)) but missing from the types.
+  listenFd: (fd, onConn) => listenOn({ fd } as net.ListenOptions, onConn, "", fd),
   listenAddr: (target: Target, onConn) =>
     "path" in target
       ? listenOn({ path: target.path.startsWith("@") ? "\0" + target.path.slice(1) : target.path }, onConn, target.path)

@@ -85,4 +85,9 @@ export const nodeRuntime: Runtime = {
   write: (stream, text) => writeAll(stream === "stdout" ? 1 : 2, text),
   exit: (code) => process.exit(code),
   version: () => `node ${process.versions.node}`,
+  onSignal: (signal, fn) => {
+    process.on(signal, fn);
+    return () => process.off(signal, fn);
+  },
+  net: () => import("./_net_node.ts").then((m) => m.nodeNet),
 };

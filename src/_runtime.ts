@@ -17,6 +17,8 @@ export interface SockInfo {
 /** The answer of an fd probe: open or not, close-on-exec or not. */
 export type FdState = "cloexec" | "inheritable" | "closed" | "unknown";
 
+import type { NetAdapter } from "./_net.ts";
+
 export interface Runtime {
   readonly name: "node" | "deno" | "bun";
   pid(): number;
@@ -44,6 +46,10 @@ export interface Runtime {
   write(stream: "stdout" | "stderr", text: string): void;
   exit(code: number): never;
   version(): string;
+  /** Calls `fn` on a signal; returns a function that removes the listener. */
+  onSignal(signal: "SIGTERM" | "SIGINT", fn: () => void): () => void;
+  /** The stream adapter, loaded on first use. */
+  net(): Promise<NetAdapter>;
 }
 
 let current: Runtime | undefined;

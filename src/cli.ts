@@ -6,13 +6,24 @@ import { listenFds } from "./listen_fds.ts";
 import { getRuntime } from "./_runtime.ts";
 import { VERSION } from "./version.ts";
 
-const USAGE = "usage: socket-activate [inspect [--json]] [--help] [--version]";
+const USAGE = "usage: socket-activate [echo [--port N] [--host H] [--path P] [--name N] [--quiet] | inspect [--json]]";
 
 const HELP = `socket-activate ${VERSION}: systemd socket activation for Node, Deno and Bun
 
 ${USAGE}
 
 Commands:
+  echo (the default) the echo server of the article: greets each connection with
+                     "OHAI! systemd socket: true|false", then sends back what it
+                     receives with ASCII letters upper-cased. Serves the socket the
+                     service manager passed, or its own:
+                       --port N   fallback port (default 8888)
+                       --host H   fallback host (default 0.0.0.0)
+                       --path P   fallback unix socket path (or @abstract)
+                       --name N   serve the passed fd named N (LISTEN_FDNAMES)
+                       --quiet    no line per connection on stderr
+                     SIGTERM or SIGINT: stop accepting, let open connections
+                     finish (10 s at most), exit 0.
   inspect [--json]   print the fds this process was handed (LISTEN_FDS), one line
                      each, or as JSON: {"activated": bool, "fds": [...]}
 
@@ -21,6 +32,10 @@ Options:
   -V, --version      the version
 
 Examples:
+  npx socket-activate                                  # echo server on port 8888
+  systemd-socket-activate -l 8888 npx socket-activate  # WRONG: npx is a wrapper
+  systemd-socket-activate -l 8888 node node_modules/socket-activate/dist/cli.js
+  systemd-socket-activate -l 8888 deno run -A mod.ts echo
   systemd-socket-activate -l 8080 --fdname=web npx socket-activate inspect
   systemd-socket-activate -l /run/app.sock deno run -A mod.ts inspect --json
 `;
@@ -40,13 +55,64 @@ export async function main(args: string[]): Promise<number> {
     return 0;
   }
   if (command === "inspect") return inspect(rest, out, err);
-  if (command === undefined) {
-    out(HELP);
-    return 0;
-  }
+  if (command === undefined || command === "echo") return echo(rest, out, err);
+  if (command.startsWith("-")) return echo(args, out, err);
   err(`socket-activate: unknown command "${command}"\n${USAGE}\n`);
   return 2;
 }
+
+async function echo(args: string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
+  const opts: { port?: number; host?: string; path?: string; name?: string; log?: boolean } = {};
+  const usage = "usage: socket-activate echo [--port N] [--host H] [--path P] [--name N] [--quiet]";
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    const value = () => {
+      const v = args[++i];
+      if (v === undefined) throw new UsageError(`${a} needs a value`);
+      return v;
+    };
+    try {
+      if (a === "--port" || a === "-p") {
+        const v = value();
+        const port = /^\d+$/.test(v) ? Number(v) : NaN;
+        if (!(port >= 0 && port <= 65535)) throw new UsageError(`--port "${v}" is not a port number (0-65535)`);
+        opts.port = port;
+      } else if (a === "--host") opts.host = value();
+      else if (a === "--path") opts.path = value();
+      else if (a === "--name") opts.name = value();
+      else if (a === "--quiet" || a === "-q") opts.log = false;
+      else if (a === "-h" || a === "--help") {
+        out(`${usage}\n\nThe article's echo server; see socket-activate --help.\n`);
+        return 0;
+      } else throw new UsageError(`unknown option "${a}"`);
+    } catch (e) {
+      if (!(e instanceof UsageError)) throw e;
+      err(`socket-activate echo: ${e.message}\n${usage}\n`);
+      return 2;
+    }
+  }
+  const rt = getRuntime();
+  const { echoServer, formatAddr } = await import("./echo.ts");
+  let server;
+  try {
+    server = await echoServer(opts);
+  } catch (e) {
+    if (!(e instanceof ActivationError)) throw e;
+    err(`socket-activate: ${e.code}: ${e.message}\n`);
+    return 1;
+  }
+  err(`echo: listening on ${formatAddr(server.addr)} (socket from the service manager: ${server.activated})\n`);
+  const stop = () => {
+    err("echo: stopping: open connections may finish\n");
+    server.close();
+  };
+  const offs = [rt.onSignal("SIGTERM", stop), rt.onSignal("SIGINT", stop)];
+  await server.finished;
+  for (const off of offs) off();
+  return 0;
+}
+
+class UsageError extends Error {}
 
 function inspect(args: string[], out: (s: string) => void, err: (s: string) => void): number {
   let json = false;

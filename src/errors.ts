@@ -1,6 +1,10 @@
 /**
- * The errno names libsystemd returns for a malformed activation environment
- * or an fd that cannot be used.
+ * Why activation failed, as an errno name. listenFds() uses the codes
+ * libsystemd returns for the same input (EINVAL, ERANGE, EBADF) and ESRCH for
+ * a LISTEN_PID that names the parent; listen() adds ENOENT (no fd fits),
+ * ENOTSOCK and EPROTOTYPE (not a stream socket), EISCONN (connected where a
+ * listener was asked for), EBUSY (already served) and EADDRNOTAVAIL (the
+ * runtime listened somewhere other than the fd, or the fallback failed).
  */
 export type ActivationErrorCode =
   | "EINVAL"
@@ -9,7 +13,12 @@ export type ActivationErrorCode =
   | "ESRCH"
   | "ENOTSOCK"
   | "EPERM"
-  | "ENOTSUP";
+  | "ENOTSUP"
+  | "ENOENT"
+  | "EPROTOTYPE"
+  | "EISCONN"
+  | "EBUSY"
+  | "EADDRNOTAVAIL";
 
 /**
  * Thrown when the activation environment is malformed or an inherited fd

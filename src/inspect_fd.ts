@@ -65,8 +65,13 @@ export function inspectFd(fd: number): FdInfo {
   return inspectWith(getRuntime(), fd);
 }
 
-/** @internal inspectFd against a given runtime. */
-export function inspectWith(rt: Runtime, fd: number): FdInfo {
+/**
+ * @internal inspectFd against a given runtime. With `skipTcp`, a socket found
+ * in neither the unix nor the UDP tables is left as kind "other" without
+ * reading the TCP tables (milliseconds): listen() lets the runtime's own
+ * listen() tell the rest.
+ */
+export function inspectWith(rt: Runtime, fd: number, skipTcp = false): FdInfo {
   const state = rt.fdState(fd);
   const target = rt.readLink(`/proc/self/fd/${fd}`);
   if (state === "closed" || (state === "unknown" && target === undefined)) {
@@ -85,7 +90,7 @@ export function inspectWith(rt: Runtime, fd: number): FdInfo {
     return fromSockInfo(info, sock);
   }
   const m = target === undefined ? null : /^socket:\[(\d+)\]$/.exec(target);
-  if (m) return fromProcNet(rt, info, m[1]);
+  if (m) return fromProcNet(rt, info, m[1], skipTcp);
   if (target !== undefined && target.startsWith("pipe:")) {
     info.kind = "fifo";
   } else if (target !== undefined && target.startsWith("/")) {
@@ -160,8 +165,9 @@ const TABLES = [
   ["tcp", "/proc/net/tcp6"],
 ] as const;
 
-function fromProcNet(rt: Runtime, info: FdInfo, inode: string): FdInfo {
+function fromProcNet(rt: Runtime, info: FdInfo, inode: string, skipTcp: boolean): FdInfo {
   for (const [kind, path] of TABLES) {
+    if (skipTcp && kind === "tcp") return info;
     const text = rt.readText(path);
     if (text === undefined) continue;
     const line = findInode(text, kind === "unix" ? 6 : 9, inode);

@@ -1,6 +1,7 @@
 import { ActivationError } from "./errors.ts";
 import { parsePid, safeAtoi, safeAtou64 } from "./_parse.ts";
 import { getRuntime } from "./_runtime.ts";
+import { remember } from "./_activation.ts";
 
 /** The first fd a service manager passes (`SD_LISTEN_FDS_START`). */
 export const LISTEN_FDS_START = 3;
@@ -74,6 +75,21 @@ const INT_MAX = 2147483647n;
  * ```
  */
 export function listenFds(options: ListenFdsOptions = {}): ListenFd[] {
+  // What the real environment says is kept for listen(), which cannot read
+  // it again once it has been unset.
+  const real = options.env === undefined && options.pid === undefined && (options.unsetEnv ?? true);
+  if (!real) return readListenFds(options);
+  try {
+    const fds = readListenFds(options);
+    remember({ fds });
+    return fds;
+  } catch (error) {
+    remember({ error });
+    throw error;
+  }
+}
+
+function readListenFds(options: ListenFdsOptions): ListenFd[] {
   const rt = options.env === undefined || options.pid === undefined ? getRuntime() : undefined;
   const env = options.env;
   const get = (k: string) => env ? env[k] : rt!.getEnv(k);

@@ -4,3 +4,12 @@ export { ActivationError, type ActivationErrorCode } from "./errors.ts";
 export { LISTEN_FDS_START, listenFds, type ListenFd, type ListenFdsOptions } from "./listen_fds.ts";
 export { inspectFd, type FdInfo, type FdKind } from "./inspect_fd.ts";
 export { VERSION } from "./version.ts";
+export {
+  type Addr,
+  type Conn,
+  type ConnHandler,
+  type Fallback,
+  listen,
+  type ListenOptions,
+  type Server,
+} from "./listen.ts";

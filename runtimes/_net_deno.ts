@@ -1,0 +1,115 @@
+// Stream sockets in Deno: Deno.listen for a socket of its own (native and
+// fast), node:net for an inherited fd, since Deno.listen has no fd option and
+// no public API turns an fd into a Deno listener (denoland/deno#6529, #14006).
+import type { Addr, Conn, NetAdapter, Target } from "../src/_net.ts";
+
+// deno-lint-ignore no-explicit-any
+type Any = any;
+const D = (): Any => (globalThis as Any).Deno;
+
+function toAddr(a: Any, fallbackPath = ""): Addr {
+  return a?.transport === "tcp"
+    ? { transport: "tcp", hostname: a.hostname, port: a.port }
+    : { transport: "unix", path: a?.path ?? fallbackPath };
+}
+
+/** A Deno.Conn as a Conn whose streams tell when both directions are done. */
+function fromDenoConn(c: Any, localPath: string): Conn {
+  let readDone = false, writeDone = false, isClosed = false;
+  let closedResolve!: () => void;
+  const closed = new Promise<void>((r) => (closedResolve = r));
+  const close = () => {
+    if (isClosed) return;
+    isClosed = true;
+    try {
+      c.close();
+    } catch { /* closed */ }
+    closedResolve();
+  };
+  const settle = () => {
+    if (readDone && writeDone) close();
+  };
+  let readable: ReadableStream<Uint8Array> | undefined;
+  let writable: WritableStream<Uint8Array> | undefined;
+  return {
+    get readable() {
+      return (readable ??= new ReadableStream<Uint8Array>({
+        async pull(ctl) {
+          const buf = new Uint8Array(64 * 1024);
+          let n: number | null = null;
+          try {
+            n = isClosed ? null : await c.read(buf);
+          } catch (e) {
+            if (!isClosed) ctl.error(e);
+            readDone = true;
+            return settle();
+          }
+          if (n === null) {
+            ctl.close();
+            readDone = true;
+            return settle();
+          }
+          ctl.enqueue(buf.subarray(0, n));
+        },
+        cancel() {
+          readDone = true;
+          settle();
+        },
+      }));
+    },
+    get writable() {
+      return (writable ??= new WritableStream<Uint8Array>({
+        async write(chunk) {
+          let off = 0;
+          while (off < chunk.length) off += await c.write(chunk.subarray(off));
+        },
+        async close() {
+          try {
+            await c.closeWrite();
+          } catch { /* closed */ }
+          writeDone = true;
+          settle();
+        },
+        abort() {
+          close();
+        },
+      }));
+    },
+    remoteAddr: toAddr(c.remoteAddr),
+    localAddr: toAddr(c.localAddr, localPath),
+    close,
+    closed,
+  };
+}
+
+/** The Deno adapter. */
+export const denoNet: NetAdapter = {
+  listenFd: async (fd, onConn) => (await import("./_net_node.ts")).nodeNet.listenFd(fd, onConn),
+  connFd: async (fd) => (await import("./_net_node.ts")).nodeNet.connFd(fd),
+  listenAddr: (target: Target, onConn) => {
+    const path = "path" in target ? (target.path.startsWith("@") ? "\0" + target.path.slice(1) : target.path) : "";
+    const l = "path" in target
+      ? D().listen({ transport: "unix", path })
+      : D().listen({ transport: "tcp", hostname: target.hostname, port: target.port });
+    (async () => {
+      for (;;) {
+        let c;
+        try {
+          c = await l.accept();
+        } catch {
+          return; // the listener was closed
+        }
+        onConn(fromDenoConn(c, "path" in target ? target.path : ""));
+      }
+    })();
+    return Promise.resolve({
+      addr: toAddr(l.addr, "path" in target ? target.path : ""),
+      sameFd: undefined,
+      close: () => {
+        try {
+          l.close();
+        } catch { /* closed */ }
+      },
+    });
+  },
+};

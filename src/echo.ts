@@ -1,0 +1,72 @@
+// The article's echo server (shared/seed), written once for every runtime:
+// greet with whether the socket came from the service manager, then send back
+// everything with ASCII letters upper-cased, until the client closes.
+import { type Addr, type Conn, listen, type Server } from "./listen.ts";
+import { getRuntime } from "./_runtime.ts";
+
+/** Options for {@linkcode echoServer}. */
+export interface EchoOptions {
+  /** Port of the fallback socket. @default {8888} */
+  port?: number;
+  /** Host of the fallback socket. @default {"0.0.0.0"} */
+  host?: string;
+  /** A unix socket path (or `@abstract`) for the fallback instead of a port. */
+  path?: string;
+  /** The fd to serve by name. @default {the only fd passed} */
+  name?: string;
+  /** Log one line per connection to stderr. @default {true} */
+  log?: boolean;
+}
+
+/** Upper-cases ASCII letters in place; every other byte stays as it is. */
+export function upcaseAscii(bytes: Uint8Array): Uint8Array {
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i];
+    if (c >= 97 && c <= 122) bytes[i] = c - 32;
+  }
+  return bytes;
+}
+
+export function formatAddr(a: Addr): string {
+  if (a.transport === "unix") return a.path || "unix";
+  return a.hostname.includes(":") ? `[${a.hostname}]:${a.port}` : `${a.hostname}:${a.port}`;
+}
+
+/** Starts the echo server; resolves once it accepts connections. */
+export async function echoServer(options: EchoOptions = {}): Promise<Server> {
+  const rt = getRuntime();
+  const fallback = options.path !== undefined
+    ? { path: options.path }
+    : { port: options.port ?? 8888, hostname: options.host ?? "0.0.0.0" };
+  let served = 0;
+  let server: Promise<Server>;
+  const handler = async (conn: Conn) => {
+    const n = ++served;
+    // A connection waiting in the inherited socket's backlog can arrive
+    // before listen() has resolved: wait for the server to know what it is.
+    const { activated } = await server;
+    const started = Date.now();
+    let bytes = 0;
+    const w = conn.writable.getWriter();
+    const r = conn.readable.getReader();
+    try {
+      await w.write(new TextEncoder().encode(`OHAI! systemd socket: ${activated}\n`));
+      for (;;) {
+        const { done, value } = await r.read();
+        if (done) break;
+        bytes += value.length;
+        await w.write(upcaseAscii(value));
+      }
+      await w.close();
+    } finally {
+      if (options.log ?? true) {
+        rt.write(
+          "stderr",
+          `echo: connection ${n} from ${formatAddr(conn.remoteAddr)}: ${bytes} bytes echoed in ${Date.now() - started} ms\n`,
+        );
+      }
+    }
+  };
+  server = listen({ name: options.name, fallback }, handler);
+  return server;
+}

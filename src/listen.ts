@@ -1,0 +1,377 @@
+import { ActivationError } from "./errors.ts";
+import { type FdInfo, inspectWith } from "./inspect_fd.ts";
+import { type ListenFd, listenFds } from "./listen_fds.ts";
+import type { Addr, Conn, RawListener } from "./_net.ts";
+import { claim, release, remembered } from "./_activation.ts";
+import { getRuntime, type Runtime } from "./_runtime.ts";
+
+export type { Addr, Conn } from "./_net.ts";
+
+/** Where to listen when the process was not socket-activated. */
+export type Fallback = { port: number; hostname?: string } | { path: string };
+
+/** Options for {@linkcode listen}. */
+export interface ListenOptions {
+  /**
+   * The fd to serve, by its name in LISTEN_FDNAMES (`FileDescriptorName=`).
+   * Names survive the arbitrary order in which systemd passes the fds of
+   * several socket units; prefer them to `index`.
+   *
+   * @default {the only fd passed}
+   */
+  name?: string;
+  /**
+   * The fd to serve, by position among the passed fds (0 is fd 3).
+   *
+   * @default {the only fd passed}
+   */
+  index?: number;
+  /**
+   * Where to listen when the process was not activated. Without it a
+   * process that was not activated gets an error.
+   *
+   * @default {none}
+   */
+  fallback?: Fallback;
+  /**
+   * How long `close()` waits for open connections before it closes them, in
+   * milliseconds.
+   *
+   * @default {10000}
+   */
+  drainTimeout?: number;
+  /**
+   * Called with an error a connection handler threw or rejected with; the
+   * connection is then closed.
+   *
+   * @default {a line on stderr}
+   */
+  onError?: (error: unknown, conn: Conn) => void;
+}
+
+/** A stream server from {@linkcode listen}. */
+export interface Server {
+  /** True when the socket came from the service manager, false for the fallback. */
+  readonly activated: boolean;
+  /** Where the server listens (or, for Accept=yes, the local end of the connection). */
+  readonly addr: Addr;
+  /** The inherited fd served, when activated. */
+  readonly fd: number | undefined;
+  /** The fd's name from LISTEN_FDNAMES, when activated. */
+  readonly name: string | undefined;
+  /** Connections open now. */
+  readonly connections: number;
+  /**
+   * Stops accepting, waits up to `drainTimeout` for open connections to end,
+   * then closes the rest. Resolves when everything is closed.
+   */
+  close(): Promise<void>;
+  /**
+   * Settles when the server has closed: after `close()`, or, for an Accept=yes
+   * connection, when that one connection is done.
+   */
+  readonly finished: Promise<void>;
+}
+
+/** Handles one connection. The connection stays open until it is closed or both streams are done. */
+export type ConnHandler = (conn: Conn) => void | Promise<void>;
+
+/**
+ * Serves stream connections on the socket the service manager passed, or on
+ * a socket of its own (`fallback`) when the process was not activated. The
+ * same handler runs under Node, Deno and Bun; each runtime gets its fastest
+ * working way in (node:net; Bun.listen; node:net for an inherited fd in Deno).
+ *
+ * An inherited fd is checked before it is served: it must be a stream socket,
+ * listening, or connected with the name `connection` (or `unknown`, as
+ * `systemd-socket-activate --accept` passes it) for Accept=yes, which is then
+ * served as a single connection. After adopting the fd, the server's own
+ * address is compared with the fd's; a runtime that listened somewhere else
+ * is an error, never a silent wrong bind.
+ *
+ * @param options Which fd to serve, the fallback, the drain timeout.
+ * @param handler Called for each connection.
+ * @returns The server, once it accepts connections.
+ * @throws {ActivationError} When the environment is malformed (`EINVAL`,
+ * `ERANGE`, `EBADF`, `ESRCH`), no fd fits the options (`ENOENT`), the fd is
+ * not a stream socket (`ENOTSOCK`, `EPROTOTYPE`), is connected where a
+ * listener was asked for (`EISCONN`), is already served (`EBUSY`), or the
+ * runtime listened somewhere other than the fd (`EADDRNOTAVAIL`).
+ *
+ * @example An echo server, activated or on port 8888
+ * ```ts
+ * import { listen } from "@socket-activate/socket-activate";
+ *
+ * const server = await listen({ fallback: { port: 8888 } }, async (conn) => {
+ *   await conn.readable.pipeTo(conn.writable);
+ * });
+ * console.error(`listening (activated: ${server.activated})`);
+ * await server.close();
+ * ```
+ */
+export async function listen(options: ListenOptions, handler: ConnHandler): Promise<Server> {
+  const rt = getRuntime();
+  const fds = activationFds();
+  const chosen = choose(fds, options);
+  if (chosen === undefined) {
+    if (options.fallback === undefined) {
+      throw new ActivationError(
+        "ENOENT",
+        "Not socket-activated (no LISTEN_PID/LISTEN_FDS for this process) and no fallback given: " +
+          "pass { fallback: { port } } or { fallback: { path } } to listen on a socket of its own",
+      );
+    }
+    return fallbackServer(rt, options, handler);
+  }
+  return activatedServer(rt, chosen, options, handler);
+}
+
+function activationFds(): ListenFd[] {
+  const r = remembered();
+  if (r === undefined) return listenFds();
+  if ("error" in r) throw r.error;
+  return r.fds;
+}
+
+function names(fds: ListenFd[]): string {
+  return fds.map((f) => `${f.fd} "${f.name}"`).join(", ");
+}
+
+function choose(fds: ListenFd[], o: ListenOptions): ListenFd | undefined {
+  if (fds.length === 0) return undefined;
+  if (o.name !== undefined) {
+    const f = fds.find((x) => x.name === o.name);
+    if (f === undefined) {
+      throw new ActivationError(
+        "ENOENT",
+        `No fd named "${o.name}" was passed (fds: ${names(fds)}): set FileDescriptorName=${o.name} in the ` +
+          "socket unit (systemd-socket-activate --fdname), or ask for one of those names",
+      );
+    }
+    return f;
+  }
+  if (o.index !== undefined) {
+    const f = fds[o.index];
+    if (f === undefined) {
+      throw new ActivationError(
+        "ENOENT",
+        `No fd at index ${o.index}: ${fds.length} fd(s) were passed (${names(fds)})`,
+      );
+    }
+    return f;
+  }
+  if (fds.length > 1) {
+    throw new ActivationError(
+      "ENOENT",
+      `${fds.length} fds were passed (${names(fds)}): choose one with { name } (systemd orders the fds of ` +
+        "several socket units arbitrarily, so names are safer than { index })",
+    );
+  }
+  return fds[0];
+}
+
+function describeFd(f: ListenFd, info: FdInfo): string {
+  const where = info.address === undefined
+    ? info.target ?? ""
+    : info.port === undefined
+    ? info.address || "(unnamed)"
+    : `${info.family === "ipv6" ? `[${info.address}]` : info.address}:${info.port}`;
+  const what = [info.kind, info.type, info.listening === undefined ? "" : info.listening ? "listening" : "connected"]
+    .filter(Boolean).join(" ");
+  return `fd ${f.fd} "${f.name}" is a ${what}${where ? ` (${where})` : ""}`;
+}
+
+function checkStream(f: ListenFd, info: FdInfo): "listener" | "connection" {
+  const hint = "listen() serves stream sockets (ListenStream= in the .socket unit)";
+  if (info.kind === "fifo" || info.kind === "file" || (info.kind === "other" && !info.target?.startsWith("socket:"))) {
+    throw new ActivationError("ENOTSOCK", `${describeFd(f, info)}, not a socket: ${hint}`);
+  }
+  if (info.type !== undefined && info.type !== "stream") {
+    throw new ActivationError("EPROTOTYPE", `${describeFd(f, info)}, not a stream socket: ${hint}`);
+  }
+  if (info.kind === "udp") throw new ActivationError("EPROTOTYPE", `${describeFd(f, info)}: ${hint}`);
+  if (info.listening === false) {
+    if (f.name === "connection" || f.name === "unknown") return "connection";
+    throw new ActivationError(
+      "EISCONN",
+      `${describeFd(f, info)}, where a listening socket was expected: for Accept=yes the fd is named ` +
+        `"connection"; otherwise pass a listening socket`,
+    );
+  }
+  return "listener";
+}
+
+function sameHost(a: string, b: string): boolean {
+  const norm = (h: string) => h.replace(/^::ffff:/, "").toLowerCase();
+  return norm(a) === norm(b);
+}
+
+/** Throws when the runtime's listener is not the fd (a silent wrong bind). */
+function checkWhere(f: ListenFd, info: FdInfo, l: RawListener): void {
+  const where = l.addr === undefined
+    ? "an address it does not report"
+    : l.addr.transport === "tcp"
+    ? `${l.addr.hostname}:${l.addr.port}`
+    : l.addr.path || "a unix socket";
+  // Where the runtime can name the fd its listener wraps, identity settles
+  // it; otherwise the address it reports must be the fd's.
+  const wrong = l.sameFd === false ||
+    (l.sameFd === undefined && (
+      (info.kind === "unix" && l.addr?.transport === "tcp") ||
+      (info.kind === "tcp" && info.port !== undefined &&
+        (l.addr?.transport !== "tcp" || l.addr.port !== info.port || !sameHost(l.addr.hostname, info.address!)))
+    ));
+  if (wrong) {
+    l.close();
+    throw new ActivationError(
+      "EADDRNOTAVAIL",
+      `The runtime was handed ${describeFd(f, info)} but listens on ${where}: it ignored the fd. ` +
+        "Nothing was served; please report this with `socket-activate inspect` output",
+    );
+  }
+}
+
+let cloexecWarned = false;
+
+async function activatedServer(rt: Runtime, f: ListenFd, o: ListenOptions, handler: ConnHandler): Promise<Server> {
+  // Node has no cheap way to read a TCP socket's address (the /proc TCP
+  // tables cost milliseconds); its listen({ fd }) fails on anything but a
+  // stream socket and its handle tells which fd it wraps, which is the check.
+  const info = inspectWith(rt, f.fd, rt.sockInfo(f.fd) === undefined);
+  const mode = checkStream(f, info);
+  if (!claim(f.fd)) {
+    throw new ActivationError("EBUSY", `fd ${f.fd} "${f.name}" is already served by another listen()`);
+  }
+  if (rt.setCloexec(f.fd) === "unknown" && !cloexecWarned) {
+    cloexecWarned = true;
+    rt.write(
+      "stderr",
+      `socket-activate: cannot mark fd ${f.fd} close-on-exec in ${rt.name} without FFI: child processes ` +
+        "will inherit the listening socket (run Deno with --allow-ffi to prevent it)\n",
+    );
+  }
+  const net = await rt.net();
+  const tracker = new Tracker(o, handler);
+  if (mode === "connection") {
+    let conn: Conn;
+    try {
+      conn = await net.connFd(f.fd);
+    } catch (e) {
+      release(f.fd);
+      throw new ActivationError("ENOTSOCK", `${describeFd(f, info)} but could not be opened: ${e}`);
+    }
+    tracker.accept(conn);
+    conn.closed.then(() => tracker.close());
+    return tracker.server(true, conn.localAddr, f, () => {});
+  }
+  let l: RawListener;
+  try {
+    l = await net.listenFd(f.fd, (c) => tracker.accept(c));
+  } catch (e) {
+    release(f.fd);
+    const full = inspectWith(rt, f.fd);
+    checkStream(f, full); // a precise error where the cheap probe was not
+    throw new ActivationError("ENOTSOCK", `${describeFd(f, full)}, and listening on it failed: ${e}`);
+  }
+  checkWhere(f, info, l);
+  const addr: Addr = (l.addr?.transport === "tcp" ? l.addr : undefined) ??
+    (info.kind === "unix" ? { transport: "unix", path: info.address ?? "" } : {
+      transport: "tcp",
+      hostname: info.address ?? "",
+      port: info.port ?? 0,
+    });
+  return tracker.server(true, addr, f, () => l.close());
+}
+
+async function fallbackServer(rt: Runtime, o: ListenOptions, handler: ConnHandler): Promise<Server> {
+  const fb = o.fallback!;
+  const target = "path" in fb ? { path: fb.path } : { hostname: fb.hostname ?? "0.0.0.0", port: fb.port };
+  const net = await rt.net();
+  const tracker = new Tracker(o, handler);
+  let l: RawListener;
+  try {
+    l = await net.listenAddr(target, (c) => tracker.accept(c));
+  } catch (e) {
+    const where = "path" in target ? target.path : `${target.hostname}:${target.port}`;
+    const code = (e as { code?: string })?.code ?? (e as Error)?.name;
+    throw new ActivationError(
+      "EADDRNOTAVAIL",
+      `Not socket-activated, and the fallback ${where} could not be opened (${code}: ${(e as Error)?.message}): ` +
+        "choose another fallback, or start the program under the service manager",
+    );
+  }
+  const addr: Addr = l.addr ??
+    ("path" in fb ? { transport: "unix", path: fb.path } : { transport: "tcp", hostname: target.hostname!, port: fb.port });
+  return tracker.server(false, addr, undefined, () => l.close());
+}
+
+/** Counts connections, runs the handler, and drains on close. */
+class Tracker {
+  readonly open = new Set<Conn>();
+  closing: Promise<void> | undefined;
+  resolveFinished!: () => void;
+  readonly finished = new Promise<void>((r) => (this.resolveFinished = r));
+  stopAccepting: () => void = () => {};
+
+  constructor(readonly options: ListenOptions, readonly handler: ConnHandler) {}
+
+  accept(conn: Conn): void {
+    if (this.closing) {
+      conn.close();
+      return;
+    }
+    this.open.add(conn);
+    conn.closed.then(() => this.open.delete(conn));
+    let result;
+    try {
+      result = this.handler(conn);
+    } catch (e) {
+      this.fail(e, conn);
+      return;
+    }
+    if (result && typeof (result as Promise<void>).then === "function") {
+      (result as Promise<void>).then(undefined, (e) => this.fail(e, conn));
+    }
+  }
+
+  fail(e: unknown, conn: Conn): void {
+    if (this.options.onError) this.options.onError(e, conn);
+    else getRuntime().write("stderr", `socket-activate: connection handler failed: ${(e as Error)?.stack ?? e}\n`);
+    conn.close();
+  }
+
+  close(): Promise<void> {
+    return (this.closing ??= (async () => {
+      this.stopAccepting();
+      const timeout = this.options.drainTimeout ?? 10_000;
+      if (this.open.size > 0) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([
+          Promise.all([...this.open].map((c) => c.closed)),
+          new Promise<void>((r) => (timer = setTimeout(r, timeout))),
+        ]);
+        clearTimeout(timer);
+        for (const c of this.open) c.close();
+        await Promise.all([...this.open].map((c) => c.closed));
+      }
+      this.resolveFinished();
+    })());
+  }
+
+  server(activated: boolean, addr: Addr, f: ListenFd | undefined, stop: () => void): Server {
+    this.stopAccepting = stop;
+    // deno-lint-ignore no-this-alias
+    const t = this;
+    return {
+      activated,
+      addr,
+      fd: f?.fd,
+      name: f?.name,
+      get connections() {
+        return t.open.size;
+      },
+      close: () => this.close(),
+      finished: this.finished,
+    };
+  }
+}
