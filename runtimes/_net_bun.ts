@@ -12,6 +12,7 @@ interface State {
   controller?: ReadableStreamDefaultController<Uint8Array>;
   ended: boolean;
   isClosed: boolean;
+  discard?: boolean;
   pending: Uint8Array[];
   drained?: () => void;
   closedResolve: () => void;
@@ -43,7 +44,10 @@ function makeConn(s: Any, localPath: string): State {
           s.resume();
         },
         cancel() {
-          s.end();
+          // Stop delivering; input from here on is discarded.
+          st.discard = true;
+          st.controller = undefined;
+          s.resume();
         },
       }, { highWaterMark: 8 }));
     },
@@ -86,6 +90,7 @@ function handlers(onConn: ((conn: Conn) => void) | undefined, localPath: string)
     },
     data(s: Any, d: Uint8Array) {
       const st: State = s.data;
+      if (st.discard) return;
       // Bun reuses the buffer after this callback returns: copy it.
       const chunk = new Uint8Array(d);
       if (st.controller) {

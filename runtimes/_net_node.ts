@@ -5,6 +5,8 @@
 import * as net from "node:net";
 import type { Addr, Conn, NetAdapter, RawListener, Target } from "../src/_net.ts";
 
+const IS_DENO = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
+
 function tcpOrUnix(address: string | undefined, port: number | undefined, path: string): Addr {
   return address !== undefined && port !== undefined
     ? { transport: "tcp", hostname: address, port }
@@ -47,7 +49,11 @@ export function fromSocket(s: net.Socket, localPath = ""): Conn {
           s.resume();
         },
         cancel() {
-          s.destroy();
+          // Stop delivering, but keep the socket for what is still being
+          // written: input from here on is discarded.
+          s.removeAllListeners("data");
+          s.on("data", () => {});
+          s.resume();
         },
       }, { highWaterMark: 8 }));
     },
@@ -107,7 +113,14 @@ function listenOn(
   return new Promise((resolve, reject) => {
     // allowHalfOpen: a peer that shuts down its side may still be owed bytes
     // (an echo in flight); the Conn ends our side when its writable closes.
-    const server = net.createServer({ allowHalfOpen: true }, (s) => onConn(fromSocket(s, localPath)));
+    const server = net.createServer({ allowHalfOpen: true }, (s) => {
+      // Deno 2.9: a write issued in the same tick as accepting a connection
+      // whose peer has already sent FIN (the activating connection, waiting
+      // in the backlog while the service started) fails with EPIPE and the
+      // bytes are lost; a macrotask later it works. Node is unaffected.
+      if (IS_DENO) setTimeout(() => onConn(fromSocket(s, localPath)), 0);
+      else onConn(fromSocket(s, localPath));
+    });
     server.once("error", reject);
     server.listen(options, () => {
       server.off("error", reject);
@@ -122,14 +135,32 @@ function listenOn(
   });
 }
 
+function abstractBindWorks(): boolean {
+  if (IS_DENO) return true;
+  const [major, minor] = (process.versions.uv ?? "0.0").split(".").map(Number);
+  return major > 1 || (major === 1 && minor >= 48);
+}
+
 /** The node:net adapter. */
 export const nodeNet: NetAdapter = {
   // listen({ fd }) is documented (server.listen(handle)) but missing from the types.
   listenFd: (fd, onConn) => listenOn({ fd } as net.ListenOptions, onConn, "", fd),
-  listenAddr: (target: Target, onConn) =>
-    "path" in target
-      ? listenOn({ path: target.path.startsWith("@") ? "\0" + target.path.slice(1) : target.path }, onConn, target.path)
-      : listenOn({ port: target.port, host: target.hostname, exclusive: true }, onConn, ""),
+  listenAddr: (target: Target, onConn) => {
+    if (!("path" in target)) return listenOn({ port: target.port, host: target.hostname, exclusive: true }, onConn, "");
+    if (target.path.startsWith("@") && !abstractBindWorks()) {
+      return Promise.reject(
+        Object.assign(
+          new Error(
+            `Node ${process.versions.node} (libuv ${process.versions.uv}) binds abstract unix names padded ` +
+              "with NUL bytes to 108, so no other program can connect (nodejs/node#50889, fixed in libuv 1.48): " +
+              "use a path, or Node 22 or later",
+          ),
+          { code: "ENOTSUP" },
+        ),
+      );
+    }
+    return listenOn({ path: target.path.startsWith("@") ? "\0" + target.path.slice(1) : target.path }, onConn, target.path);
+  },
   connFd: (fd) =>
     new Promise((resolve, reject) => {
       try {

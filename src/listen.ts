@@ -231,23 +231,42 @@ function checkWhere(f: ListenFd, info: FdInfo, l: RawListener): void {
   }
 }
 
-let cloexecWarned = false;
+const warned = new Set<string>();
+
+function warnOnce(rt: Runtime, message: string): void {
+  const key = message.replace(/\d+/g, "#");
+  if (warned.has(key)) return;
+  warned.add(key);
+  rt.write("stderr", `socket-activate: ${message}\n`);
+}
 
 async function activatedServer(rt: Runtime, f: ListenFd, o: ListenOptions, handler: ConnHandler): Promise<Server> {
-  // Node has no cheap way to read a TCP socket's address (the /proc TCP
-  // tables cost milliseconds); its listen({ fd }) fails on anything but a
-  // stream socket and its handle tells which fd it wraps, which is the check.
-  const info = inspectWith(rt, f.fd, rt.sockInfo(f.fd) === undefined);
-  const mode = checkStream(f, info);
+  // Without FFI (Node) only the /proc TCP tables tell a TCP socket's state,
+  // and they cost milliseconds. systemd names every fd, and an Accept=yes fd
+  // "connection", so a named fd skips them: listen({ fd }) fails on anything
+  // but a stream socket, and the handle tells which fd it wraps. Only an
+  // unnamed fd (systemd-socket-activate without --fdname, where --accept
+  // passes a connected socket) pays for the tables.
+  const cheap = rt.sockInfo(f.fd) === undefined && f.name !== "unknown";
+  let info: FdInfo;
+  try {
+    info = inspectWith(rt, f.fd, cheap);
+  } catch (e) {
+    // Deno without --allow-ffi and without -A may read neither /proc nor the
+    // socket: serve through node:net, which takes the fd as it is, and say so.
+    if (!(e instanceof ActivationError && e.code === "EPERM")) throw e;
+    info = { fd: f.fd, kind: "other", target: "socket:[?]" };
+    warnOnce(rt, `cannot inspect fd ${f.fd} in ${rt.name} (${e.message}); serving it unchecked`);
+  }
+  const mode = info.listening === undefined && f.name === "connection" ? "connection" : checkStream(f, info);
   if (!claim(f.fd)) {
     throw new ActivationError("EBUSY", `fd ${f.fd} "${f.name}" is already served by another listen()`);
   }
-  if (rt.setCloexec(f.fd) === "unknown" && !cloexecWarned) {
-    cloexecWarned = true;
-    rt.write(
-      "stderr",
-      `socket-activate: cannot mark fd ${f.fd} close-on-exec in ${rt.name} without FFI: child processes ` +
-        "will inherit the listening socket (run Deno with --allow-ffi to prevent it)\n",
+  if (rt.setCloexec(f.fd) === "unknown") {
+    warnOnce(
+      rt,
+      `cannot mark fd ${f.fd} close-on-exec in ${rt.name} without FFI: child processes will inherit ` +
+        "the listening socket (run Deno with --allow-ffi to prevent it)",
     );
   }
   const net = await rt.net();
@@ -269,8 +288,11 @@ async function activatedServer(rt: Runtime, f: ListenFd, o: ListenOptions, handl
     l = await net.listenFd(f.fd, (c) => tracker.accept(c));
   } catch (e) {
     release(f.fd);
-    const full = inspectWith(rt, f.fd);
-    checkStream(f, full); // a precise error where the cheap probe was not
+    let full = info;
+    try {
+      full = inspectWith(rt, f.fd); // a precise error where the cheap probe was not
+    } catch { /* the runtime closed the fd on failure */ }
+    checkStream(f, full);
     throw new ActivationError("ENOTSOCK", `${describeFd(f, full)}, and listening on it failed: ${e}`);
   }
   checkWhere(f, info, l);

@@ -20,6 +20,16 @@ export function cliCommand(): string[] {
   return [process.execPath, path.join(ROOT, "dist", "cli.js")];
 }
 
+/** The command that runs a TypeScript fixture in this runtime, keeping the PID. */
+export function fixtureCommand(file: string): string[] {
+  const f = path.join(ROOT, "test", "fixtures", file);
+  if (RUNTIME === "deno") return [g.Deno!.execPath(), "run", "-A", f];
+  if (RUNTIME === "bun") return [process.execPath, "run", f];
+  // node --import tsx loads the TypeScript in-process; the tsx CLI would spawn
+  // a child and break LISTEN_PID.
+  return [process.execPath, "--import", "tsx", f];
+}
+
 export const SSA = "/usr/bin/systemd-socket-activate";
 
 /** A port the kernel just handed out on `host`, so no two servers share one. */
@@ -42,6 +52,11 @@ export interface Run {
   child: ChildProcess;
   stdout(): string;
   stderr(): string;
+  /**
+   * Sends a signal by PID. Deno's child.kill() makes the exit read as killed
+   * by that signal even when the child caught it and exited 0.
+   */
+  signal(sig: NodeJS.Signals): void;
   /** Resolves with the exit status (or signal name); rejects after `ms`. */
   exited(ms?: number): Promise<number | string>;
 }
@@ -62,6 +77,7 @@ export function start(cmd: string[], env: Record<string, string | undefined> = {
     child,
     stdout: () => out,
     stderr: () => err,
+    signal: (sig) => process.kill(child.pid!, sig),
     exited(ms = 15000) {
       let timer: ReturnType<typeof setTimeout>;
       const timeout = new Promise<never>((_, reject) => {
@@ -90,6 +106,62 @@ export async function connect(target: { port: number; host?: string } | { path: 
       await new Promise((r) => setTimeout(r, 25));
     }
   }
+}
+
+/** Sends `data` in `chunk`-byte writes, half-closes, and collects every byte until the server closes. */
+export function exchange(s: net.Socket, data: Uint8Array, chunk = 65536, ms = 30000): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const parts: Uint8Array[] = [];
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error(`no close within ${ms} ms (got ${parts.reduce((n, p) => n + p.length, 0)} bytes)`));
+    }, ms);
+    s.on("data", (d) => parts.push(new Uint8Array(d)));
+    s.on("error", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    s.on("close", () => {
+      clearTimeout(timer);
+      const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+      let off = 0;
+      for (const p of parts) {
+        out.set(p, off);
+        off += p.length;
+      }
+      resolve(out);
+    });
+    (async () => {
+      for (let off = 0; off < data.length; off += chunk) {
+        if (!s.write(data.subarray(off, off + chunk))) await new Promise((r) => s.once("drain", r));
+      }
+      s.end();
+    })();
+  });
+}
+
+/** What the echo server must answer to `data`. */
+export function expectedEcho(data: Uint8Array, activated: boolean): Uint8Array {
+  const greeting = new TextEncoder().encode(`OHAI! systemd socket: ${activated}\n`);
+  const out = new Uint8Array(greeting.length + data.length);
+  out.set(greeting);
+  for (let i = 0; i < data.length; i++) {
+    const c = data[i];
+    out[greeting.length + i] = c >= 97 && c <= 122 ? c - 32 : c;
+  }
+  return out;
+}
+
+/** True when nothing accepts connections on 127.0.0.1:port. */
+export function refused(port: number, host = "127.0.0.1"): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, host);
+    s.once("connect", () => {
+      s.destroy();
+      resolve(false);
+    });
+    s.once("error", () => resolve(true));
+  });
 }
 
 /**

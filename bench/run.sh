@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# socket-activate benchmark: `bash bench/run.sh` (or `npm run bench`); prints
+# markdown tables on stdout, progress on stderr; about 1-2 minutes on 2 cores (bounded at 330 s).
+#
+# What is measured, each runtime (Node, Deno, Bun) side by side in ONE run,
+# the variants interleaved (A B A B ...) because the machine is noisy; medians
+# and ratios are reported, plus a spread table (min/p25/median/p75/max):
+#
+# 1. Start-up under /usr/bin/systemd-socket-activate: the time from connect()
+#    to the first byte of the greeting, cold (the program is exec'd because of
+#    that connection). A fresh systemd-socket-activate and a fresh kernel-chosen
+#    port (bind :0, close, never reused) per sample; >= 15 samples each, after
+#    one unmeasured warm-up per variant:
+#      (a) the package's echo server with --quiet (node dist/cli.js,
+#          deno run -A mod.ts, bun run mod.ts)
+#      (b) a minimal hand-written fd-3 greeter in the same runtime
+#          (bench/greeter-*.mjs: node:net listen({fd:3}) in Node and Deno,
+#          Bun.listen({fd:3}) in Bun), same greeting, same upper-casing echo
+#      (c) the bare runtime running an empty module (exec -> exit), timed from
+#          connect() to the process's exit, for context.
+#    Every greeting is checked, and one line is echoed back upper-cased.
+# 2. Echo throughput: bench/load.mjs (Node, the same client for all) opens 8
+#    connections, each sends 32 MiB of lower-case ASCII in 64 KiB writes while
+#    reading back concurrently, checking the byte count and sampled bytes;
+#    MiB/s = echoed payload / (first write -> last byte back). Compared:
+#      (a) the package's echo server activated by systemd-socket-activate on a
+#          TCP port (exec'd by a first greeting connection, then a 1 MiB warm-up)
+#      (b) the runtime's own fastest echo server on an ordinary port
+#          (bench/echo-*.mjs: net 'data' handler / Deno.listen read-write loop /
+#          Bun.listen data handler with partial writes), same greeting and
+#          warm-up.
+#    Alternating (a) (b) per runtime, >= 3 rounds (default 11).
+#
+# Every process is started by the driver (bench/bench.mjs) and stopped by PID
+# (SIGTERM, bounded wait, SIGKILL); systemd-socket-activate execs the program,
+# so it is the same PID. Every wait is bounded; a server that fails to start
+# ends the run with its stderr. Knobs (environment): BENCH_STARTUP_SAMPLES=41,
+# BENCH_ROUNDS=11, BENCH_MIB=32, BENCH_CONNS=8, BENCH_RUNTIMES="node deno bun".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+for tool in /usr/bin/systemd-socket-activate node_modules/.bin/deno node_modules/.bin/bun; do
+  [ -x "$tool" ] || { echo "bench: $tool is missing" >&2; exit 1; }
+done
+if [ ! -f dist/cli.js ]; then
+  echo "bench: dist/ is missing, building it" >&2
+  timeout 120 node_modules/.bin/tsup --silent >/dev/null || { echo "bench: build failed" >&2; exit 1; }
+fi
+
+start=$(date +%s)
+status=0
+timeout -k 10 330 node bench/bench.mjs || status=$?
+echo "bench: took $(( $(date +%s) - start )) s" >&2
+[ "$status" -ne 124 ] || echo "bench: timed out after 330 s" >&2
+exit "$status"

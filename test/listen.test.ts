@@ -1,0 +1,244 @@
+// listen() and the echo server through the real systemd-socket-activate, in
+// the runtime running this file.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import {
+  activate,
+  cliCommand,
+  connect,
+  exchange,
+  expectedEcho,
+  fixtureCommand,
+  freePort,
+  refused,
+  type Run,
+  RUNTIME,
+  SSA,
+  start,
+  tempDir,
+} from "./_util.ts";
+
+const text = (s: string) => new TextEncoder().encode(s);
+const ECHO = () => [...cliCommand(), "echo"];
+
+async function stop(run: Run) {
+  run.signal("SIGTERM");
+  return await run.exited();
+}
+
+test("listen() serves the echo on an activated TCP4 socket, greeting true", async () => {
+  const port = await freePort();
+  const { run, conn } = await activate(["-l", `127.0.0.1:${port}`], ECHO(), { port });
+  const data = text("hello, Wörld! 123 abc\n");
+  assert.deepEqual(await exchange(conn, data), expectedEcho(data, true));
+  assert.equal(await stop(run), 0, run.stderr());
+  assert.match(run.stderr(), /echo: connection 1 from 127\.0\.0\.1:\d+: 23 bytes echoed/);
+});
+
+test("listen() serves an activated TCP6 socket", async () => {
+  const port = await freePort("::1");
+  const { run, conn } = await activate(["-l", `[::1]:${port}`], ECHO(), { port, host: "::1" });
+  assert.deepEqual(await exchange(conn, text("v6")), expectedEcho(text("v6"), true));
+  assert.equal(await stop(run), 0, run.stderr());
+});
+
+test("listen() serves an activated unix path socket", async () => {
+  const dir = tempDir();
+  const sock = path.join(dir, "echo.sock");
+  const { run, conn } = await activate(["-l", sock], ECHO(), { path: sock });
+  assert.deepEqual(await exchange(conn, text("unix")), expectedEcho(text("unix"), true));
+  assert.equal(await stop(run), 0, run.stderr());
+  fs.rmSync(dir, { recursive: true });
+});
+
+test("listen() serves an activated abstract unix socket", async () => {
+  const name = `@sa-echo-${process.pid}-${Date.now()}`;
+  const run = start([SSA, "-l", name, ...ECHO()]);
+  // Node 20's net.connect pads abstract names (nodejs/node#50889): python connects.
+  const client = start(["/usr/bin/python3", "-c", `
+import socket, sys, time
+for _ in range(200):
+    try:
+        s = socket.socket(socket.AF_UNIX); s.connect(b"\\0" + sys.argv[1].encode()); break
+    except OSError:
+        time.sleep(0.05)
+s.sendall(b"abstract"); s.shutdown(socket.SHUT_WR)
+out = b""
+while True:
+    d = s.recv(65536)
+    if not d: break
+    out += d
+sys.stdout.write(out.decode())`, name.slice(1)]);
+  assert.equal(await client.exited(), 0, client.stderr());
+  assert.equal(client.stdout(), "OHAI! systemd socket: true\nABSTRACT");
+  assert.equal(await stop(run), 0, run.stderr());
+});
+
+test("listen() serves two named sockets at once", async () => {
+  const [p1, p2] = [await freePort(), await freePort()];
+  const { run, conn } = await activate(
+    ["-l", `127.0.0.1:${p1}`, "-l", `127.0.0.1:${p2}`, "--fdname=web:admin"],
+    [...fixtureCommand("server.ts"), "two"],
+    { port: p1 },
+  );
+  assert.equal(new TextDecoder().decode(await exchange(conn, new Uint8Array())), "web\n");
+  const c2 = await connect({ port: p2 });
+  assert.equal(new TextDecoder().decode(await exchange(c2, new Uint8Array())), "admin\n");
+  assert.match(run.stderr(), /ready 3 4/);
+  run.child.kill("SIGKILL");
+  await run.exited();
+});
+
+test("listen() serves an Accept=yes connection as a single connection, then exits", async () => {
+  const port = await freePort();
+  const { run, conn } = await activate(["-a", "-l", `127.0.0.1:${port}`], ECHO(), { port });
+  assert.deepEqual(await exchange(conn, text("accept")), expectedEcho(text("accept"), true));
+  // systemd-socket-activate --accept keeps running; the per-connection child must have exited.
+  const deadline = Date.now() + 10000;
+  while (!/Child \d+ died with code 0/.test(run.stderr()) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.match(run.stderr(), /Child \d+ died with code 0/);
+  run.signal("SIGTERM");
+  await run.exited();
+});
+
+test("listen() falls back to its own port when not activated, greeting false", async () => {
+  const port = await freePort();
+  const run = start([...ECHO(), "--port", String(port), "--host", "127.0.0.1"]);
+  const conn = await connect({ port });
+  assert.deepEqual(await exchange(conn, text("fallback")), expectedEcho(text("fallback"), false));
+  assert.equal(await stop(run), 0, run.stderr());
+});
+
+test("listen() does not adopt fds whose LISTEN_PID names another process: it falls back", async () => {
+  const port = await freePort();
+  const run = start([...ECHO(), "--port", String(port), "--host", "127.0.0.1"], { LISTEN_PID: "1", LISTEN_FDS: "1" });
+  const conn = await connect({ port });
+  assert.deepEqual(await exchange(conn, text("x")), expectedEcho(text("x"), false));
+  assert.equal(await stop(run), 0, run.stderr());
+});
+
+test("listen() with a malformed environment exits non-zero with the message and binds nothing", async () => {
+  const port = await freePort();
+  const cmd = [...ECHO(), "--port", String(port), "--host", "127.0.0.1"].map((a) => `'${a}'`).join(" ");
+  const run = start(["/bin/sh", "-c", `LISTEN_FDS='1 ' LISTEN_PID=$$ exec ${cmd} 3</dev/null`]);
+  assert.equal(await run.exited(), 1);
+  assert.match(run.stderr(), /EINVAL: Cannot parse LISTEN_FDS="1 "/);
+  assert.equal(await refused(port), true, "the fallback port must stay closed");
+});
+
+test("listen() refuses a datagram fd with a clear error", async () => {
+  const port = await freePort();
+  const run = start([SSA, "-d", "-l", `127.0.0.1:${port}`, ...ECHO()]);
+  const dgram = await import("node:dgram");
+  const s = dgram.createSocket("udp4");
+  const deadline = Date.now() + 10000;
+  while (!/EPROTOTYPE/.test(run.stderr()) && Date.now() < deadline) {
+    s.send("x", port, "127.0.0.1");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  s.close();
+  assert.equal(await run.exited(), 1);
+  assert.match(
+    run.stderr(),
+    new RegExp(`EPROTOTYPE: fd 3 "unknown" is a udp dgram .*\\(127\\.0\\.0\\.1:${port}\\)[^\\n]*listen\\(\\) serves stream sockets`),
+  );
+});
+
+test("the echo is byte for byte: 10 MiB of every byte value, and UTF-8 split across writes", async () => {
+  const port = await freePort();
+  const { run, conn } = await activate(["-l", `127.0.0.1:${port}`], [...ECHO(), "--quiet"], { port });
+  const data = new Uint8Array(10 * 1024 * 1024);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 7 + (i >> 11)) & 0xff;
+  // Odd-sized writes split multi-byte UTF-8 and every other pattern across packets.
+  assert.deepEqual(await exchange(conn, data, 65521), expectedEcho(data, true));
+  const utf8 = text("ünïcödé ✓ 𝄞 ".repeat(5000));
+  const c2 = await connect({ port });
+  assert.deepEqual(await exchange(c2, utf8, 7), expectedEcho(utf8, true));
+  assert.equal(await stop(run), 0, run.stderr());
+});
+
+test("the echo keeps up with many small writes", async () => {
+  const port = await freePort();
+  const { run, conn } = await activate(["-l", `127.0.0.1:${port}`], [...ECHO(), "--quiet"], { port });
+  conn.setNoDelay(true);
+  const data = text("ab1-".repeat(5000)); // 20,000 bytes in 10,000 writes of 2 bytes
+  assert.deepEqual(await exchange(conn, data, 2), expectedEcho(data, true));
+  assert.equal(await stop(run), 0, run.stderr());
+});
+
+test("200 concurrent connections, every byte accounted for", async () => {
+  const port = await freePort();
+  const { run, conn } = await activate(["-l", `127.0.0.1:${port}`], [...ECHO(), "--quiet"], { port });
+  conn.destroy();
+  const results = await Promise.all(Array.from({ length: 200 }, async (_, i) => {
+    const data = text(`connection ${i}: `.repeat(100 + i));
+    const c = await connect({ port });
+    return { got: await exchange(c, data, 1000), want: expectedEcho(data, true) };
+  }));
+  let bytes = 0;
+  for (const { got, want } of results) {
+    assert.deepEqual(got, want);
+    bytes += got.length;
+  }
+  assert.ok(bytes > 200 * 1500);
+  assert.equal(await stop(run), 0, run.stderr());
+});
+
+test("SIGTERM with connections open: they drain and the server exits 0", async () => {
+  const port = await freePort();
+  const { run, conn } = await activate(["-l", `127.0.0.1:${port}`], ECHO(), { port });
+  const c2 = await connect({ port });
+  // Both connections are open and greeted before the signal.
+  await new Promise((r) => setTimeout(r, 300));
+  run.signal("SIGTERM");
+  await new Promise((r) => setTimeout(r, 200));
+  const late = text("still served after SIGTERM");
+  const [a, b] = await Promise.all([exchange(conn, late), exchange(c2, late)]);
+  assert.deepEqual(a, expectedEcho(late, true));
+  assert.deepEqual(b, expectedEcho(late, true));
+  assert.equal(await run.exited(), 0, run.stderr());
+  assert.match(run.stderr(), /echo: stopping/);
+  assert.equal(await refused(port), true, "no longer listening after the drain");
+});
+
+function socketInodes(pid: number): string[] {
+  return fs.readdirSync(`/proc/${pid}/fd`).map((fd) => {
+    try {
+      return fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      return "";
+    }
+  }).filter((l) => l.startsWith("socket:"));
+}
+
+test("a child process spawned by the server holds no inherited listening socket", async () => {
+  const port = await freePort();
+  const { run, conn } = await activate(["-l", `127.0.0.1:${port}`], [...fixtureCommand("server.ts"), "spawn"], { port });
+  const deadline = Date.now() + 10000;
+  while (!/^\d+\n/.test(run.stdout()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  const childPid = Number(run.stdout().trim());
+  assert.ok(childPid > 0, run.stderr());
+  const listening = fs.readlinkSync(`/proc/${run.child.pid}/fd/3`);
+  assert.match(listening, /^socket:/);
+  assert.deepEqual(socketInodes(childPid).filter((s) => s === listening), []);
+  conn.destroy();
+  run.child.kill("SIGKILL");
+  await run.exited();
+});
+
+if (RUNTIME === "deno") {
+  test("Deno without --allow-ffi says once on stderr that children inherit the socket", async () => {
+    const port = await freePort();
+    const deno = (globalThis as unknown as { Deno: { execPath(): string } }).Deno.execPath();
+    const cmd = [deno, "run", "--allow-env", "--allow-net", "--allow-read", path.join(import.meta.dirname!, "..", "mod.ts"), "echo"];
+    const { run, conn } = await activate(["-l", `127.0.0.1:${port}`], cmd, { port });
+    assert.deepEqual(await exchange(conn, text("x")), expectedEcho(text("x"), true));
+    assert.equal(await stop(run), 0, run.stderr());
+    assert.equal(run.stderr().match(/cannot mark fd 3 close-on-exec in deno without FFI/g)?.length, 1);
+  });
+}
+
