@@ -84,13 +84,6 @@ function fdStateFromProc(fd: number): FdState {
   return (parseInt(m[1], 8) & 0o2000000) !== 0 ? "cloexec" : "inheritable";
 }
 
-function procReadable(): boolean {
-  try {
-    return D().permissions.querySync({ name: "read", path: "/proc/self/fdinfo" }).state === "granted";
-  } catch {
-    return false;
-  }
-}
 
 function writeAll(rid: Any, text: string): void {
   const bytes = new TextEncoder().encode(text);
@@ -133,8 +126,14 @@ export const denoRuntime: Runtime = {
     const c = loadLibc();
     if (c) return setCloexecVia(c, fd);
     // Without FFI nothing in Deno can set FD_CLOEXEC (children started with
-    // Deno.Command then inherit the socket); with -A at least tell a closed fd.
-    return procReadable() ? (fdStateFromProc(fd) === "closed" ? "closed" : "unknown") : "unknown";
+    // Deno.Command then inherit the socket); with -A at least tell a closed fd
+    // (Deno refuses /proc even under --allow-read, granting it only with -A).
+    try {
+      return fdStateFromProc(fd) === "closed" ? "closed" : "unknown";
+    } catch (e) {
+      if (e instanceof ActivationError && e.code === "EPERM") return "unknown";
+      throw e;
+    }
   },
   fdState: (fd) => {
     const c = loadLibc();
