@@ -26,7 +26,7 @@ export * from "./src/public.ts";
 
 // JSR has no export conditions, so this universal entry has to look at the
 // runtime itself; npm consumers get runtimes/<name>.ts through conditions.
-const runtime = detectRuntime();
+const runtime = await detectRuntime();
 setRuntime(runtime);
 
 if ((import.meta as { main?: boolean }).main) {

@@ -10,7 +10,6 @@ export default defineConfig([
     target: "es2022",
     platform: "node",
     outDir: "dist",
-    clean: true,
     sourcemap: false,
     splitting: true,
   },

@@ -1,8 +1,21 @@
-// The Bun shim's runtime contract: Node's, plus bun:ffi for fcntl and the
-// socket's own getsockopt/getsockname, which cost microseconds where reading
-// /proc/net/tcp costs milliseconds.
+// The Bun shim's runtime contract. bun:ffi (about 0.5 ms to load) answers
+// fcntl, readlink and the socket's own getsockopt/getsockname in microseconds,
+// where Bun's node:fs costs about 1.4 ms just to load and the /proc TCP
+// tables milliseconds to read: node:fs is used only where FFI is missing or
+// for the rare non-socket fd.
 import type { Runtime } from "../src/_runtime.ts";
-import { type Libc, LIBC, LIBC_SYMBOLS, fdStateVia, pidfdIdVia, setCloexecVia, sockInfoVia, SYS_PIDFD_OPEN } from "./_libc.ts";
+import {
+  fdStateVia,
+  type Libc,
+  LIBC,
+  LIBC_SYMBOLS,
+  pidfdIdVia,
+  readLinkVia,
+  setCloexecVia,
+  sockInfoVia,
+  SYS_PIDFD_OPEN,
+  writeAllVia,
+} from "./_libc.ts";
 import { fdStateFromProc, nodeRuntime } from "./_node.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -13,13 +26,15 @@ let libc: Libc | null | undefined;
 function loadLibc(): Libc | null {
   if (libc !== undefined) return libc;
   try {
-    // A synchronous require keeps listenFds() synchronous; bun:ffi loads in
-    // about 0.5 ms.
+    // getBuiltinModule, not import(): listenFds() stays synchronous.
     const ffi = (process as Any).getBuiltinModule?.("bun:ffi") ?? null;
     if (ffi === null) return (libc = null);
     const symbols: Record<string, { args: string[]; returns: string }> = {};
     for (const [name, def] of Object.entries(LIBC_SYMBOLS)) {
-      symbols[name] = { args: def.parameters.map((p) => (p === "buffer" ? "ptr" : p)), returns: def.result };
+      symbols[name] = {
+        args: def.parameters.map((p) => (p === "buffer" ? "ptr" : p === "usize" ? "u64" : p)),
+        returns: def.result === "isize" ? "i64" : def.result,
+      };
     }
     const s = ffi.dlopen(LIBC, symbols).symbols;
     const arch = process.arch;
@@ -30,10 +45,12 @@ function loadLibc(): Libc | null {
       pidfdOpen: (pid) => Number(s.syscall(SYS_PIDFD_OPEN[arch], pid, 0)),
       fstat: (fd, buf) => s.fstat(fd, buf),
       fstatfs: (fd, buf) => s.fstatfs(fd, buf),
+      readlink: (path, buf, size) => Number(s.readlink(path, buf, size)),
+      write: (fd, buf, size) => Number(s.write(fd, buf, size)),
       close: (fd) => s.close(fd),
     };
   } catch {
-    libc = null; // no libc.so.6 (musl) or FFI unavailable: /proc instead
+    libc = null; // no libc.so.6 (musl) or no FFI: node:fs and /proc instead
   }
   return libc;
 }
@@ -42,6 +59,11 @@ function loadLibc(): Libc | null {
 export const bunRuntime: Runtime = {
   ...nodeRuntime,
   name: "bun",
+  openTcp: undefined, // Bun answers through FFI instead
+  readLink: (path) => {
+    const c = loadLibc();
+    return c ? readLinkVia(c, path) : nodeRuntime.readLink(path);
+  },
   // Bun, unlike Node, leaves inherited fds without FD_CLOEXEC at start-up.
   setCloexec: (fd) => {
     const c = loadLibc();
@@ -58,6 +80,13 @@ export const bunRuntime: Runtime = {
   pidfdId: () => {
     const c = loadLibc();
     return c ? pidfdIdVia(c, process.pid, process.arch) : undefined;
+  },
+  // Bun's first process.stderr.write costs about 6 ms and loading its node:fs
+  // about 1.4 ms; write(2) over FFI costs microseconds once libc is loaded.
+  write: (stream, text) => {
+    const c = loadLibc();
+    const fd = stream === "stdout" ? 1 : 2;
+    if (!c || !writeAllVia(c, fd, text)) nodeRuntime.write(stream, text);
   },
   version: () => `bun ${(globalThis as Any).Bun.version}`,
   net: () => import("./_net_bun.ts").then((m) => m.bunNet),

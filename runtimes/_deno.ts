@@ -34,6 +34,8 @@ export function loadLibc(): Libc | null {
       pidfdOpen: (pid) => Number(s.syscall(BigInt(SYS_PIDFD_OPEN[arch]), BigInt(pid), 0n)),
       fstat: (fd, buf) => s.fstat(fd, buf),
       fstatfs: (fd, buf) => s.fstatfs(fd, buf),
+      readlink: (path, buf, size) => Number(s.readlink(path, buf, BigInt(size))),
+      write: (fd, buf, size) => Number(s.write(fd, buf, BigInt(size))),
       close: (fd) => s.close(fd),
     };
   } catch {

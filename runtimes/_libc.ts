@@ -10,6 +10,8 @@ export interface Libc {
   pidfdOpen(pid: number): number;
   fstat(fd: number, buf: Uint8Array): number;
   fstatfs(fd: number, buf: Uint8Array): number;
+  readlink(path: Uint8Array, buf: Uint8Array, size: number): number;
+  write(fd: number, buf: Uint8Array, size: number): number;
   close(fd: number): number;
 }
 
@@ -25,6 +27,8 @@ export const LIBC_SYMBOLS = {
   syscall: { parameters: ["i64", "i64", "i64"], result: "i64" },
   fstat: { parameters: ["i32", "buffer"], result: "i32" },
   fstatfs: { parameters: ["i32", "buffer"], result: "i32" },
+  readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   close: { parameters: ["i32"], result: "i32" },
 } as const;
 
@@ -66,6 +70,24 @@ export function sockInfoVia(libc: Libc, fd: number): SockInfo | "ENOTSOCK" | "EB
   const ok = libc.getsockname(fd, addr, len) === 0;
   const n = ok ? Math.min(new DataView(len.buffer).getUint32(0, true), addr.length) : 0;
   return { domain, type, listening, sockname: addr.subarray(0, n) };
+}
+
+/** readlink(2) through libc; undefined when the path does not resolve. */
+export function readLinkVia(libc: Libc, path: string): string | undefined {
+  const buf = new Uint8Array(4096);
+  const n = Number(libc.readlink(new TextEncoder().encode(path + "\0"), buf, buf.length));
+  return n < 0 ? undefined : new TextDecoder().decode(buf.subarray(0, n));
+}
+
+/** Writes all of `text` to `fd`, retrying after EINTR/EAGAIN-sized short writes. */
+export function writeAllVia(libc: Libc, fd: number, text: string): boolean {
+  const bytes = new TextEncoder().encode(text);
+  let off = 0;
+  for (let tries = 0; off < bytes.length && tries < 1000; tries++) {
+    const n = libc.write(fd, bytes.subarray(off), bytes.length - off);
+    if (n > 0) off += n;
+  }
+  return off === bytes.length;
 }
 
 /** The pidfs inode id of `pid`, as systemd's pidfd_get_inode_id reads it (st_ino). */

@@ -2,8 +2,14 @@
 // inherited fds (Deno.listen cannot take an fd: denoland/deno#14006).
 // Loaded on the first listen() that needs it, never at import: node:net costs
 // Deno about 20 ms of start-up.
-import * as net from "node:net";
+import type * as Net from "node:net";
 import type { Addr, Conn, NetAdapter, RawListener, Target } from "../src/_net.ts";
+
+// Through getBuiltinModule rather than a static import: the npm bin is one
+// bundle, where a static import would load node:net (about 1.3 ms in Node)
+// at start-up even for commands that never listen.
+let netModule: typeof Net | undefined;
+const netm = () => (netModule ??= process.getBuiltinModule("node:net") as typeof Net);
 
 const IS_DENO = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
 
@@ -14,7 +20,7 @@ function tcpOrUnix(address: string | undefined, port: number | undefined, path: 
 }
 
 /** A node:net socket as a runtime-neutral Conn with web streams. */
-export function fromSocket(s: net.Socket, localPath = ""): Conn {
+export function fromSocket(s: Net.Socket, localPath = ""): Conn {
   let readable: ReadableStream<Uint8Array> | undefined;
   let writable: WritableStream<Uint8Array> | undefined;
   const closed = new Promise<void>((resolve) => s.once("close", () => resolve()));
@@ -96,7 +102,7 @@ export function fromSocket(s: net.Socket, localPath = ""): Conn {
   };
 }
 
-function serverAddr(server: net.Server): Addr | undefined {
+function serverAddr(server: Net.Server): Addr | undefined {
   const a = server.address();
   if (a === null || typeof a !== "object" || !("port" in a)) {
     return typeof a === "string" ? { transport: "unix", path: a } : undefined;
@@ -105,7 +111,7 @@ function serverAddr(server: net.Server): Addr | undefined {
 }
 
 function listenOn(
-  options: net.ListenOptions,
+  options: Net.ListenOptions,
   onConn: (conn: Conn) => void,
   localPath: string,
   fd?: number,
@@ -113,7 +119,7 @@ function listenOn(
   return new Promise((resolve, reject) => {
     // allowHalfOpen: a peer that shuts down its side may still be owed bytes
     // (an echo in flight); the Conn ends our side when its writable closes.
-    const server = net.createServer({ allowHalfOpen: true }, (s) => {
+    const server = netm().createServer({ allowHalfOpen: true }, (s) => {
       // Deno 2.9: a write issued in the same tick as accepting a connection
       // whose peer has already sent FIN (the activating connection, waiting
       // in the backlog while the service started) fails with EPIPE and the
@@ -143,8 +149,9 @@ function abstractBindWorks(): boolean {
 
 /** The node:net adapter. */
 export const nodeNet: NetAdapter = {
-  // listen({ fd }) is documented (server.listen(handle)) but missing from the types.
-  listenFd: (fd, onConn) => listenOn({ fd } as net.ListenOptions, onConn, "", fd),
+  // listen({ fd }) and listen(handle) are documented (server.listen(handle))
+  // but missing from the types.
+  listenFd: (fd, onConn, handle) => listenOn((handle ?? { fd }) as Net.ListenOptions, onConn, "", fd),
   listenAddr: (target: Target, onConn) => {
     if (!("path" in target)) return listenOn({ port: target.port, host: target.hostname, exclusive: true }, onConn, "");
     if (target.path.startsWith("@") && !abstractBindWorks()) {
@@ -161,10 +168,11 @@ export const nodeNet: NetAdapter = {
     }
     return listenOn({ path: target.path.startsWith("@") ? "\0" + target.path.slice(1) : target.path }, onConn, target.path);
   },
-  connFd: (fd) =>
+  connFd: (fd, handle) =>
     new Promise((resolve, reject) => {
       try {
-        resolve(fromSocket(new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: true })));
+        const options = handle === undefined ? { fd } : { handle } as unknown as Net.SocketConstructorOpts;
+        resolve(fromSocket(new (netm().Socket)({ ...options, readable: true, writable: true, allowHalfOpen: true })));
       } catch (e) {
         reject(e);
       }

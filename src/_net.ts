@@ -39,10 +39,10 @@ export interface RawListener {
 export type Target = { hostname: string; port: number } | { path: string };
 
 export interface NetAdapter {
-  /** Listens on an inherited listening socket. */
-  listenFd(fd: number, onConn: (conn: Conn) => void): Promise<RawListener>;
+  /** Listens on an inherited listening socket (through `handle` where one was opened on it). */
+  listenFd(fd: number, onConn: (conn: Conn) => void, handle?: unknown): Promise<RawListener>;
   /** Opens a listening socket of its own (the fallback). */
   listenAddr(target: Target, onConn: (conn: Conn) => void): Promise<RawListener>;
-  /** Wraps an inherited connected socket (Accept=yes). */
-  connFd(fd: number): Promise<Conn>;
+  /** Wraps an inherited connected socket (Accept=yes), through `handle` where one was opened on it. */
+  connFd(fd: number, handle?: unknown): Promise<Conn>;
 }

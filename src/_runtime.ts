@@ -14,6 +14,16 @@ export interface SockInfo {
   sockname: Uint8Array;
 }
 
+/** A runtime TCP handle opened on an inherited fd, with what it tells. */
+export interface TcpHandle {
+  family: "ipv4" | "ipv6";
+  address: string;
+  port: number;
+  /** getpeername succeeded: an Accept=yes connection, not a listener. */
+  connected: boolean;
+  handle: unknown;
+}
+
 /** The answer of an fd probe: open or not, close-on-exec or not. */
 export type FdState = "cloexec" | "inheritable" | "closed" | "unknown";
 
@@ -46,6 +56,14 @@ export interface Runtime {
   write(stream: "stdout" | "stderr", text: string): void;
   exit(code: number): never;
   version(): string;
+  /**
+   * Wraps an fd that is neither unix nor UDP in the runtime's own TCP handle
+   * and reads its addresses through it: Node's way to learn in microseconds
+   * what the /proc TCP tables tell in milliseconds. The handle must then be
+   * the one served (a second handle on the fd would clash in epoll), so it is
+   * passed to the adapter. Undefined where the runtime has no such handle.
+   */
+  openTcp?(fd: number): TcpHandle | undefined;
   /** Calls `fn` on a signal; returns a function that removes the listener. */
   onSignal(signal: "SIGTERM" | "SIGINT", fn: () => void): () => void;
   /** The stream adapter, loaded on first use. */

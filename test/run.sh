@@ -8,7 +8,7 @@ if [ $# -eq 0 ]; then runtimes=(node deno bun); else runtimes=("$@"); fi
 log=$(mktemp -d)
 trap 'rm -rf "$log"' EXIT
 
-"$bin/tsup" --silent >/dev/null || { echo "build failed" >&2; exit 1; }  # Node runs the built CLI
+{ rm -rf dist && "$bin/tsup" --silent >/dev/null; } || { echo "build failed" >&2; exit 1; }  # Node runs the built CLI
 "$bin/tsc" -p tsconfig.json || { echo "tsc failed" >&2; exit 1; }
 "$bin/deno" check --quiet mod.ts runtimes/*.ts || { echo "deno check failed" >&2; exit 1; }
 
