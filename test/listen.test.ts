@@ -242,3 +242,40 @@ if (RUNTIME === "deno") {
   });
 }
 
+
+test("listen() falls back to a unix path of its own", async () => {
+  const dir = tempDir();
+  const sock = path.join(dir, "fallback.sock");
+  const run = start([...ECHO(), "--path", sock]);
+  const conn = await connect({ path: sock });
+  assert.deepEqual(await exchange(conn, text("path")), expectedEcho(text("path"), false));
+  assert.equal(await stop(run), 0, run.stderr());
+  fs.rmSync(dir, { recursive: true });
+});
+
+test("listen() falls back to an abstract name, or refuses where the runtime would bind it wrong", async () => {
+  const name = `sa-fb-${process.pid}-${Date.now()}`;
+  const run = start([...ECHO(), "--path", `@${name}`]);
+  if (RUNTIME === "node" && !/^(?:[2-9]\d|1\.(?:4[89]|[5-9]\d))/.test(process.versions.uv)) {
+    assert.equal(await run.exited(), 1);
+    assert.match(run.stderr(), /binds abstract unix names padded with NUL bytes.*nodejs\/node#50889/);
+    return;
+  }
+  const client = start(["/usr/bin/python3", "-c", `
+import socket, sys, time
+for _ in range(200):
+    try:
+        s = socket.socket(socket.AF_UNIX); s.connect(b"\\0" + sys.argv[1].encode()); break
+    except OSError:
+        time.sleep(0.05)
+s.sendall(b"abs"); s.shutdown(socket.SHUT_WR)
+out = b""
+while True:
+    d = s.recv(65536)
+    if not d: break
+    out += d
+sys.stdout.write(out.decode())`, name]);
+  assert.equal(await client.exited(), 0, client.stderr());
+  assert.equal(client.stdout(), "OHAI! systemd socket: false\nABS");
+  assert.equal(await stop(run), 0, run.stderr());
+});
