@@ -8,14 +8,15 @@ import {
   fdStateVia,
   type Libc,
   LIBC,
-  LIBC_SYMBOLS,
+  makeLibc,
   pidfdIdVia,
   readLinkVia,
   setCloexecVia,
   sockInfoVia,
-  SYS_PIDFD_OPEN,
+  type SymbolDef,
   writeAllVia,
 } from "./_libc.ts";
+import { bunNet } from "./_net_bun.ts";
 import { fdStateFromProc, nodeRuntime } from "./_node.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -29,26 +30,18 @@ function loadLibc(): Libc | null {
     // getBuiltinModule, not import(): listenFds() stays synchronous.
     const ffi = (process as Any).getBuiltinModule?.("bun:ffi") ?? null;
     if (ffi === null) return (libc = null);
-    const symbols: Record<string, { args: string[]; returns: string }> = {};
-    for (const [name, def] of Object.entries(LIBC_SYMBOLS)) {
-      symbols[name] = {
-        args: def.parameters.map((p) => (p === "buffer" ? "ptr" : p === "usize" ? "u64" : p)),
-        returns: def.result === "isize" ? "i64" : def.result,
-      };
-    }
-    const s = ffi.dlopen(LIBC, symbols).symbols;
-    const arch = process.arch;
-    libc = {
-      fcntl: (fd, cmd, arg) => s.fcntl(fd, cmd, arg),
-      getsockopt: (fd, level, name, value, len) => s.getsockopt(fd, level, name, value, len),
-      getsockname: (fd, addr, len) => s.getsockname(fd, addr, len),
-      pidfdOpen: (pid) => Number(s.syscall(SYS_PIDFD_OPEN[arch], pid, 0)),
-      fstat: (fd, buf) => s.fstat(fd, buf),
-      fstatfs: (fd, buf) => s.fstatfs(fd, buf),
-      readlink: (path, buf, size) => Number(s.readlink(path, buf, size)),
-      write: (fd, buf, size) => Number(s.write(fd, buf, size)),
-      close: (fd) => s.close(fd),
+    const open = (defs: Record<string, SymbolDef>) => {
+      const symbols: Record<string, { args: string[]; returns: string }> = {};
+      for (const [name, def] of Object.entries(defs)) {
+        symbols[name] = {
+          args: def.parameters.map((p) => (p === "buffer" ? "ptr" : p === "usize" ? "u64" : p)),
+          returns: def.result === "isize" ? "i64" : def.result,
+        };
+      }
+      return ffi.dlopen(LIBC, symbols).symbols;
     };
+    libc = makeLibc(open, false, process.arch);
+    libc.fcntl(0, 1, 0); // bind now: a missing libc.so.6 (musl) fails here, not later
   } catch {
     libc = null; // no libc.so.6 (musl) or no FFI: node:fs and /proc instead
   }
@@ -89,5 +82,5 @@ export const bunRuntime: Runtime = {
     if (!c || !writeAllVia(c, fd, text)) nodeRuntime.write(stream, text);
   },
   version: () => `bun ${(globalThis as Any).Bun.version}`,
-  net: () => import("./_net_bun.ts").then((m) => m.bunNet),
+  net: () => Promise.resolve(bunNet),
 };

@@ -4,7 +4,17 @@
 // -A, since Deno refuses explicit read grants on /proc.
 import { ActivationError } from "../src/errors.ts";
 import type { FdState, Runtime } from "../src/_runtime.ts";
-import { type Libc, LIBC, LIBC_SYMBOLS, fdStateVia, pidfdIdVia, setCloexecVia, sockInfoVia, SYS_PIDFD_OPEN } from "./_libc.ts";
+import {
+  fdStateVia,
+  type Libc,
+  LIBC,
+  makeLibc,
+  pidfdIdVia,
+  setCloexecVia,
+  sockInfoVia,
+  type SymbolDef,
+} from "./_libc.ts";
+import { denoNet } from "./_net_deno.ts";
 
 // deno-lint-ignore no-explicit-any
 type Any = any;
@@ -25,19 +35,8 @@ export function loadLibc(): Libc | null {
   if (libc !== undefined) return libc;
   if (!ffiGranted()) return (libc = null);
   try {
-    const s = D().dlopen(LIBC, LIBC_SYMBOLS).symbols;
-    const arch = D().build.arch;
-    libc = {
-      fcntl: (fd, cmd, arg) => s.fcntl(fd, cmd, arg),
-      getsockopt: (fd, level, name, value, len) => s.getsockopt(fd, level, name, value, len),
-      getsockname: (fd, addr, len) => s.getsockname(fd, addr, len),
-      pidfdOpen: (pid) => Number(s.syscall(BigInt(SYS_PIDFD_OPEN[arch]), BigInt(pid), 0n)),
-      fstat: (fd, buf) => s.fstat(fd, buf),
-      fstatfs: (fd, buf) => s.fstatfs(fd, buf),
-      readlink: (path, buf, size) => Number(s.readlink(path, buf, BigInt(size))),
-      write: (fd, buf, size) => Number(s.write(fd, buf, BigInt(size))),
-      close: (fd) => s.close(fd),
-    };
+    libc = makeLibc((defs: Record<string, SymbolDef>) => D().dlopen(LIBC, defs).symbols, true, D().build.arch);
+    libc.fcntl(0, 1, 0); // bind now: a missing libc.so.6 (musl) fails here, not later
   } catch {
     libc = null;
   }
@@ -157,5 +156,5 @@ export const denoRuntime: Runtime = {
     D().addSignalListener(signal, fn);
     return () => D().removeSignalListener(signal, fn);
   },
-  net: () => import("./_net_deno.ts").then((m) => m.denoNet),
+  net: () => Promise.resolve(denoNet),
 };

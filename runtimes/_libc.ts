@@ -7,30 +7,65 @@ export interface Libc {
   fcntl(fd: number, cmd: number, arg: number): number;
   getsockopt(fd: number, level: number, name: number, value: Uint8Array, len: Uint8Array): number;
   getsockname(fd: number, addr: Uint8Array, len: Uint8Array): number;
+  readlink(path: Uint8Array, buf: Uint8Array, size: number): number;
+  write(fd: number, buf: Uint8Array, size: number): number;
   pidfdOpen(pid: number): number;
   fstat(fd: number, buf: Uint8Array): number;
   fstatfs(fd: number, buf: Uint8Array): number;
-  readlink(path: Uint8Array, buf: Uint8Array, size: number): number;
-  write(fd: number, buf: Uint8Array, size: number): number;
   close(fd: number): number;
 }
 
 /** The C library's file name for dlopen. */
 export const LIBC = "libc.so.6";
 
-/** The libc symbols in Deno's FFI notation; bun.ts maps them to Bun's. */
-export const LIBC_SYMBOLS = {
+/** A symbol in Deno's FFI notation; bun.ts maps it to Bun's. */
+export interface SymbolDef {
+  parameters: readonly ("i32" | "i64" | "usize" | "buffer")[];
+  result: "i32" | "i64" | "isize";
+}
+
+// Two groups, each bound on first use: dlopen compiles a trampoline per
+// symbol, and the pidfd group is needed only when LISTEN_PIDFDID is set.
+const CORE = {
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
   getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
   getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+} as const satisfies Record<string, SymbolDef>;
+const PIDFD = {
   // pidfd_open has no glibc wrapper before 2.36: go through syscall(2).
   syscall: { parameters: ["i64", "i64", "i64"], result: "i64" },
   fstat: { parameters: ["i32", "buffer"], result: "i32" },
   fstatfs: { parameters: ["i32", "buffer"], result: "i32" },
-  readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
-  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   close: { parameters: ["i32"], result: "i32" },
-} as const;
+} as const satisfies Record<string, SymbolDef>;
+
+// deno-lint-ignore no-explicit-any
+type Fn = (...args: any[]) => any;
+
+/**
+ * Binds libc through a runtime's dlopen. `big` says whether 64-bit integer
+ * arguments must be BigInts (Deno) or plain numbers (Bun).
+ */
+export function makeLibc(open: (defs: Record<string, SymbolDef>) => Record<string, Fn>, big: boolean, arch: string): Libc {
+  let core: Record<string, Fn> | undefined;
+  let pidfd: Record<string, Fn> | undefined;
+  const c = () => (core ??= open(CORE));
+  const p = () => (pidfd ??= open(PIDFD));
+  const n64 = (x: number) => (big ? BigInt(x) : x);
+  return {
+    fcntl: (fd, cmd, arg) => c().fcntl(fd, cmd, arg),
+    getsockopt: (fd, level, name, value, len) => c().getsockopt(fd, level, name, value, len),
+    getsockname: (fd, addr, len) => c().getsockname(fd, addr, len),
+    readlink: (path, buf, size) => Number(c().readlink(path, buf, n64(size))),
+    write: (fd, buf, size) => Number(c().write(fd, buf, n64(size))),
+    pidfdOpen: (pid) => Number(p().syscall(n64(SYS_PIDFD_OPEN[arch] ?? -1), n64(pid), n64(0))),
+    fstat: (fd, buf) => p().fstat(fd, buf),
+    fstatfs: (fd, buf) => p().fstatfs(fd, buf),
+    close: (fd) => p().close(fd),
+  };
+}
 
 const F_GETFD = 1;
 const F_SETFD = 2;

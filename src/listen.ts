@@ -183,7 +183,8 @@ function describeFd(f: ListenFd, info: FdInfo): string {
 
 function checkStream(f: ListenFd, info: FdInfo): "listener" | "connection" {
   const hint = "listen() serves stream sockets (ListenStream= in the .socket unit)";
-  if (info.kind === "fifo" || info.kind === "file" || (info.kind === "other" && !info.target?.startsWith("socket:"))) {
+  const socket = info.family !== undefined || info.target?.startsWith("socket:");
+  if (info.kind === "fifo" || info.kind === "file" || (info.kind === "other" && !socket)) {
     throw new ActivationError("ENOTSOCK", `${describeFd(f, info)}, not a socket: ${hint}`);
   }
   if (info.type !== undefined && info.type !== "stream") {
@@ -248,14 +249,13 @@ async function activatedServer(rt: Runtime, f: ListenFd, o: ListenOptions, handl
   // an Accept=yes one "connection"; listen({ fd }) fails on anything but a
   // stream socket, and the handle tells which fd it wraps); only an unnamed
   // one pays for them.
-  const cheap = rt.sockInfo(f.fd) === undefined;
   let info: FdInfo;
   let handle: unknown;
   try {
     // The runtime's TCP handle first: a TCP socket, the common case, then
     // needs no /proc read at all (about 0.9 ms in Node, most of it the first
     // readFileSync).
-    const tcp = cheap ? rt.openTcp?.(f.fd) : undefined;
+    const tcp = rt.openTcp?.(f.fd);
     if (tcp) {
       handle = tcp.handle;
       info = {
@@ -268,8 +268,8 @@ async function activatedServer(rt: Runtime, f: ListenFd, o: ListenOptions, handl
         port: tcp.port,
       };
     } else {
-      info = inspectWith(rt, f.fd, cheap);
-      if (cheap && info.kind === "other" && info.target?.startsWith("socket:") && f.name === "unknown") {
+      info = inspectWith(rt, f.fd, true);
+      if (info.kind === "other" && info.target?.startsWith("socket:") && f.name === "unknown") {
         info = inspectWith(rt, f.fd);
       }
     }
