@@ -10,6 +10,10 @@ const B = (): Any => (globalThis as Any).Bun;
 
 interface State {
   controller?: ReadableStreamDefaultController<Uint8Array>;
+  /** Chunks for the async iterator, and the read waiting for one. */
+  queue?: Uint8Array[];
+  waiting?: (r: IteratorResult<Uint8Array>) => void;
+  failure?: Error;
   ended: boolean;
   isClosed: boolean;
   discard?: boolean;
@@ -31,6 +35,21 @@ function makeConn(s: Any, localPath: string): State {
   const st: State = { ended: false, isClosed: false, pending: [], closedResolve, conn: undefined as unknown as Conn };
   let readable: ReadableStream<Uint8Array> | undefined;
   let writable: WritableStream<Uint8Array> | undefined;
+  const write = async (chunk: Uint8Array): Promise<void> => {
+    // Bun's write() may take only part of the chunk; the rest waits for drain.
+    let off = 0;
+    while (off < chunk.length) {
+      if (st.isClosed) throw new Error("The connection is closed");
+      const n = s.write(off === 0 ? chunk : chunk.subarray(off));
+      if (n < 0) throw new Error("The connection is closed");
+      off += n;
+      if (off < chunk.length) await new Promise<void>((r) => (st.drained = r));
+    }
+  };
+  const closeWrite = () => {
+    s.shutdown?.() ?? s.end();
+    return Promise.resolve();
+  };
   st.conn = {
     get readable() {
       return (readable ??= new ReadableStream<Uint8Array>({
@@ -53,24 +72,35 @@ function makeConn(s: Any, localPath: string): State {
     },
     get writable() {
       return (writable ??= new WritableStream<Uint8Array>({
-        async write(chunk) {
-          // Bun's write() may take only part of the chunk; the rest waits for drain.
-          let off = 0;
-          while (off < chunk.length) {
-            if (st.isClosed) throw new Error("The connection is closed");
-            const n = s.write(off === 0 ? chunk : chunk.subarray(off));
-            if (n < 0) throw new Error("The connection is closed");
-            off += n;
-            if (off < chunk.length) await new Promise<void>((r) => (st.drained = r));
-          }
-        },
-        close() {
-          s.shutdown?.() ?? s.end();
-        },
+        write,
+        close: closeWrite,
         abort() {
           s.terminate?.() ?? s.end();
         },
       }));
+    },
+    write,
+    closeWrite,
+    [Symbol.asyncIterator]() {
+      st.queue ??= [];
+      return {
+        next(): Promise<IteratorResult<Uint8Array>> {
+          const q = st.queue!;
+          if (q.length > 0) {
+            const value = q.shift()!;
+            if (q.length < 8) s.resume();
+            return Promise.resolve({ done: false, value });
+          }
+          if (st.failure) return Promise.reject(st.failure);
+          if (st.ended || st.isClosed) return Promise.resolve({ done: true, value: undefined });
+          s.resume();
+          return new Promise((resolve) => (st.waiting = resolve));
+        },
+        return(): Promise<IteratorResult<Uint8Array>> {
+          s.terminate?.() ?? s.end();
+          return Promise.resolve({ done: true, value: undefined });
+        },
+      };
     },
     remoteAddr: addr(s.remoteAddress, s.remotePort, ""),
     localAddr: addr(s.localAddress, s.localPort, localPath),
@@ -80,6 +110,13 @@ function makeConn(s: Any, localPath: string): State {
     closed,
   };
   return st;
+}
+
+function settleWaiting(st: State): void {
+  const w = st.waiting;
+  if (!w || (st.queue && st.queue.length > 0)) return;
+  st.waiting = undefined;
+  w({ done: true, value: undefined });
 }
 
 function handlers(onConn: ((conn: Conn) => void) | undefined, localPath: string) {
@@ -93,7 +130,16 @@ function handlers(onConn: ((conn: Conn) => void) | undefined, localPath: string)
       if (st.discard) return;
       // Bun reuses the buffer after this callback returns: copy it.
       const chunk = new Uint8Array(d);
-      if (st.controller) {
+      if (st.queue) {
+        const w = st.waiting;
+        if (w) {
+          st.waiting = undefined;
+          w({ done: false, value: chunk });
+        } else {
+          st.queue.push(chunk);
+          if (st.queue.length >= 8) s.pause();
+        }
+      } else if (st.controller) {
         st.controller.enqueue(chunk);
         if ((st.controller.desiredSize ?? 1) <= 0) s.pause();
       } else {
@@ -110,6 +156,7 @@ function handlers(onConn: ((conn: Conn) => void) | undefined, localPath: string)
     end(s: Any) {
       const st: State = s.data;
       st.ended = true;
+      settleWaiting(st);
       try {
         st.controller?.close();
       } catch { /* cancelled */ }
@@ -118,6 +165,8 @@ function handlers(onConn: ((conn: Conn) => void) | undefined, localPath: string)
       const st: State | undefined = s.data;
       if (!st) return;
       st.isClosed = true;
+      if (error) st.failure = error;
+      settleWaiting(st);
       try {
         if (error) st.controller?.error(error);
         else st.controller?.close();

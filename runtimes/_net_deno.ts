@@ -32,6 +32,17 @@ function fromDenoConn(c: Any, localPath: string): Conn {
   };
   let readable: ReadableStream<Uint8Array> | undefined;
   let writable: WritableStream<Uint8Array> | undefined;
+  const write = async (chunk: Uint8Array): Promise<void> => {
+    let off = 0;
+    while (off < chunk.length) off += await c.write(chunk.subarray(off));
+  };
+  const closeWrite = async (): Promise<void> => {
+    try {
+      await c.closeWrite();
+    } catch { /* closed */ }
+    writeDone = true;
+    settle();
+  };
   return {
     get readable() {
       return (readable ??= new ReadableStream<Uint8Array>({
@@ -60,21 +71,40 @@ function fromDenoConn(c: Any, localPath: string): Conn {
     },
     get writable() {
       return (writable ??= new WritableStream<Uint8Array>({
-        async write(chunk) {
-          let off = 0;
-          while (off < chunk.length) off += await c.write(chunk.subarray(off));
-        },
-        async close() {
-          try {
-            await c.closeWrite();
-          } catch { /* closed */ }
-          writeDone = true;
-          settle();
-        },
+        write,
+        close: closeWrite,
         abort() {
           close();
         },
       }));
+    },
+    write,
+    closeWrite,
+    [Symbol.asyncIterator]() {
+      return {
+        async next(): Promise<IteratorResult<Uint8Array>> {
+          const buf = new Uint8Array(64 * 1024);
+          let n: number | null = null;
+          try {
+            n = isClosed ? null : await c.read(buf);
+          } catch (e) {
+            readDone = true;
+            settle();
+            if (isClosed) return { done: true, value: undefined };
+            throw e;
+          }
+          if (n === null) {
+            readDone = true;
+            settle();
+            return { done: true, value: undefined };
+          }
+          return { done: false, value: buf.subarray(0, n) };
+        },
+        return(): Promise<IteratorResult<Uint8Array>> {
+          close();
+          return Promise.resolve({ done: true, value: undefined });
+        },
+      };
     },
     remoteAddr: toAddr(c.remoteAddr),
     localAddr: toAddr(c.localAddr, localPath),

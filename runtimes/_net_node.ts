@@ -11,6 +11,7 @@ import type { Addr, Conn, NetAdapter, RawListener, Target } from "../src/_net.ts
 let netModule: typeof Net | undefined;
 const netm = () => (netModule ??= process.getBuiltinModule("node:net") as typeof Net);
 
+const RESOLVED = Promise.resolve();
 const IS_DENO = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
 
 function tcpOrUnix(address: string | undefined, port: number | undefined, path: string): Addr {
@@ -27,6 +28,28 @@ export function fromSocket(s: Net.Socket, localPath = ""): Conn {
   // Errors surface through the streams; without a listener an ECONNRESET
   // would be thrown as an uncaught exception.
   s.on("error", () => {});
+  const write = (chunk: Uint8Array): Promise<void> | undefined => {
+    if (s.destroyed) throw new Error("The connection is closed");
+    if (s.write(chunk)) return;
+    return new Promise<void>((resolve, reject) => {
+      const done = () => {
+        s.off("drain", done);
+        s.off("close", gone);
+        resolve();
+      };
+      const gone = () => {
+        s.off("drain", done);
+        reject(new Error("The connection closed while writing"));
+      };
+      s.once("drain", done);
+      s.once("close", gone);
+    });
+  };
+  const closeWrite = () =>
+    new Promise<void>((resolve) => {
+      if (s.destroyed || s.writableEnded) return resolve();
+      s.end(() => resolve());
+    });
   return {
     get readable() {
       return (readable ??= new ReadableStream<Uint8Array>({
@@ -65,33 +88,34 @@ export function fromSocket(s: Net.Socket, localPath = ""): Conn {
     },
     get writable() {
       return (writable ??= new WritableStream<Uint8Array>({
-        write(chunk) {
-          if (s.destroyed) throw new Error("The connection is closed");
-          if (s.write(chunk)) return;
-          return new Promise<void>((resolve, reject) => {
-            const done = () => {
-              s.off("drain", done);
-              s.off("close", gone);
-              resolve();
-            };
-            const gone = () => {
-              s.off("drain", done);
-              reject(new Error("The connection closed while writing"));
-            };
-            s.once("drain", done);
-            s.once("close", gone);
-          });
-        },
-        close() {
-          return new Promise<void>((resolve) => {
-            if (s.destroyed || s.writableEnded) return resolve();
-            s.end(() => resolve());
-          });
-        },
+        write,
+        close: closeWrite,
         abort() {
           s.destroy();
         },
       }));
+    },
+    write: (chunk) => {
+      try {
+        return write(chunk) ?? RESOLVED;
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    },
+    closeWrite,
+    [Symbol.asyncIterator]() {
+      // Node's own Readable iterator: no web streams involved.
+      const it = (s as unknown as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+      return {
+        async next() {
+          const r = await it.next();
+          return r.done ? r : { done: false, value: new Uint8Array(r.value.buffer, r.value.byteOffset, r.value.byteLength) };
+        },
+        async return() {
+          await it.return?.();
+          return { done: true, value: undefined };
+        },
+      };
     },
     remoteAddr: tcpOrUnix(s.remoteAddress, s.remotePort, ""),
     localAddr: tcpOrUnix(s.localAddress, s.localPort, localPath),

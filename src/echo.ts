@@ -47,17 +47,16 @@ export async function echoServer(options: EchoOptions = {}): Promise<Server> {
     const { activated } = await server;
     const started = Date.now();
     let bytes = 0;
-    const w = conn.writable.getWriter();
-    const r = conn.readable.getReader();
     try {
-      await w.write(new TextEncoder().encode(`OHAI! systemd socket: ${activated}\n`));
-      for (;;) {
-        const { done, value } = await r.read();
-        if (done) break;
-        bytes += value.length;
-        await w.write(upcaseAscii(value));
+      // conn.write and iteration rather than the web streams: the same in
+      // every runtime, and they spare Node and Deno loading web streams
+      // (about 2 ms) on the first connection.
+      await conn.write(new TextEncoder().encode(`OHAI! systemd socket: ${activated}\n`));
+      for await (const chunk of conn) {
+        bytes += chunk.length;
+        await conn.write(upcaseAscii(chunk));
       }
-      await w.close();
+      await conn.closeWrite();
     } finally {
       if (options.log ?? true) {
         rt.write(
