@@ -2,7 +2,6 @@
 // process work the same) and adds FFI.
 import type * as NodeFs from "node:fs";
 import type { FdState, Runtime, TcpHandle } from "../src/_runtime.ts";
-import { nodeNet } from "./_net_node.ts";
 
 // Through getBuiltinModule rather than a static import: mod.ts imports this
 // file in every runtime, and a static node:fs import costs Deno about 14 ms of
@@ -130,5 +129,6 @@ export const nodeRuntime: Runtime = {
     process.on(signal, fn);
     return () => process.off(signal, fn);
   },
-  net: () => Promise.resolve(nodeNet),
+  // Loaded on demand: Bun reuses this object and never needs node:net.
+  net: () => import("./_net_node.ts").then((m) => m.nodeNet),
 };

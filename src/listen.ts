@@ -1,8 +1,7 @@
 import { ActivationError } from "./errors.ts";
 import { type FdInfo, inspectWith } from "./inspect_fd.ts";
-import { type ListenFd, listenFds } from "./listen_fds.ts";
+import { claim, type ListenFd, listenFds, release, remembered } from "./listen_fds.ts";
 import type { Addr, Conn, RawListener } from "./_net.ts";
-import { claim, release, remembered } from "./_activation.ts";
 import { getRuntime, type Runtime } from "./_runtime.ts";
 
 export type { Addr, Conn } from "./_net.ts";
