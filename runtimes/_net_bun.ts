@@ -3,6 +3,7 @@
 // loading node:net in Bun. For Accept=yes Bun needs Bun.connect({ fd }):
 // `new net.Socket({ fd })` in Bun closes the socket and resets the peer.
 import type { Addr, Conn, NetAdapter, RawListener, Target } from "../src/_net.ts";
+import { PushQueue } from "./_pushq.ts";
 
 // deno-lint-ignore no-explicit-any
 type Any = any;
@@ -10,10 +11,8 @@ const B = (): Any => (globalThis as Any).Bun;
 
 interface State {
   controller?: ReadableStreamDefaultController<Uint8Array>;
-  /** Chunks for the async iterator, and the read waiting for one. */
-  queue?: Uint8Array[];
-  waiting?: (r: IteratorResult<Uint8Array>) => void;
-  failure?: Error;
+  /** Chunks for the async iterator. */
+  queue?: PushQueue;
   ended: boolean;
   isClosed: boolean;
   discard?: boolean;
@@ -82,25 +81,9 @@ function makeConn(s: Any, localPath: string): State {
     write,
     closeWrite,
     [Symbol.asyncIterator]() {
-      st.queue ??= [];
-      return {
-        next(): Promise<IteratorResult<Uint8Array>> {
-          const q = st.queue!;
-          if (q.length > 0) {
-            const value = q.shift()!;
-            if (q.length < 8) s.resume();
-            return Promise.resolve({ done: false, value });
-          }
-          if (st.failure) return Promise.reject(st.failure);
-          if (st.ended || st.isClosed) return Promise.resolve({ done: true, value: undefined });
-          s.resume();
-          return new Promise((resolve) => (st.waiting = resolve));
-        },
-        return(): Promise<IteratorResult<Uint8Array>> {
-          s.terminate?.() ?? s.end();
-          return Promise.resolve({ done: true, value: undefined });
-        },
-      };
+      st.queue ??= new PushQueue(() => s.pause(), () => s.resume(), () => s.terminate?.() ?? s.end());
+      if (st.ended || st.isClosed) st.queue.end();
+      return st.queue.iterator();
     },
     remoteAddr: addr(s.remoteAddress, s.remotePort, ""),
     localAddr: addr(s.localAddress, s.localPort, localPath),
@@ -110,13 +93,6 @@ function makeConn(s: Any, localPath: string): State {
     closed,
   };
   return st;
-}
-
-function settleWaiting(st: State): void {
-  const w = st.waiting;
-  if (!w || (st.queue && st.queue.length > 0)) return;
-  st.waiting = undefined;
-  w({ done: true, value: undefined });
 }
 
 function handlers(onConn: ((conn: Conn) => void) | undefined, localPath: string) {
@@ -131,14 +107,7 @@ function handlers(onConn: ((conn: Conn) => void) | undefined, localPath: string)
       // Bun reuses the buffer after this callback returns: copy it.
       const chunk = new Uint8Array(d);
       if (st.queue) {
-        const w = st.waiting;
-        if (w) {
-          st.waiting = undefined;
-          w({ done: false, value: chunk });
-        } else {
-          st.queue.push(chunk);
-          if (st.queue.length >= 8) s.pause();
-        }
+        st.queue.push(chunk);
       } else if (st.controller) {
         st.controller.enqueue(chunk);
         if ((st.controller.desiredSize ?? 1) <= 0) s.pause();
@@ -156,7 +125,7 @@ function handlers(onConn: ((conn: Conn) => void) | undefined, localPath: string)
     end(s: Any) {
       const st: State = s.data;
       st.ended = true;
-      settleWaiting(st);
+      st.queue?.end();
       try {
         st.controller?.close();
       } catch { /* cancelled */ }
@@ -165,8 +134,7 @@ function handlers(onConn: ((conn: Conn) => void) | undefined, localPath: string)
       const st: State | undefined = s.data;
       if (!st) return;
       st.isClosed = true;
-      if (error) st.failure = error;
-      settleWaiting(st);
+      st.queue?.end(error);
       try {
         if (error) st.controller?.error(error);
         else st.controller?.close();

@@ -4,6 +4,7 @@
 // Deno about 20 ms of start-up.
 import type * as Net from "node:net";
 import type { Addr, Conn, NetAdapter, RawListener, Target } from "../src/_net.ts";
+import { PushQueue } from "./_pushq.ts";
 
 // Through getBuiltinModule rather than a static import: the npm bin is one
 // bundle, where a static import would load node:net (about 1.3 ms in Node)
@@ -104,18 +105,12 @@ export function fromSocket(s: Net.Socket, localPath = ""): Conn {
     },
     closeWrite,
     [Symbol.asyncIterator]() {
-      // Node's own Readable iterator: no web streams involved.
-      const it = (s as unknown as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
-      return {
-        async next() {
-          const r = await it.next();
-          return r.done ? r : { done: false, value: new Uint8Array(r.value.buffer, r.value.byteOffset, r.value.byteLength) };
-        },
-        async return() {
-          await it.return?.();
-          return { done: true, value: undefined };
-        },
-      };
+      const q = new PushQueue(() => s.pause(), () => s.resume(), () => s.destroy());
+      s.on("data", (d: Buffer) => q.push(new Uint8Array(d.buffer, d.byteOffset, d.byteLength)));
+      s.once("end", () => q.end());
+      s.once("error", (e) => q.end(e));
+      s.once("close", () => q.end());
+      return q.iterator();
     },
     remoteAddr: tcpOrUnix(s.remoteAddress, s.remotePort, ""),
     localAddr: tcpOrUnix(s.localAddress, s.localPort, localPath),
