@@ -4,19 +4,16 @@
 // `new net.Socket({ fd })` in Bun closes the socket and resets the peer.
 import type { Addr, Conn, NetAdapter, RawListener, Target } from "../src/_net.ts";
 import { PushQueue } from "./_pushq.ts";
+import { withStreams } from "../src/_streams.ts";
 
 // deno-lint-ignore no-explicit-any
 type Any = any;
 const B = (): Any => (globalThis as Any).Bun;
 
 interface State {
-  controller?: ReadableStreamDefaultController<Uint8Array>;
-  /** Chunks for the async iterator. */
-  queue?: PushQueue;
-  ended: boolean;
+  /** Received chunks, until the iterator (or the readable) takes them. */
+  queue: PushQueue;
   isClosed: boolean;
-  discard?: boolean;
-  pending: Uint8Array[];
   drained?: () => void;
   closedResolve: () => void;
   conn: Conn;
@@ -31,9 +28,14 @@ function addr(hostname: string | undefined, port: number | undefined, path: stri
 function makeConn(s: Any, localPath: string): State {
   let closedResolve!: () => void;
   const closed = new Promise<void>((r) => (closedResolve = r));
-  const st: State = { ended: false, isClosed: false, pending: [], closedResolve, conn: undefined as unknown as Conn };
-  let readable: ReadableStream<Uint8Array> | undefined;
-  let writable: WritableStream<Uint8Array> | undefined;
+  const close = () => s.terminate?.() ?? s.end();
+  const st: State = {
+    // Paused until the handler reads: the kernel buffers, not this process.
+    queue: new PushQueue(() => s.pause(), () => s.resume(), close),
+    isClosed: false,
+    closedResolve,
+    conn: undefined as unknown as Conn,
+  };
   const write = async (chunk: Uint8Array): Promise<void> => {
     // Bun's write() may take only part of the chunk; the rest waits for drain.
     let off = 0;
@@ -45,53 +47,18 @@ function makeConn(s: Any, localPath: string): State {
       if (off < chunk.length) await new Promise<void>((r) => (st.drained = r));
     }
   };
-  const closeWrite = () => {
-    s.shutdown?.() ?? s.end();
-    return Promise.resolve();
-  };
-  st.conn = {
-    get readable() {
-      return (readable ??= new ReadableStream<Uint8Array>({
-        start(c) {
-          st.controller = c;
-          for (const chunk of st.pending) c.enqueue(chunk);
-          st.pending = [];
-          if (st.ended) c.close();
-        },
-        pull() {
-          s.resume();
-        },
-        cancel() {
-          // Stop delivering; input from here on is discarded.
-          st.discard = true;
-          st.controller = undefined;
-          s.resume();
-        },
-      }, { highWaterMark: 8 }));
-    },
-    get writable() {
-      return (writable ??= new WritableStream<Uint8Array>({
-        write,
-        close: closeWrite,
-        abort() {
-          s.terminate?.() ?? s.end();
-        },
-      }));
-    },
+  st.conn = withStreams({
     write,
-    closeWrite,
-    [Symbol.asyncIterator]() {
-      st.queue ??= new PushQueue(() => s.pause(), () => s.resume(), () => s.terminate?.() ?? s.end());
-      if (st.ended || st.isClosed) st.queue.end();
-      return st.queue.iterator();
+    closeWrite() {
+      s.shutdown?.() ?? s.end();
+      return Promise.resolve();
     },
+    [Symbol.asyncIterator]: () => st.queue.iterator(),
     remoteAddr: addr(s.remoteAddress, s.remotePort, ""),
     localAddr: addr(s.localAddress, s.localPort, localPath),
-    close() {
-      s.terminate?.() ?? s.end();
-    },
+    close,
     closed,
-  };
+  });
   return st;
 }
 
@@ -99,22 +66,12 @@ function handlers(onConn: ((conn: Conn) => void) | undefined, localPath: string)
   return {
     open(s: Any) {
       s.data = makeConn(s, localPath);
+      s.pause();
       onConn?.(s.data.conn);
     },
     data(s: Any, d: Uint8Array) {
-      const st: State = s.data;
-      if (st.discard) return;
       // Bun reuses the buffer after this callback returns: copy it.
-      const chunk = new Uint8Array(d);
-      if (st.queue) {
-        st.queue.push(chunk);
-      } else if (st.controller) {
-        st.controller.enqueue(chunk);
-        if ((st.controller.desiredSize ?? 1) <= 0) s.pause();
-      } else {
-        st.pending.push(chunk);
-        s.pause();
-      }
+      (s.data as State).queue.push(new Uint8Array(d));
     },
     drain(s: Any) {
       const st: State = s.data;
@@ -123,30 +80,18 @@ function handlers(onConn: ((conn: Conn) => void) | undefined, localPath: string)
       d?.();
     },
     end(s: Any) {
-      const st: State = s.data;
-      st.ended = true;
-      st.queue?.end();
-      try {
-        st.controller?.close();
-      } catch { /* cancelled */ }
+      (s.data as State).queue.end();
     },
     close(s: Any, error?: Error) {
       const st: State | undefined = s.data;
       if (!st) return;
       st.isClosed = true;
-      st.queue?.end(error);
-      try {
-        if (error) st.controller?.error(error);
-        else st.controller?.close();
-      } catch { /* closed */ }
+      st.queue.end(error);
       st.drained?.();
       st.closedResolve();
     },
     error(s: Any, error: Error) {
-      const st: State | undefined = s.data;
-      try {
-        st?.controller?.error(error);
-      } catch { /* closed */ }
+      (s.data as State | undefined)?.queue.end(error);
     },
   };
 }

@@ -3,6 +3,7 @@
 // no public API turns an fd into a Deno listener (denoland/deno#6529, #14006).
 import type { Addr, Conn, NetAdapter, Target } from "../src/_net.ts";
 import { nodeNet } from "./_net_node.ts";
+import { withStreams } from "../src/_streams.ts";
 
 // deno-lint-ignore no-explicit-any
 type Any = any;
@@ -30,8 +31,6 @@ function fromDenoConn(c: Any, localPath: string): Conn {
   const settle = () => {
     if (readDone && writeDone) close();
   };
-  let readable: ReadableStream<Uint8Array> | undefined;
-  let writable: WritableStream<Uint8Array> | undefined;
   const write = async (chunk: Uint8Array): Promise<void> => {
     let off = 0;
     while (off < chunk.length) off += await c.write(chunk.subarray(off));
@@ -43,41 +42,7 @@ function fromDenoConn(c: Any, localPath: string): Conn {
     writeDone = true;
     settle();
   };
-  return {
-    get readable() {
-      return (readable ??= new ReadableStream<Uint8Array>({
-        async pull(ctl) {
-          const buf = new Uint8Array(64 * 1024);
-          let n: number | null = null;
-          try {
-            n = isClosed ? null : await c.read(buf);
-          } catch (e) {
-            if (!isClosed) ctl.error(e);
-            readDone = true;
-            return settle();
-          }
-          if (n === null) {
-            ctl.close();
-            readDone = true;
-            return settle();
-          }
-          ctl.enqueue(buf.subarray(0, n));
-        },
-        cancel() {
-          readDone = true;
-          settle();
-        },
-      }));
-    },
-    get writable() {
-      return (writable ??= new WritableStream<Uint8Array>({
-        write,
-        close: closeWrite,
-        abort() {
-          close();
-        },
-      }));
-    },
+  return withStreams({
     write,
     closeWrite,
     [Symbol.asyncIterator]() {
@@ -110,7 +75,7 @@ function fromDenoConn(c: Any, localPath: string): Conn {
     localAddr: toAddr(c.localAddr, localPath),
     close,
     closed,
-  };
+  });
 }
 
 /** The Deno adapter. */

@@ -5,6 +5,7 @@
 import type * as Net from "node:net";
 import type { Addr, Conn, NetAdapter, RawListener, Target } from "../src/_net.ts";
 import { PushQueue } from "./_pushq.ts";
+import { withStreams } from "../src/_streams.ts";
 
 // Through getBuiltinModule rather than a static import: the npm bin is one
 // bundle, where a static import would load node:net (about 1.3 ms in Node)
@@ -21,14 +22,13 @@ function tcpOrUnix(address: string | undefined, port: number | undefined, path: 
     : { transport: "unix", path };
 }
 
-/** A node:net socket as a runtime-neutral Conn with web streams. */
+/** A node:net socket as a runtime-neutral Conn. */
 export function fromSocket(s: Net.Socket, localPath = ""): Conn {
-  let readable: ReadableStream<Uint8Array> | undefined;
-  let writable: WritableStream<Uint8Array> | undefined;
   const closed = new Promise<void>((resolve) => s.once("close", () => resolve()));
   // Errors surface through the streams; without a listener an ECONNRESET
   // would be thrown as an uncaught exception.
   s.on("error", () => {});
+  let queue: PushQueue | undefined;
   const write = (chunk: Uint8Array): Promise<void> | undefined => {
     if (s.destroyed) throw new Error("The connection is closed");
     if (s.write(chunk)) return;
@@ -51,51 +51,7 @@ export function fromSocket(s: Net.Socket, localPath = ""): Conn {
       if (s.destroyed || s.writableEnded) return resolve();
       s.end(() => resolve());
     });
-  return {
-    get readable() {
-      return (readable ??= new ReadableStream<Uint8Array>({
-        start(c) {
-          s.on("data", (d: Buffer) => {
-            c.enqueue(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
-            if ((c.desiredSize ?? 1) <= 0) s.pause();
-          });
-          s.once("end", () => {
-            try {
-              c.close();
-            } catch { /* already cancelled */ }
-          });
-          s.once("error", (e) => {
-            try {
-              c.error(e);
-            } catch { /* already closed */ }
-          });
-          s.once("close", () => {
-            try {
-              c.close();
-            } catch { /* already closed */ }
-          });
-        },
-        pull() {
-          s.resume();
-        },
-        cancel() {
-          // Stop delivering, but keep the socket for what is still being
-          // written: input from here on is discarded.
-          s.removeAllListeners("data");
-          s.on("data", () => {});
-          s.resume();
-        },
-      }, { highWaterMark: 8 }));
-    },
-    get writable() {
-      return (writable ??= new WritableStream<Uint8Array>({
-        write,
-        close: closeWrite,
-        abort() {
-          s.destroy();
-        },
-      }));
-    },
+  return withStreams({
     write: (chunk) => {
       try {
         return write(chunk) ?? RESOLVED;
@@ -105,12 +61,14 @@ export function fromSocket(s: Net.Socket, localPath = ""): Conn {
     },
     closeWrite,
     [Symbol.asyncIterator]() {
-      const q = new PushQueue(() => s.pause(), () => s.resume(), () => s.destroy());
-      s.on("data", (d: Buffer) => q.push(new Uint8Array(d.buffer, d.byteOffset, d.byteLength)));
-      s.once("end", () => q.end());
-      s.once("error", (e) => q.end(e));
-      s.once("close", () => q.end());
-      return q.iterator();
+      if (queue === undefined) {
+        const q = (queue = new PushQueue(() => s.pause(), () => s.resume(), () => s.destroy()));
+        s.on("data", (d: Buffer) => q.push(new Uint8Array(d.buffer, d.byteOffset, d.byteLength)));
+        s.once("end", () => q.end());
+        s.once("error", (e) => q.end(e));
+        s.once("close", () => q.end());
+      }
+      return queue.iterator();
     },
     remoteAddr: tcpOrUnix(s.remoteAddress, s.remotePort, ""),
     localAddr: tcpOrUnix(s.localAddress, s.localPort, localPath),
@@ -118,7 +76,7 @@ export function fromSocket(s: Net.Socket, localPath = ""): Conn {
       s.destroy();
     },
     closed,
-  };
+  });
 }
 
 function serverAddr(server: Net.Server): Addr | undefined {

@@ -178,3 +178,25 @@ export async function activate(
   const conn = await connect(first);
   return { run, conn };
 }
+
+/**
+ * Sends `payload` to the abstract unix socket `name` (no leading @), half-closes
+ * and prints everything received. Python, because Node 20's net.connect pads
+ * abstract names to 108 bytes (nodejs/node#50889) and so cannot reach them.
+ */
+export function abstractClient(name: string, payload: string): Run {
+  return start(["/usr/bin/python3", "-c", `
+import socket, sys, time
+for _ in range(200):
+    try:
+        s = socket.socket(socket.AF_UNIX); s.connect(b"\\0" + sys.argv[1].encode()); break
+    except OSError:
+        time.sleep(0.05)
+s.sendall(sys.argv[2].encode()); s.shutdown(socket.SHUT_WR)
+out = b""
+while True:
+    d = s.recv(65536)
+    if not d: break
+    out += d
+sys.stdout.write(out.decode())`, name, payload]);
+}

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import {
+  abstractClient,
   activate,
   cliCommand,
   connect,
@@ -57,20 +58,7 @@ test("listen() serves an activated abstract unix socket", async () => {
   const name = `@sa-echo-${process.pid}-${Date.now()}`;
   const run = start([SSA, "-l", name, ...ECHO()]);
   // Node 20's net.connect pads abstract names (nodejs/node#50889): python connects.
-  const client = start(["/usr/bin/python3", "-c", `
-import socket, sys, time
-for _ in range(200):
-    try:
-        s = socket.socket(socket.AF_UNIX); s.connect(b"\\0" + sys.argv[1].encode()); break
-    except OSError:
-        time.sleep(0.05)
-s.sendall(b"abstract"); s.shutdown(socket.SHUT_WR)
-out = b""
-while True:
-    d = s.recv(65536)
-    if not d: break
-    out += d
-sys.stdout.write(out.decode())`, name.slice(1)]);
+  const client = abstractClient(name.slice(1), "abstract");
   assert.equal(await client.exited(), 0, client.stderr());
   assert.equal(client.stdout(), "OHAI! systemd socket: true\nABSTRACT");
   assert.equal(await stop(run), 0, run.stderr());
@@ -261,21 +249,18 @@ test("listen() falls back to an abstract name, or refuses where the runtime woul
     assert.match(run.stderr(), /binds abstract unix names padded with NUL bytes.*nodejs\/node#50889/);
     return;
   }
-  const client = start(["/usr/bin/python3", "-c", `
-import socket, sys, time
-for _ in range(200):
-    try:
-        s = socket.socket(socket.AF_UNIX); s.connect(b"\\0" + sys.argv[1].encode()); break
-    except OSError:
-        time.sleep(0.05)
-s.sendall(b"abs"); s.shutdown(socket.SHUT_WR)
-out = b""
-while True:
-    d = s.recv(65536)
-    if not d: break
-    out += d
-sys.stdout.write(out.decode())`, name]);
+  const client = abstractClient(name, "abs");
   assert.equal(await client.exited(), 0, client.stderr());
   assert.equal(client.stdout(), "OHAI! systemd socket: false\nABS");
   assert.equal(await stop(run), 0, run.stderr());
+});
+
+test("a handler written with web streams (readable.pipeTo(writable)) echoes 4 MiB intact", async () => {
+  const port = await freePort();
+  const { run, conn } = await activate(["-l", `127.0.0.1:${port}`], [...fixtureCommand("server.ts"), "pipe"], { port });
+  const data = new Uint8Array(4 * 1024 * 1024);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 31) & 0xff;
+  assert.deepEqual(await exchange(conn, data, 60000), data);
+  run.child.kill("SIGKILL");
+  await run.exited();
 });
