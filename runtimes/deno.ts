@@ -18,3 +18,4 @@ import { denoRuntime } from "./_deno.ts";
 setRuntime(denoRuntime);
 
 export * from "../src/public.ts";
+export { listenServer, type ServerListening, type ServerListenOptions } from "./_native_net.ts";

@@ -18,3 +18,4 @@ import { nodeRuntime } from "./_node.ts";
 setRuntime(nodeRuntime);
 
 export * from "../src/public.ts";
+export { listenServer, type ServerListening, type ServerListenOptions } from "./_native_net.ts";

@@ -110,19 +110,23 @@ export type ConnHandler = (conn: Conn) => void | Promise<void>;
  */
 export async function listen(options: ListenOptions, handler: ConnHandler): Promise<Server> {
   const rt = getRuntime();
-  const fds = activationFds();
-  const chosen = choose(fds, options);
-  if (chosen === undefined) {
-    if (options.fallback === undefined) {
-      throw new ActivationError(
-        "ENOENT",
-        "Not socket-activated (no LISTEN_PID/LISTEN_FDS for this process) and no fallback given: " +
-          "pass { fallback: { port } } or { fallback: { path } } to listen on a socket of its own",
-      );
-    }
+  const adopted = adopt(rt, options);
+  if (adopted === undefined) {
+    requireFallback(options.fallback);
     return fallbackServer(rt, options, handler);
   }
-  return activatedServer(rt, chosen, options, handler);
+  return activatedServer(rt, adopted, options, handler);
+}
+
+/** @internal Throws the "not activated, no fallback" error. */
+export function requireFallback(fallback: Fallback | undefined): asserts fallback is Fallback {
+  if (fallback === undefined) {
+    throw new ActivationError(
+      "ENOENT",
+      "Not socket-activated (no LISTEN_PID/LISTEN_FDS for this process) and no fallback given: " +
+        "pass { fallback: { port } } or { fallback: { path } } to listen on a socket of its own",
+    );
+  }
 }
 
 function activationFds(): ListenFd[] {
@@ -240,20 +244,33 @@ function warnOnce(rt: Runtime, message: string): void {
   rt.write("stderr", `socket-activate: ${message}\n`);
 }
 
-async function activatedServer(rt: Runtime, f: ListenFd, o: ListenOptions, handler: ConnHandler): Promise<Server> {
+/** @internal An inherited fd, checked and claimed, ready for a runtime to serve. */
+export interface Adoption {
+  f: ListenFd;
+  info: FdInfo;
+  /** The runtime's handle already opened on the fd (Node), to serve through. */
+  handle: unknown;
+  mode: "listener" | "connection";
+}
+
+/**
+ * @internal Picks the fd for `options` (undefined when not activated), checks
+ * what it is, claims it and marks it close-on-exec: every listen flavour
+ * (listen, the native ones) goes through here and then through
+ * {@linkcode verifyListener}.
+ */
+export function adopt(rt: Runtime, options: { name?: string; index?: number }): Adoption | undefined {
+  const f = choose(activationFds(), options);
+  if (f === undefined) return undefined;
   // Without FFI (Node) the /proc TCP tables tell a TCP socket's state only
-  // in milliseconds: the unix and UDP tables (microseconds) go first, then
-  // the runtime's own TCP handle, opened on the fd and later served (Node).
-  // Failing both, a named fd skips the TCP tables (systemd names every fd and
-  // an Accept=yes one "connection"; listen({ fd }) fails on anything but a
-  // stream socket, and the handle tells which fd it wraps); only an unnamed
-  // one pays for them.
+  // in milliseconds: the runtime's own TCP handle goes first (Node), then the
+  // unix and UDP tables (microseconds). Failing both, a named fd skips the
+  // TCP tables (systemd names every fd and an Accept=yes one "connection";
+  // listen({ fd }) fails on anything but a stream socket, and the handle
+  // tells which fd it wraps); only an unnamed one pays for them.
   let info: FdInfo;
   let handle: unknown;
   try {
-    // The runtime's TCP handle first: a TCP socket, the common case, then
-    // needs no /proc read at all (about 0.9 ms in Node, most of it the first
-    // readFileSync).
     const tcp = rt.openTcp?.(f.fd);
     if (tcp) {
       handle = tcp.handle;
@@ -290,6 +307,36 @@ async function activatedServer(rt: Runtime, f: ListenFd, o: ListenOptions, handl
         "the listening socket (run Deno with --allow-ffi to prevent it)",
     );
   }
+  return { f, info, handle, mode };
+}
+
+/**
+ * @internal After a runtime listened on an adopted fd: throws (and closes the
+ * listener) when it listens somewhere else; returns where it listens.
+ */
+export function verifyListener(a: Adoption, l: RawListener): Addr {
+  checkWhere(a.f, a.info, l);
+  return (l.addr?.transport === "tcp" ? l.addr : undefined) ??
+    (a.info.kind === "unix" ? { transport: "unix", path: a.info.address ?? "" } : {
+      transport: "tcp",
+      hostname: a.info.address ?? "",
+      port: a.info.port ?? 0,
+    });
+}
+
+/** @internal The error for an adopted fd the runtime failed to listen on. */
+export function listenFailed(rt: Runtime, a: Adoption, e: unknown): ActivationError {
+  release(a.f.fd);
+  let full = a.info;
+  try {
+    full = inspectWith(rt, a.f.fd); // a precise error where the cheap probe was not
+  } catch { /* the runtime closed the fd on failure */ }
+  checkStream(a.f, full);
+  return new ActivationError("ENOTSOCK", `${describeFd(a.f, full)}, and listening on it failed: ${e}`);
+}
+
+async function activatedServer(rt: Runtime, a: Adoption, o: ListenOptions, handler: ConnHandler): Promise<Server> {
+  const { f, info, handle, mode } = a;
   const net = await rt.net();
   const tracker = new Tracker(o, handler);
   if (mode === "connection") {
@@ -308,22 +355,9 @@ async function activatedServer(rt: Runtime, f: ListenFd, o: ListenOptions, handl
   try {
     l = await net.listenFd(f.fd, (c) => tracker.accept(c), handle);
   } catch (e) {
-    release(f.fd);
-    let full = info;
-    try {
-      full = inspectWith(rt, f.fd); // a precise error where the cheap probe was not
-    } catch { /* the runtime closed the fd on failure */ }
-    checkStream(f, full);
-    throw new ActivationError("ENOTSOCK", `${describeFd(f, full)}, and listening on it failed: ${e}`);
+    throw listenFailed(rt, a, e);
   }
-  checkWhere(f, info, l);
-  const addr: Addr = (l.addr?.transport === "tcp" ? l.addr : undefined) ??
-    (info.kind === "unix" ? { transport: "unix", path: info.address ?? "" } : {
-      transport: "tcp",
-      hostname: info.address ?? "",
-      port: info.port ?? 0,
-    });
-  return tracker.server(true, addr, f, () => l.close());
+  return tracker.server(true, verifyListener(a, l), f, () => l.close());
 }
 
 async function fallbackServer(rt: Runtime, o: ListenOptions, handler: ConnHandler): Promise<Server> {
