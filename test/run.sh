@@ -32,5 +32,5 @@ for rt in "${runtimes[@]}"; do
   [ -n "$p" ] || status=1  # a runner that reported nothing has failed
 done
 echo
-echo "all runtimes: $passed passed, $failed failed"
+echo "total: $passed passed, $failed failed"
 exit $status
