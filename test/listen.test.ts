@@ -212,10 +212,14 @@ test("a child process spawned by the server holds no inherited listening socket"
   assert.ok(childPid > 0, run.stderr());
   const listening = fs.readlinkSync(`/proc/${run.child.pid}/fd/3`);
   assert.match(listening, /^socket:/);
-  assert.deepEqual(socketInodes(childPid).filter((s) => s === listening), []);
-  conn.destroy();
-  run.child.kill("SIGKILL");
-  await run.exited();
+  try {
+    assert.deepEqual(socketInodes(childPid).filter((s) => s === listening), []);
+  } finally {
+    process.kill(childPid, "SIGKILL"); // the server is killed below: its child must not outlive the test
+    conn.destroy();
+    run.child.kill("SIGKILL");
+    await run.exited();
+  }
 });
 
 if (RUNTIME === "deno") {
