@@ -35,12 +35,32 @@ const BIN = {
   bun: resolve(ROOT, "node_modules/.bin/bun"),
 };
 // How each runtime runs a file: the package's own documented way for mod.ts.
-const run = { node: (f) => [BIN.node, f], deno: (f) => [BIN.deno, "run", "-A", f], bun: (f) => [BIN.bun, "run", f] };
+const run = {
+  node: (f) => [BIN.node, f],
+  deno: (f) => [BIN.deno, "run", "-A", f],
+  bun: (f) => [BIN.bun, "run", f],
+};
 const CMD = {
-  pkg: { node: [BIN.node, "dist/cli.js", "--quiet"], deno: [...run.deno("mod.ts"), "--quiet"], bun: [...run.bun("mod.ts"), "--quiet"] },
-  greeter: { node: run.node("bench/greeter-node.mjs"), deno: run.deno("bench/greeter-deno.mjs"), bun: run.bun("bench/greeter-bun.mjs") },
-  bare: { node: run.node("bench/bare.mjs"), deno: run.deno("bench/bare.mjs"), bun: run.bun("bench/bare.mjs") },
-  native: { node: run.node("bench/echo-node.mjs"), deno: run.deno("bench/echo-deno.mjs"), bun: run.bun("bench/echo-bun.mjs") },
+  pkg: {
+    node: [BIN.node, "dist/cli.js", "--quiet"],
+    deno: [...run.deno("mod.ts"), "--quiet"],
+    bun: [...run.bun("mod.ts"), "--quiet"],
+  },
+  greeter: {
+    node: run.node("bench/greeter-node.mjs"),
+    deno: run.deno("bench/greeter-deno.mjs"),
+    bun: run.bun("bench/greeter-bun.mjs"),
+  },
+  bare: {
+    node: run.node("bench/bare.mjs"),
+    deno: run.deno("bench/bare.mjs"),
+    bun: run.bun("bench/bare.mjs"),
+  },
+  native: {
+    node: run.node("bench/echo-node.mjs"),
+    deno: run.deno("bench/echo-deno.mjs"),
+    bun: run.bun("bench/echo-bun.mjs"),
+  },
 };
 // systemd-socket-activate passes only TERM PATH HOME LISTEN_*; same extras for every variant.
 const SSA_ENV = ["-E", "DENO_NO_UPDATE_CHECK=1", "-E", "NO_COLOR=1"];
@@ -115,7 +135,9 @@ async function waitFor(p, test, ms, what) {
   const t0 = performance.now();
   while (!test(p)) {
     if (!alive(p)) throw new Error(`${p.what} exited (${p.code}) before ${what}; stderr:\n${p.err.trim()}`);
-    if (performance.now() - t0 > ms) throw new Error(`${p.what}: no ${what} within ${ms} ms; stderr:\n${p.err.trim()}`);
+    if (performance.now() - t0 > ms) {
+      throw new Error(`${p.what}: no ${what} within ${ms} ms; stderr:\n${p.err.trim()}`);
+    }
     await new Promise((r) => setTimeout(r, 2));
   }
 }
@@ -144,7 +166,7 @@ async function freshPort() {
 
 /** systemd-socket-activate listening on a fresh port, CMD not exec'd yet (retries EADDRINUSE). */
 async function activator(cmd, what) {
-  for (let attempt = 1; ; attempt++) {
+  for (let attempt = 1;; attempt++) {
     const port = await freshPort();
     const p = start([SSA, "-l", `${HOST}:${port}`, ...SSA_ENV, ...cmd], `systemd-socket-activate ${what}`);
     try {
@@ -221,7 +243,9 @@ async function startupSample(variant, rt) {
     ).catch((e) => {
       throw new Error(`${what}: ${e.message}; stderr:\n${p.err.trim()}`);
     });
-    if (line !== GREETING_TRUE) throw new Error(`${what}: greeting ${JSON.stringify(line)}, expected ${JSON.stringify(GREETING_TRUE)}`);
+    if (line !== GREETING_TRUE) {
+      throw new Error(`${what}: greeting ${JSON.stringify(line)}, expected ${JSON.stringify(GREETING_TRUE)}`);
+    }
     await withTimeout(checkEcho(sock), 5000, `${what} echo check`);
     return ms;
   } finally {
@@ -248,7 +272,9 @@ async function throughputPkg(rt) {
     await runLoad({ ...loadOpts, port, bytesPerConn: 1048576, expectActivated: true });
     return (await runLoad({ ...loadOpts, port, expectActivated: true })).mibps;
   } catch (e) {
-    const more = alive(p) || e.message.includes(p.err.trim()) ? "" : `\n${what} exited (${p.code}); stderr:\n${p.err.trim()}`;
+    const more = alive(p) || e.message.includes(p.err.trim())
+      ? ""
+      : `\n${what} exited (${p.code}); stderr:\n${p.err.trim()}`;
     throw new Error(e.message + more);
   } finally {
     await stop(p);
@@ -267,7 +293,9 @@ async function throughputNative(rt) {
     await runLoad({ ...loadOpts, port, bytesPerConn: 1048576, expectActivated: false });
     return (await runLoad({ ...loadOpts, port, expectActivated: false })).mibps;
   } catch (e) {
-    const more = alive(p) || e.message.includes(p.err.trim()) ? "" : `\n${what} exited (${p.code}); stderr:\n${p.err.trim()}`;
+    const more = alive(p) || e.message.includes(p.err.trim())
+      ? ""
+      : `\n${what} exited (${p.code}); stderr:\n${p.err.trim()}`;
     throw new Error(e.message + more);
   } finally {
     await stop(p);
@@ -285,10 +313,16 @@ const median = (xs) => quantile(xs, 0.5);
 const f1 = (x) => x.toFixed(1);
 const sign = (x) => (x >= 0 ? "+" : "−") + Math.abs(x).toFixed(1);
 const table = (head, rows) =>
-  [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`, ...rows.map((r) => `| ${r.join(" | ")} |`)].join("\n");
+  [
+    `| ${head.join(" | ")} |`,
+    `|${head.map(() => "---").join("|")}|`,
+    ...rows.map((r) => `| ${r.join(" | ")} |`),
+  ].join("\n");
 function spreadRows(results, label, unit) {
   return Object.entries(results).map(([k, xs]) => [
-    label(k), xs.length, ...[0, 0.25, 0.5, 0.75, 1].map((q) => f1(quantile(xs, q)) + unit),
+    label(k),
+    xs.length,
+    ...[0, 0.25, 0.5, 0.75, 1].map((q) => f1(quantile(xs, q)) + unit),
   ]);
 }
 
@@ -296,23 +330,31 @@ function spreadRows(results, label, unit) {
 
 async function main() {
   const tStart = performance.now();
-  for (const rt of RUNTIMES) if (!BIN[rt] || !existsSync(BIN[rt])) throw new Error(`unknown or missing runtime ${rt}`);
+  for (const rt of RUNTIMES) {
+    if (!BIN[rt] || !existsSync(BIN[rt])) throw new Error(`unknown or missing runtime ${rt}`);
+  }
   if (!existsSync(SSA)) throw new Error(`${SSA} not found (systemd's systemd-socket-activate)`);
-  if (!existsSync(resolve(ROOT, "dist/cli.js"))) throw new Error("dist/cli.js is missing: build with node_modules/.bin/tsup");
+  if (!existsSync(resolve(ROOT, "dist/cli.js"))) {
+    throw new Error("dist/cli.js is missing: build with node_modules/.bin/tsup");
+  }
 
   // 1. Start-up. One unmeasured warm-up per variant (Deno's module cache, page cache), then
   // rounds that interleave every variant: node pkg, node greeter, node bare, deno pkg, ...
   const VARIANTS = ["pkg", "greeter", "bare"];
   const startup = {};
   log(`start-up: warm-up`);
-  for (const rt of RUNTIMES) for (const v of VARIANTS) {
-    await startupSample(v, rt);
-    startup[`${rt} ${v}`] = [];
-    log(".");
+  for (const rt of RUNTIMES) {
+    for (const v of VARIANTS) {
+      await startupSample(v, rt);
+      startup[`${rt} ${v}`] = [];
+      log(".");
+    }
   }
   log(`\nstart-up: ${STARTUP_SAMPLES} rounds of ${RUNTIMES.length * VARIANTS.length} cold starts `);
   for (let i = 0; i < STARTUP_SAMPLES; i++) {
-    for (const rt of RUNTIMES) for (const v of VARIANTS) startup[`${rt} ${v}`].push(await startupSample(v, rt));
+    for (const rt of RUNTIMES) {
+      for (const v of VARIANTS) startup[`${rt} ${v}`].push(await startupSample(v, rt));
+    }
     log(".");
   }
   const tStartup = performance.now();
@@ -346,9 +388,18 @@ async function main() {
     "",
   );
   out.push(table(
-    ["runtime", "package echo (a)", "hand-written fd-3 greeter (b)", "difference (a)−(b)", "ratio (a)/(b)", "bare runtime, exec → exit (c)"],
+    [
+      "runtime",
+      "package echo (a)",
+      "hand-written fd-3 greeter (b)",
+      "difference (a)−(b)",
+      "ratio (a)/(b)",
+      "bare runtime, exec → exit (c)",
+    ],
     RUNTIMES.map((rt) => {
-      const a = median(startup[`${rt} pkg`]), b = median(startup[`${rt} greeter`]), c = median(startup[`${rt} bare`]);
+      const a = median(startup[`${rt} pkg`]),
+        b = median(startup[`${rt} greeter`]),
+        c = median(startup[`${rt} bare`]);
       return [rt, `${f1(a)} ms`, `${f1(b)} ms`, `${sign(a - b)} ms`, `${(a / b).toFixed(2)}×`, `${f1(c)} ms`];
     }),
   ));
@@ -358,15 +409,33 @@ async function main() {
     "",
   );
   out.push(table(
-    ["runtime", "package echo, activated (a)", "native echo, own port (b)", "difference (a)−(b)", "ratio (a)/(b)"],
+    [
+      "runtime",
+      "package echo, activated (a)",
+      "native echo, own port (b)",
+      "difference (a)−(b)",
+      "ratio (a)/(b)",
+    ],
     RUNTIMES.map((rt) => {
       const a = median(tput[`${rt} pkg`]), b = median(tput[`${rt} native`]);
       return [rt, `${f1(a)} MiB/s`, `${f1(b)} MiB/s`, `${sign(a - b)} MiB/s`, `${(a / b).toFixed(2)}×`];
     }),
   ));
-  out.push("", "MiB/s = echoed payload (one direction) / time from the first write to the last byte back.", "");
-  const names = { pkg: "package echo", greeter: "hand-written greeter", bare: "bare runtime", native: "native echo" };
-  const label = (k) => { const [rt, v] = k.split(" "); return `${rt} ${names[v]}`; };
+  out.push(
+    "",
+    "MiB/s = echoed payload (one direction) / time from the first write to the last byte back.",
+    "",
+  );
+  const names = {
+    pkg: "package echo",
+    greeter: "hand-written greeter",
+    bare: "bare runtime",
+    native: "native echo",
+  };
+  const label = (k) => {
+    const [rt, v] = k.split(" ");
+    return `${rt} ${names[v]}`;
+  };
   out.push("## Spread", "");
   out.push(table(["start-up", "n", "min", "p25", "median", "p75", "max"], spreadRows(startup, label, " ms")));
   out.push("");

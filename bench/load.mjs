@@ -30,14 +30,15 @@ export async function runLoad(o) {
   const chunk = makeChunk(chunkSize);
   const timeoutMs = o.timeoutMs ?? 60_000;
   const sockets = [];
-  let timer;
   let failTimeout;
   const timedOut = new Promise((_, reject) => (failTimeout = reject));
   timedOut.catch(() => {});
   const states = [];
-  timer = setTimeout(() => {
+  const timer = setTimeout(() => {
     const got = states.map((s) => s.received).join(", ");
-    failTimeout(new Error(`load: timed out after ${timeoutMs} ms (echoed bytes per connection: ${got} of ${total})`));
+    failTimeout(
+      new Error(`load: timed out after ${timeoutMs} ms (echoed bytes per connection: ${got} of ${total})`),
+    );
   }, timeoutMs);
 
   function open(i) {
@@ -54,17 +55,29 @@ export async function runLoad(o) {
         st.fail(e);
       };
       s.on("error", (e) => fail(new Error(`load: connection ${i}: ${e.message}`)));
-      s.on("close", () => fail(new Error(`load: connection ${i} closed by the server after ${st.received} of ${total} echoed bytes`)));
+      s.on(
+        "close",
+        () =>
+          fail(
+            new Error(
+              `load: connection ${i} closed by the server after ${st.received} of ${total} echoed bytes`,
+            ),
+          ),
+      );
       s.on("data", (d) => {
         if (!st.greeted) {
           st.greeting += d.toString("latin1");
           const nl = st.greeting.indexOf("\n");
           if (nl < 0) {
-            if (st.greeting.length > 200) fail(new Error(`load: connection ${i}: no greeting line: ${JSON.stringify(st.greeting)}`));
+            if (st.greeting.length > 200) {
+              fail(new Error(`load: connection ${i}: no greeting line: ${JSON.stringify(st.greeting)}`));
+            }
             return;
           }
           const m = GREETING.exec(st.greeting);
-          if (!m) return fail(new Error(`load: connection ${i}: bad greeting ${JSON.stringify(st.greeting)}`));
+          if (!m) {
+            return fail(new Error(`load: connection ${i}: bad greeting ${JSON.stringify(st.greeting)}`));
+          }
           st.greeted = true;
           st.activated = m[1] === "true";
           return resolveGreeting();
@@ -78,9 +91,13 @@ export async function runLoad(o) {
           }
         }
         const last = d.length - 1, xl = off + last;
-        if (d[last] !== 65 + ((xl % chunkSize) % 26)) return fail(new Error(`load: connection ${i}: wrong byte at ${xl}`));
+        if (d[last] !== 65 + ((xl % chunkSize) % 26)) {
+          return fail(new Error(`load: connection ${i}: wrong byte at ${xl}`));
+        }
         st.received += d.length;
-        if (st.received > total) return fail(new Error(`load: connection ${i}: ${st.received} bytes echoed, sent ${total}`));
+        if (st.received > total) {
+          return fail(new Error(`load: connection ${i}: ${st.received} bytes echoed, sent ${total}`));
+        }
         if (st.received === total) {
           s.removeAllListeners("close");
           st.done();

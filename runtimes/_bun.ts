@@ -6,8 +6,8 @@
 import type { Runtime } from "../src/_runtime.ts";
 import {
   fdStateVia,
-  type Libc,
   LIBC,
+  type Libc,
   makeLibc,
   pidfdIdVia,
   readLinkVia,

@@ -6,8 +6,8 @@ import { ActivationError } from "../src/errors.ts";
 import type { FdState, Runtime } from "../src/_runtime.ts";
 import {
   fdStateVia,
-  type Libc,
   LIBC,
+  type Libc,
   makeLibc,
   pidfdIdVia,
   setCloexecVia,
@@ -35,7 +35,11 @@ export function loadLibc(): Libc | null {
   if (libc !== undefined) return libc;
   if (!ffiGranted()) return (libc = null);
   try {
-    libc = makeLibc((defs: Record<string, SymbolDef>) => D().dlopen(LIBC, defs).symbols, true, D().build.arch);
+    libc = makeLibc(
+      (defs: Record<string, SymbolDef>) => D().dlopen(LIBC, defs).symbols,
+      true,
+      D().build.arch,
+    );
     libc.fcntl(0, 1, 0); // bind now: a missing libc.so.6 (musl) fails here, not later
   } catch {
     libc = null;
@@ -57,7 +61,9 @@ function readLink(path: string): string | undefined {
     return D().readLinkSync(path);
   } catch (e) {
     if (e instanceof D().errors.NotFound) return undefined;
-    if (isNotCapable(e)) throw denied(`read ${path}`, "-A (Deno grants /proc only with --allow-all) or --allow-ffi");
+    if (isNotCapable(e)) {
+      throw denied(`read ${path}`, "-A (Deno grants /proc only with --allow-all) or --allow-ffi");
+    }
     throw e;
   }
 }
@@ -84,7 +90,6 @@ function fdStateFromProc(fd: number): FdState {
   if (!m) return "unknown";
   return (parseInt(m[1], 8) & 0o2000000) !== 0 ? "cloexec" : "inheritable";
 }
-
 
 function writeAll(rid: Any, text: string): void {
   const bytes = new TextEncoder().encode(text);

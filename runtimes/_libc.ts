@@ -48,7 +48,11 @@ type Fn = (...args: any[]) => any;
  * Binds libc through a runtime's dlopen. `big` says whether 64-bit integer
  * arguments must be BigInts (Deno) or plain numbers (Bun).
  */
-export function makeLibc(open: (defs: Record<string, SymbolDef>) => Record<string, Fn>, big: boolean, arch: string): Libc {
+export function makeLibc(
+  open: (defs: Record<string, SymbolDef>) => Record<string, Fn>,
+  big: boolean,
+  arch: string,
+): Libc {
   let core: Record<string, Fn> | undefined;
   let pidfd: Record<string, Fn> | undefined;
   const c = () => (core ??= open(CORE));
@@ -89,7 +93,7 @@ function intOpt(libc: Libc, fd: number, name: number): number | undefined {
   const value = new Uint8Array(4);
   const len = new Uint8Array(4);
   new DataView(len.buffer).setUint32(0, 4, true);
-  if (libc.getsockopt(fd, 1 /* SOL_SOCKET */, name, value, len) < 0) return undefined;
+  if (libc.getsockopt(fd, 1, /* SOL_SOCKET */ name, value, len) < 0) return undefined;
   return new DataView(value.buffer).getInt32(0, true);
 }
 

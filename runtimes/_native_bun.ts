@@ -29,6 +29,7 @@ type Any = any;
  * });
  * ```
  */
+// deno-lint-ignore require-await -- async so that a synchronous throw reaches the caller as a rejection
 export async function listenBun(
   options: ServerListenOptions,
   socket: Record<string, unknown>,

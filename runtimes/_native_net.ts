@@ -41,7 +41,9 @@ function listening(server: Net.Server, target: unknown): Promise<void> {
 
 function addrOf(server: Net.Server): Addr | undefined {
   const a = server.address();
-  if (a !== null && typeof a === "object" && "port" in a) return { transport: "tcp", hostname: a.address, port: a.port };
+  if (a !== null && typeof a === "object" && "port" in a) {
+    return { transport: "tcp", hostname: a.address, port: a.port };
+  }
   return typeof a === "string" ? { transport: "unix", path: a } : undefined;
 }
 
@@ -69,7 +71,10 @@ function addrOf(server: Net.Server): Addr | undefined {
  * console.error(`activated: ${activated}`);
  * ```
  */
-export async function listenServer(server: Net.Server, options: ServerListenOptions = {}): Promise<ServerListening> {
+export async function listenServer(
+  server: Net.Server,
+  options: ServerListenOptions = {},
+): Promise<ServerListening> {
   const rt = getRuntime();
   const a = adopt(rt, options);
   if (a === undefined) {
@@ -80,7 +85,9 @@ export async function listenServer(server: Net.Server, options: ServerListenOpti
       : { port: fb.port, host: fb.hostname ?? "0.0.0.0" };
     await listening(server, target);
     const addr = addrOf(server) ?? ("path" in fb ? { transport: "unix", path: fb.path } as const : undefined);
-    if (addr === undefined) throw new ActivationError("EADDRNOTAVAIL", "The server listens, but not where it was asked to");
+    if (addr === undefined) {
+      throw new ActivationError("EADDRNOTAVAIL", "The server listens, but not where it was asked to");
+    }
     return { activated: false, fd: undefined, name: undefined, addr };
   }
   const net = process.getBuiltinModule("node:net") as typeof Net;
@@ -89,7 +96,11 @@ export async function listenServer(server: Net.Server, options: ServerListenOpti
       ? new net.Socket({ fd: a.f.fd, readable: true, writable: true })
       : new net.Socket({ handle: a.handle } as unknown as Net.SocketConstructorOpts);
     server.emit("connection", socket);
-    const remote = { transport: "tcp", hostname: socket.localAddress ?? "", port: socket.localPort ?? 0 } as const;
+    const remote = {
+      transport: "tcp",
+      hostname: socket.localAddress ?? "",
+      port: socket.localPort ?? 0,
+    } as const;
     return { activated: true, fd: a.f.fd, name: a.f.name, addr: remote };
   }
   try {

@@ -99,7 +99,9 @@ function handlers(onConn: ((conn: Conn) => void) | undefined, localPath: string)
 function listen(options: Any, onConn: (conn: Conn) => void, localPath: string, fd?: number): RawListener {
   const l = B().listen({ ...options, allowHalfOpen: true, socket: handlers(onConn, localPath) });
   return {
-    addr: l.unix !== undefined ? { transport: "unix", path: l.unix } : typeof l.port === "number" && l.port > 0
+    addr: l.unix !== undefined
+      ? { transport: "unix", path: l.unix }
+      : typeof l.port === "number" && l.port > 0
       ? { transport: "tcp", hostname: l.hostname, port: l.port }
       : undefined,
     sameFd: fd === undefined || typeof l.fd !== "number" ? undefined : l.fd === fd,
@@ -113,7 +115,11 @@ export const bunNet: NetAdapter = {
   listenAddr: (target: Target, onConn) =>
     Promise.resolve().then(() =>
       "path" in target
-        ? listen({ unix: target.path.startsWith("@") ? "\0" + target.path.slice(1) : target.path }, onConn, target.path)
+        ? listen(
+          { unix: target.path.startsWith("@") ? "\0" + target.path.slice(1) : target.path },
+          onConn,
+          target.path,
+        )
         : listen({ hostname: target.hostname, port: target.port }, onConn, "")
     ),
   connFd: async (fd) => {

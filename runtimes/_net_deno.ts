@@ -83,7 +83,9 @@ export const denoNet: NetAdapter = {
   listenFd: (fd, onConn) => nodeNet.listenFd(fd, onConn),
   connFd: (fd) => nodeNet.connFd(fd),
   listenAddr: (target: Target, onConn) => {
-    const path = "path" in target ? (target.path.startsWith("@") ? "\0" + target.path.slice(1) : target.path) : "";
+    const path = "path" in target
+      ? (target.path.startsWith("@") ? "\0" + target.path.slice(1) : target.path)
+      : "";
     const l = "path" in target
       ? D().listen({ transport: "unix", path })
       : D().listen({ transport: "tcp", hostname: target.hostname, port: target.port });

@@ -111,7 +111,9 @@ function listenOn(
       const handleFd = (server as unknown as { _handle?: { fd?: number } })._handle?.fd;
       resolve({
         addr: serverAddr(server),
-        sameFd: fd === undefined || typeof handleFd !== "number" || handleFd < 0 ? undefined : handleFd === fd,
+        sameFd: fd === undefined || typeof handleFd !== "number" || handleFd < 0
+          ? undefined
+          : handleFd === fd,
         close: () => server.close(),
       });
     });
@@ -130,7 +132,9 @@ export const nodeNet: NetAdapter = {
   // but missing from the types.
   listenFd: (fd, onConn, handle) => listenOn((handle ?? { fd }) as Net.ListenOptions, onConn, "", fd),
   listenAddr: (target: Target, onConn) => {
-    if (!("path" in target)) return listenOn({ port: target.port, host: target.hostname, exclusive: true }, onConn, "");
+    if (!("path" in target)) {
+      return listenOn({ port: target.port, host: target.hostname, exclusive: true }, onConn, "");
+    }
     if (target.path.startsWith("@") && !abstractBindWorks()) {
       return Promise.reject(
         Object.assign(
@@ -143,13 +147,21 @@ export const nodeNet: NetAdapter = {
         ),
       );
     }
-    return listenOn({ path: target.path.startsWith("@") ? "\0" + target.path.slice(1) : target.path }, onConn, target.path);
+    return listenOn(
+      { path: target.path.startsWith("@") ? "\0" + target.path.slice(1) : target.path },
+      onConn,
+      target.path,
+    );
   },
   connFd: (fd, handle) =>
     new Promise((resolve, reject) => {
       try {
         const options = handle === undefined ? { fd } : { handle } as unknown as Net.SocketConstructorOpts;
-        resolve(fromSocket(new (netm().Socket)({ ...options, readable: true, writable: true, allowHalfOpen: true })));
+        resolve(
+          fromSocket(
+            new (netm().Socket)({ ...options, readable: true, writable: true, allowHalfOpen: true }),
+          ),
+        );
       } catch (e) {
         reject(e);
       }

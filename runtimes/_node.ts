@@ -34,7 +34,11 @@ export function readText(path: string): string | undefined {
 export function statKind(path: string): "fifo" | "file" | "other" | undefined {
   try {
     const st = fsm().statSync(path);
-    return st.isFIFO() ? "fifo" : st.isFile() || st.isCharacterDevice() || st.isBlockDevice() ? "file" : "other";
+    return st.isFIFO()
+      ? "fifo"
+      : st.isFile() || st.isCharacterDevice() || st.isBlockDevice()
+      ? "file"
+      : "other";
   } catch {
     return undefined;
   }

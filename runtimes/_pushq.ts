@@ -45,7 +45,9 @@ export class PushQueue {
           return Promise.resolve({ done: false, value });
         }
         if (this.#done) {
-          return this.#error !== undefined ? Promise.reject(this.#error) : Promise.resolve({ done: true, value: undefined });
+          return this.#error !== undefined
+            ? Promise.reject(this.#error)
+            : Promise.resolve({ done: true, value: undefined });
         }
         this.resume();
         return new Promise((resolve, reject) => {

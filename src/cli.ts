@@ -2,13 +2,14 @@
 // is imported statically: it is small, and one module hop fewer is worth
 // more to its start-up than laziness is to `inspect`.
 import { ActivationError } from "./errors.ts";
-import { inspectFd, type FdInfo } from "./inspect_fd.ts";
+import { type FdInfo, inspectFd } from "./inspect_fd.ts";
 import { listenFds } from "./listen_fds.ts";
 import { getRuntime } from "./_runtime.ts";
 import { VERSION } from "./version.ts";
 import { echoServer, formatAddr } from "./echo.ts";
 
-const USAGE = "usage: socket-activate [echo [--port N] [--host H] [--path P] [--name N] [--quiet] | inspect [--json]]";
+const USAGE =
+  "usage: socket-activate [echo [--port N] [--host H] [--path P] [--name N] [--quiet] | inspect [--json]]";
 
 const HELP = `socket-activate ${VERSION}: systemd socket activation for Node, Deno and Bun
 
@@ -43,6 +44,7 @@ Examples:
 `;
 
 /** Runs the CLI; resolves to the process exit status. */
+// deno-lint-ignore require-await -- async so that a synchronous throw reaches the caller as a rejection
 export async function main(args: string[]): Promise<number> {
   const rt = getRuntime();
   const out = (s: string) => rt.write("stdout", s);
@@ -77,7 +79,9 @@ async function echo(args: string[], out: (s: string) => void, err: (s: string) =
       if (a === "--port" || a === "-p") {
         const v = value();
         const port = /^\d+$/.test(v) ? Number(v) : NaN;
-        if (!(port >= 0 && port <= 65535)) throw new UsageError(`--port "${v}" is not a port number (0-65535)`);
+        if (!(port >= 0 && port <= 65535)) {
+          throw new UsageError(`--port "${v}" is not a port number (0-65535)`);
+        }
         opts.port = port;
       } else if (a === "--host") opts.host = value();
       else if (a === "--path") opts.path = value();
@@ -102,7 +106,9 @@ async function echo(args: string[], out: (s: string) => void, err: (s: string) =
     err(`socket-activate: ${e.code}: ${e.message}\n`);
     return 1;
   }
-  err(`echo: listening on ${formatAddr(server.addr)} (socket from the service manager: ${server.activated})\n`);
+  err(
+    `echo: listening on ${formatAddr(server.addr)} (socket from the service manager: ${server.activated})\n`,
+  );
   const stop = () => {
     err("echo: stopping: open connections may finish\n");
     server.close();

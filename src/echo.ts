@@ -33,14 +33,13 @@ export function formatAddr(a: Addr): string {
 }
 
 /** Starts the echo server; resolves once it accepts connections. */
-export async function echoServer(options: EchoOptions = {}): Promise<Server> {
+export function echoServer(options: EchoOptions = {}): Promise<Server> {
   const rt = getRuntime();
   const fallback = options.path !== undefined
     ? { path: options.path }
     : { port: options.port ?? 8888, hostname: options.host ?? "0.0.0.0" };
   let served = 0;
-  let server: Promise<Server>;
-  const handler = async (conn: Conn) => {
+  const server: Promise<Server> = listen({ name: options.name, fallback }, async (conn: Conn) => {
     const n = ++served;
     // A connection waiting in the inherited socket's backlog can arrive
     // before listen() has resolved: wait for the server to know what it is.
@@ -61,11 +60,12 @@ export async function echoServer(options: EchoOptions = {}): Promise<Server> {
       if (options.log ?? true) {
         rt.write(
           "stderr",
-          `echo: connection ${n} from ${formatAddr(conn.remoteAddr)}: ${bytes} bytes echoed in ${Date.now() - started} ms\n`,
+          `echo: connection ${n} from ${formatAddr(conn.remoteAddr)}: ${bytes} bytes echoed in ${
+            Date.now() - started
+          } ms\n`,
         );
       }
     }
-  };
-  server = listen({ name: options.name, fallback }, handler);
+  });
   return server;
 }

@@ -108,6 +108,7 @@ export type ConnHandler = (conn: Conn) => void | Promise<void>;
  * await server.close();
  * ```
  */
+// deno-lint-ignore require-await -- async so that a synchronous throw reaches the caller as a rejection
 export async function listen(options: ListenOptions, handler: ConnHandler): Promise<Server> {
   const rt = getRuntime();
   const adopted = adopt(rt, options);
@@ -179,7 +180,11 @@ function describeFd(f: ListenFd, info: FdInfo): string {
     : info.port === undefined
     ? info.address || "(unnamed)"
     : `${info.family === "ipv6" ? `[${info.address}]` : info.address}:${info.port}`;
-  const what = [info.kind, info.type, info.listening === undefined ? "" : info.listening ? "listening" : "connected"]
+  const what = [
+    info.kind,
+    info.type,
+    info.listening === undefined ? "" : info.listening ? "listening" : "connected",
+  ]
     .filter(Boolean).join(" ");
   return `fd ${f.fd} "${f.name}" is a ${what}${where ? ` (${where})` : ""}`;
 }
@@ -223,7 +228,8 @@ function checkWhere(f: ListenFd, info: FdInfo, l: RawListener): void {
     (l.sameFd === undefined && (
       (info.kind === "unix" && l.addr?.transport === "tcp") ||
       (info.kind === "tcp" && info.port !== undefined &&
-        (l.addr?.transport !== "tcp" || l.addr.port !== info.port || !sameHost(l.addr.hostname, info.address!)))
+        (l.addr?.transport !== "tcp" || l.addr.port !== info.port ||
+          !sameHost(l.addr.hostname, info.address!)))
     ));
   if (wrong) {
     l.close();
@@ -335,7 +341,12 @@ export function listenFailed(rt: Runtime, a: Adoption, e: unknown): ActivationEr
   return new ActivationError("ENOTSOCK", `${describeFd(a.f, full)}, and listening on it failed: ${e}`);
 }
 
-async function activatedServer(rt: Runtime, a: Adoption, o: ListenOptions, handler: ConnHandler): Promise<Server> {
+async function activatedServer(
+  rt: Runtime,
+  a: Adoption,
+  o: ListenOptions,
+  handler: ConnHandler,
+): Promise<Server> {
   const { f, info, handle, mode } = a;
   const net = await rt.net();
   const tracker = new Tracker(o, handler);
@@ -373,12 +384,16 @@ async function fallbackServer(rt: Runtime, o: ListenOptions, handler: ConnHandle
     const code = (e as { code?: string })?.code ?? (e as Error)?.name;
     throw new ActivationError(
       "EADDRNOTAVAIL",
-      `Not socket-activated, and the fallback ${where} could not be opened (${code}: ${(e as Error)?.message}): ` +
+      `Not socket-activated, and the fallback ${where} could not be opened (${code}: ${
+        (e as Error)?.message
+      }): ` +
         "choose another fallback, or start the program under the service manager",
     );
   }
   const addr: Addr = l.addr ??
-    ("path" in fb ? { transport: "unix", path: fb.path } : { transport: "tcp", hostname: target.hostname!, port: fb.port });
+    ("path" in fb
+      ? { transport: "unix", path: fb.path }
+      : { transport: "tcp", hostname: target.hostname!, port: fb.port });
   return tracker.server(false, addr, undefined, () => l.close());
 }
 
@@ -413,7 +428,10 @@ class Tracker {
 
   fail(e: unknown, conn: Conn): void {
     if (this.options.onError) this.options.onError(e, conn);
-    else getRuntime().write("stderr", `socket-activate: connection handler failed: ${(e as Error)?.stack ?? e}\n`);
+    else {getRuntime().write(
+        "stderr",
+        `socket-activate: connection handler failed: ${(e as Error)?.stack ?? e}\n`,
+      );}
     conn.close();
   }
 

@@ -1,8 +1,8 @@
 // Everything the package exports, in one list that mod.ts and the runtime
 // entries re-export.
 export { ActivationError, type ActivationErrorCode } from "./errors.ts";
-export { LISTEN_FDS_START, listenFds, type ListenFd, type ListenFdsOptions } from "./listen_fds.ts";
-export { inspectFd, type FdInfo, type FdKind } from "./inspect_fd.ts";
+export { LISTEN_FDS_START, type ListenFd, listenFds, type ListenFdsOptions } from "./listen_fds.ts";
+export { type FdInfo, type FdKind, inspectFd } from "./inspect_fd.ts";
 export { VERSION } from "./version.ts";
 export {
   type Addr,

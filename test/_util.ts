@@ -1,7 +1,7 @@
 // Shared by the test files, which run unchanged under node --test, deno test
 // and bun test: which runtime this is, how to start the CLI in it, and
 // bounded ways to start and stop real processes.
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
@@ -92,12 +92,17 @@ export function start(cmd: string[], env: Record<string, string | undefined> = {
 }
 
 /** Connects to a TCP port or unix path, retrying until it answers (bounded). */
-export async function connect(target: { port: number; host?: string } | { path: string }, ms = 10000): Promise<net.Socket> {
+export async function connect(
+  target: { port: number; host?: string } | { path: string },
+  ms = 10000,
+): Promise<net.Socket> {
   const deadline = Date.now() + ms;
   for (;;) {
     try {
       return await new Promise<net.Socket>((resolve, reject) => {
-        const s = "path" in target ? net.connect(target.path) : net.connect(target.port, target.host ?? "127.0.0.1");
+        const s = "path" in target
+          ? net.connect(target.path)
+          : net.connect(target.port, target.host ?? "127.0.0.1");
         s.once("connect", () => resolve(s));
         s.once("error", reject);
       });
@@ -185,7 +190,10 @@ export async function activate(
  * abstract names to 108 bytes (nodejs/node#50889) and so cannot reach them.
  */
 export function abstractClient(name: string, payload: string): Run {
-  return start(["/usr/bin/python3", "-c", `
+  return start([
+    "/usr/bin/python3",
+    "-c",
+    `
 import socket, sys, time
 for _ in range(200):
     try:
@@ -198,5 +206,8 @@ while True:
     d = s.recv(65536)
     if not d: break
     out += d
-sys.stdout.write(out.decode())`, name, payload]);
+sys.stdout.write(out.decode())`,
+    name,
+    payload,
+  ]);
 }

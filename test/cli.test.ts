@@ -14,7 +14,10 @@ test("socket-activate --help lists the commands with examples", async () => {
 test("socket-activate --version prints the package version and the runtime", async () => {
   const r = start([...cliCommand(), "--version"]);
   assert.equal(await r.exited(), 0);
-  assert.match(r.stdout(), new RegExp(`^socket-activate ${VERSION.replaceAll(".", "\\.")} \\((node|deno|bun) `));
+  assert.match(
+    r.stdout(),
+    new RegExp(`^socket-activate ${VERSION.replaceAll(".", "\\.")} \\((node|deno|bun) `),
+  );
 });
 
 test("socket-activate with an unknown command prints usage and exits 2", async () => {
@@ -31,7 +34,13 @@ test("socket-activate inspect with an unknown option exits 2", async () => {
 });
 
 test("socket-activate inspect prints one line per fd for people", async () => {
-  const r = start(["/bin/sh", "-c", `LISTEN_FDS=1 LISTEN_FDNAMES=nul LISTEN_PID=$$ exec ${cliCommand().map((a) => `'${a}'`).join(" ")} inspect 3</dev/null`]);
+  const r = start([
+    "/bin/sh",
+    "-c",
+    `LISTEN_FDS=1 LISTEN_FDNAMES=nul LISTEN_PID=$$ exec ${
+      cliCommand().map((a) => `'${a}'`).join(" ")
+    } inspect 3</dev/null`,
+  ]);
   assert.equal(await r.exited(), 0, r.stderr());
   assert.equal(r.stdout(), 'activated: 1 fd(s)\nfd 3 "nul": file /dev/null\n');
 });

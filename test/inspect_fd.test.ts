@@ -19,9 +19,14 @@ test("inspect --json reports a TCP4 listener from systemd-socket-activate", asyn
   const port = await freePort();
   const r = await inspectUnder(["-l", `127.0.0.1:${port}`], { port });
   assert.equal(r.activated, true);
-  assert.deepEqual(r.fds.map((f: Record<string, unknown>) => [f.fd, f.name, f.kind, f.type, f.family, f.listening, f.address, f.port]), [
-    [3, "unknown", "tcp", "stream", "ipv4", true, "127.0.0.1", port],
-  ]);
+  assert.deepEqual(
+    r.fds.map((
+      f: Record<string, unknown>,
+    ) => [f.fd, f.name, f.kind, f.type, f.family, f.listening, f.address, f.port]),
+    [
+      [3, "unknown", "tcp", "stream", "ipv4", true, "127.0.0.1", port],
+    ],
+  );
   assert.equal(r.fds[0].cloexec, true);
 });
 
@@ -39,17 +44,28 @@ test("inspect --json reports two named fds: a unix path and an abstract name", a
   const sock = path.join(dir, "app.sock");
   const abs = `@sa-test-${process.pid}-${Date.now()}`;
   const r = await inspectUnder(["-l", sock, "-l", abs, "--fdname=web:admin"], { path: sock });
-  assert.deepEqual(r.fds.map((f: Record<string, unknown>) => [f.fd, f.name, f.kind, f.type, f.listening, f.address]), [
-    [3, "web", "unix", "stream", true, sock],
-    [4, "admin", "unix", "stream", true, abs],
-  ]);
+  assert.deepEqual(
+    r.fds.map((f: Record<string, unknown>) => [f.fd, f.name, f.kind, f.type, f.listening, f.address]),
+    [
+      [3, "web", "unix", "stream", true, sock],
+      [4, "admin", "unix", "stream", true, abs],
+    ],
+  );
   fs.rmSync(dir, { recursive: true });
 });
 
 test("inspect --json reports a UDP socket passed with --datagram", async () => {
   const port = await freePort();
   // systemd-socket-activate -d starts the program on the first datagram.
-  const r = start(["/usr/bin/systemd-socket-activate", "-d", "-l", `127.0.0.1:${port}`, ...cliCommand(), "inspect", "--json"]);
+  const r = start([
+    "/usr/bin/systemd-socket-activate",
+    "-d",
+    "-l",
+    `127.0.0.1:${port}`,
+    ...cliCommand(),
+    "inspect",
+    "--json",
+  ]);
   const dgram = await import("node:dgram");
   const s = dgram.createSocket("udp4");
   const deadline = Date.now() + 10000;
@@ -60,13 +76,22 @@ test("inspect --json reports a UDP socket passed with --datagram", async () => {
   s.close();
   assert.equal(await r.exited(), 0, r.stderr());
   const j = JSON.parse(r.stdout());
-  assert.deepEqual([j.fds[0].kind, j.fds[0].type, j.fds[0].port, j.fds[0].address], ["udp", "dgram", port, "127.0.0.1"]);
+  assert.deepEqual([j.fds[0].kind, j.fds[0].type, j.fds[0].port, j.fds[0].address], [
+    "udp",
+    "dgram",
+    port,
+    "127.0.0.1",
+  ]);
 });
 
 function shellActivated(fdSetup: string, fds: number, extra = "") {
   // LISTEN_PID=$$ then exec keeps the PID, as the oracle in protocol.md does.
   const cmd = cliCommand().map((a) => `'${a}'`).join(" ");
-  return start(["/bin/sh", "-c", `${extra} LISTEN_FDS=${fds} LISTEN_PID=$$ exec ${cmd} inspect --json ${fdSetup}`]);
+  return start([
+    "/bin/sh",
+    "-c",
+    `${extra} LISTEN_FDS=${fds} LISTEN_PID=$$ exec ${cmd} inspect --json ${fdSetup}`,
+  ]);
 }
 
 test("inspect --json tells a FIFO, a file and /dev/null apart", async () => {
@@ -99,7 +124,11 @@ test("inspect --json reports EBADF for a promised fd that is not open, and exits
 });
 
 test("inspect --json reports a malformed LISTEN_FDS with its errno name, and exits 1", async () => {
-  const r = start(["/bin/sh", "-c", `LISTEN_FDS='2 ' LISTEN_PID=$$ exec ${cliCommand().map((a) => `'${a}'`).join(" ")} inspect --json`]);
+  const r = start([
+    "/bin/sh",
+    "-c",
+    `LISTEN_FDS='2 ' LISTEN_PID=$$ exec ${cliCommand().map((a) => `'${a}'`).join(" ")} inspect --json`,
+  ]);
   assert.equal(await r.exited(), 1);
   assert.deepEqual(JSON.parse(r.stdout()).error.code, "EINVAL");
   assert.match(JSON.parse(r.stdout()).error.message, /LISTEN_FDS="2 "/);

@@ -103,7 +103,10 @@ test("listen() falls back to its own port when not activated, greeting false", a
 
 test("listen() does not adopt fds whose LISTEN_PID names another process: it falls back", async () => {
   const port = await freePort();
-  const run = start([...ECHO(), "--port", String(port), "--host", "127.0.0.1"], { LISTEN_PID: "1", LISTEN_FDS: "1" });
+  const run = start([...ECHO(), "--port", String(port), "--host", "127.0.0.1"], {
+    LISTEN_PID: "1",
+    LISTEN_FDS: "1",
+  });
   const conn = await connect({ port });
   assert.deepEqual(await exchange(conn, text("x")), expectedEcho(text("x"), false));
   assert.equal(await stop(run), 0, run.stderr());
@@ -132,7 +135,9 @@ test("listen() refuses a datagram fd with a clear error", async () => {
   assert.equal(await run.exited(), 1);
   assert.match(
     run.stderr(),
-    new RegExp(`EPROTOTYPE: fd 3 "unknown" is a udp dgram .*\\(127\\.0\\.0\\.1:${port}\\)[^\\n]*listen\\(\\) serves stream sockets`),
+    new RegExp(
+      `EPROTOTYPE: fd 3 "unknown" is a udp dgram .*\\(127\\.0\\.0\\.1:${port}\\)[^\\n]*listen\\(\\) serves stream sockets`,
+    ),
   );
 });
 
@@ -205,7 +210,11 @@ function socketInodes(pid: number): string[] {
 
 test("a child process spawned by the server holds no inherited listening socket", async () => {
   const port = await freePort();
-  const { run, conn } = await activate(["-l", `127.0.0.1:${port}`], [...fixtureCommand("server.ts"), "spawn"], { port });
+  const { run, conn } = await activate(
+    ["-l", `127.0.0.1:${port}`],
+    [...fixtureCommand("server.ts"), "spawn"],
+    { port },
+  );
   const deadline = Date.now() + 10000;
   while (!/^\d+\n/.test(run.stdout()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   const childPid = Number(run.stdout().trim());
@@ -226,14 +235,21 @@ if (RUNTIME === "deno") {
   test("Deno without --allow-ffi says once on stderr that children inherit the socket", async () => {
     const port = await freePort();
     const deno = (globalThis as unknown as { Deno: { execPath(): string } }).Deno.execPath();
-    const cmd = [deno, "run", "--allow-env", "--allow-net", "--allow-read", path.join(import.meta.dirname!, "..", "mod.ts"), "echo"];
+    const cmd = [
+      deno,
+      "run",
+      "--allow-env",
+      "--allow-net",
+      "--allow-read",
+      path.join(import.meta.dirname!, "..", "mod.ts"),
+      "echo",
+    ];
     const { run, conn } = await activate(["-l", `127.0.0.1:${port}`], cmd, { port });
     assert.deepEqual(await exchange(conn, text("x")), expectedEcho(text("x"), true));
     assert.equal(await stop(run), 0, run.stderr());
     assert.equal(run.stderr().match(/cannot mark fd 3 close-on-exec in deno without FFI/g)?.length, 1);
   });
 }
-
 
 test("listen() falls back to a unix path of its own", async () => {
   const dir = tempDir();
@@ -261,7 +277,11 @@ test("listen() falls back to an abstract name, or refuses where the runtime woul
 
 test("a handler written with web streams (readable.pipeTo(writable)) echoes 4 MiB intact", async () => {
   const port = await freePort();
-  const { run, conn } = await activate(["-l", `127.0.0.1:${port}`], [...fixtureCommand("server.ts"), "pipe"], { port });
+  const { run, conn } = await activate(
+    ["-l", `127.0.0.1:${port}`],
+    [...fixtureCommand("server.ts"), "pipe"],
+    { port },
+  );
   const data = new Uint8Array(4 * 1024 * 1024);
   for (let i = 0; i < data.length; i++) data[i] = (i * 31) & 0xff;
   assert.deepEqual(await exchange(conn, data, 60000), data);

@@ -22,7 +22,10 @@ test("listenFds() returns the fds with their names", () => {
 });
 
 test("listenFds() names every fd unknown when LISTEN_FDNAMES is unset", () => {
-  assert.deepEqual(listenFds({ env: { LISTEN_PID: "7", LISTEN_FDS: "1" }, pid: 7 }), [{ fd: 3, name: "unknown" }]);
+  assert.deepEqual(listenFds({ env: { LISTEN_PID: "7", LISTEN_FDS: "1" }, pid: 7 }), [{
+    fd: 3,
+    name: "unknown",
+  }]);
 });
 
 test("listenFds() is not activated when LISTEN_PID names another process", () => {
@@ -87,8 +90,15 @@ test("listenFds() explains a LISTEN_PID that names the parent (a wrapper took th
 });
 
 test("listenFds() rejects a malformed LISTEN_PIDFDID as EINVAL or ERANGE", () => {
-  for (const [v, code] of [["x", "EINVAL"], ["1 ", "EINVAL"], ["-1", "ERANGE"], ["18446744073709551616", "ERANGE"]]) {
-    const e = thrown(() => listenFds({ env: { LISTEN_PID: "7", LISTEN_PIDFDID: v, LISTEN_FDS: "1" }, pid: 7 }));
+  for (
+    const [v, code] of [["x", "EINVAL"], ["1 ", "EINVAL"], ["-1", "ERANGE"], [
+      "18446744073709551616",
+      "ERANGE",
+    ]]
+  ) {
+    const e = thrown(() =>
+      listenFds({ env: { LISTEN_PID: "7", LISTEN_PIDFDID: v, LISTEN_FDS: "1" }, pid: 7 })
+    );
     assert.equal(e.code, code, v);
     assert.match(e.message, new RegExp(`LISTEN_PIDFDID="${v}"`));
   }
@@ -96,7 +106,10 @@ test("listenFds() rejects a malformed LISTEN_PIDFDID as EINVAL or ERANGE", () =>
 
 // The pidfs inode id of this very process, from outside (python's pidfd_open).
 function ownPidfdId(): bigint | undefined {
-  const r = spawnSync("/usr/bin/python3", ["-c", `import os; print(os.fstat(os.pidfd_open(${process.pid})).st_ino)`]);
+  const r = spawnSync("/usr/bin/python3", [
+    "-c",
+    `import os; print(os.fstat(os.pidfd_open(${process.pid})).st_ino)`,
+  ]);
   return r.status === 0 ? BigInt(String(r.stdout).trim()) : undefined;
 }
 

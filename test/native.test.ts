@@ -9,7 +9,9 @@ const decode = (b: Uint8Array) => new TextDecoder().decode(b);
 
 test("listenServer() puts a net.Server on the activated socket", async () => {
   const port = await freePort();
-  const { run, conn } = await activate(["-l", `127.0.0.1:${port}`], [...fixtureCommand("native.ts"), "net"], { port });
+  const { run, conn } = await activate(["-l", `127.0.0.1:${port}`], [...fixtureCommand("native.ts"), "net"], {
+    port,
+  });
   // Not a bare half-close: Deno's node:net loses a write made in the tick that
   // accepts a connection whose FIN is already queued, and the native flavour
   // hands the caller's server the raw socket (listen() works around it).
@@ -21,13 +23,20 @@ test("listenServer() puts a net.Server on the activated socket", async () => {
 
 test("listenServer() serves an http.Server on the activated socket, or refuses where the runtime ignores the fd", async () => {
   const port = await freePort();
-  const { run, conn } = await activate(["-l", `127.0.0.1:${port}`], [...fixtureCommand("native.ts"), "http"], { port });
+  const { run, conn } = await activate(
+    ["-l", `127.0.0.1:${port}`],
+    [...fixtureCommand("native.ts"), "http"],
+    { port },
+  );
   const reply = exchange(conn, text("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
   if (RUNTIME === "bun") {
     // Bun's http.Server ignores { fd } and binds a random port (oven-sh/bun#22559):
     // the guard must refuse instead of serving elsewhere.
     assert.equal(await run.exited(), 1);
-    assert.match(run.stderr(), /EADDRNOTAVAIL: The runtime was handed fd 3 "unknown" .* but listens on .*: it ignored the fd/);
+    assert.match(
+      run.stderr(),
+      /EADDRNOTAVAIL: The runtime was handed fd 3 "unknown" .* but listens on .*: it ignored the fd/,
+    );
     await reply.catch(() => undefined);
     return;
   }
@@ -41,7 +50,11 @@ test("listenServer() serves an http.Server on the activated socket, or refuses w
 if (RUNTIME === "bun") {
   test("listenBun() puts Bun.listen on the activated socket", async () => {
     const port = await freePort();
-    const { run, conn } = await activate(["-l", `127.0.0.1:${port}`], [...fixtureCommand("native.ts"), "bun"], { port });
+    const { run, conn } = await activate(
+      ["-l", `127.0.0.1:${port}`],
+      [...fixtureCommand("native.ts"), "bun"],
+      { port },
+    );
     assert.equal(decode(await exchange(conn, new Uint8Array())), "native bun\n");
     assert.match(run.stderr(), /ready .*"activated":true,"fd":3/);
     run.child.kill("SIGKILL");
