@@ -9,8 +9,10 @@ import {
   LIBC,
   type Libc,
   makeLibc,
+  monotonicUsecVia,
   pidfdIdVia,
   readLinkVia,
+  sendDatagramVia,
   setCloexecVia,
   sockInfoVia,
   type SymbolDef,
@@ -18,6 +20,7 @@ import {
 } from "./_libc.ts";
 import { bunNet } from "./_net_bun.ts";
 import { fdStateFromProc, nodeRuntime } from "./_node.ts";
+import { notifyRefused } from "./_libc.ts";
 
 // deno-lint-ignore no-explicit-any
 type Any = any;
@@ -80,6 +83,18 @@ export const bunRuntime: Runtime = {
     const c = loadLibc();
     const fd = stream === "stdout" ? 1 : 2;
     if (!c || !writeAllVia(c, fd, text)) nodeRuntime.write(stream, text);
+  },
+  monotonicUsec: () => {
+    const c = loadLibc();
+    return c ? monotonicUsecVia(c) : nodeRuntime.monotonicUsec();
+  },
+  notifySend: (path, state, value) => {
+    const c = loadLibc();
+    if (!c) return nodeRuntime.notifySend(path, state, value);
+    if (!sendDatagramVia(c, path, new TextEncoder().encode(state))) {
+      return Promise.reject(notifyRefused(value));
+    }
+    return Promise.resolve();
   },
   version: () => `bun ${(globalThis as Any).Bun.version}`,
   net: () => Promise.resolve(bunNet),

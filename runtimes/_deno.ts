@@ -9,7 +9,10 @@ import {
   LIBC,
   type Libc,
   makeLibc,
+  monotonicUsecVia,
+  notifyRefused,
   pidfdIdVia,
+  sendDatagramVia,
   setCloexecVia,
   sockInfoVia,
   type SymbolDef,
@@ -157,6 +160,23 @@ export const denoRuntime: Runtime = {
   write: (stream, text) => writeAll(stream === "stdout" ? D().stdout : D().stderr, text),
   exit: (code) => D().exit(code) as never,
   version: () => `deno ${D().version.deno}`,
+  notifySend: (path, state, value) => {
+    const c = loadLibc();
+    if (!c) {
+      // Deno.listenDatagram({ transport: "unixpacket" }) could send too, but
+      // needs --unstable-net; FFI is what marks fds close-on-exec as well.
+      return Promise.reject(denied(`send to NOTIFY_SOCKET="${value}"`, "--allow-ffi"));
+    }
+    if (!sendDatagramVia(c, path, new TextEncoder().encode(state))) {
+      return Promise.reject(notifyRefused(value));
+    }
+    return Promise.resolve();
+  },
+  monotonicUsec: () => {
+    const c = loadLibc();
+    if (!c) throw denied("read CLOCK_MONOTONIC for MONOTONIC_USEC", "--allow-ffi");
+    return monotonicUsecVia(c);
+  },
   onSignal: (signal, fn) => {
     D().addSignalListener(signal, fn);
     return () => D().removeSignalListener(signal, fn);

@@ -1,6 +1,7 @@
 // libc calls shared by the Deno and Bun shims, which each bind them through
 // their own FFI (Deno.dlopen, bun:ffi). Node has no FFI without a native addon.
 import type { FdState, SockInfo } from "../src/_runtime.ts";
+import { ActivationError } from "../src/errors.ts";
 
 /** The few libc functions the shims call; buffers are passed as pointers. */
 export interface Libc {
@@ -13,6 +14,9 @@ export interface Libc {
   fstat(fd: number, buf: Uint8Array): number;
   fstatfs(fd: number, buf: Uint8Array): number;
   close(fd: number): number;
+  socket(domain: number, type: number, protocol: number): number;
+  sendto(fd: number, buf: Uint8Array, size: number, flags: number, addr: Uint8Array, addrlen: number): number;
+  clockGettime(clock: number, ts: Uint8Array): number;
 }
 
 /** The C library's file name for dlopen. */
@@ -25,7 +29,7 @@ export interface SymbolDef {
 }
 
 // Two groups, each bound on first use: dlopen compiles a trampoline per
-// symbol, and the pidfd group is needed only when LISTEN_PIDFDID is set.
+// symbol, and the second group is needed only for LISTEN_PIDFDID and notify.
 const CORE = {
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
   getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
@@ -33,12 +37,15 @@ const CORE = {
   readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
 } as const satisfies Record<string, SymbolDef>;
-const PIDFD = {
+const EXTRA = {
   // pidfd_open has no glibc wrapper before 2.36: go through syscall(2).
   syscall: { parameters: ["i64", "i64", "i64"], result: "i64" },
   fstat: { parameters: ["i32", "buffer"], result: "i32" },
   fstatfs: { parameters: ["i32", "buffer"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "i32"], result: "isize" },
+  clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
 } as const satisfies Record<string, SymbolDef>;
 
 // deno-lint-ignore no-explicit-any
@@ -56,7 +63,7 @@ export function makeLibc(
   let core: Record<string, Fn> | undefined;
   let pidfd: Record<string, Fn> | undefined;
   const c = () => (core ??= open(CORE));
-  const p = () => (pidfd ??= open(PIDFD));
+  const p = () => (pidfd ??= open(EXTRA));
   const n64 = (x: number) => (big ? BigInt(x) : x);
   return {
     fcntl: (fd, cmd, arg) => c().fcntl(fd, cmd, arg),
@@ -68,6 +75,10 @@ export function makeLibc(
     fstat: (fd, buf) => p().fstat(fd, buf),
     fstatfs: (fd, buf) => p().fstatfs(fd, buf),
     close: (fd) => p().close(fd),
+    socket: (domain, type, protocol) => p().socket(domain, type, protocol),
+    clockGettime: (clock, ts) => p().clock_gettime(clock, ts),
+    sendto: (fd, buf, size, flags, addr, addrlen) =>
+      Number(p().sendto(fd, buf, n64(size), flags, addr, addrlen)),
   };
 }
 
@@ -116,6 +127,46 @@ export function readLinkVia(libc: Libc, path: string): string | undefined {
   const buf = new Uint8Array(4096);
   const n = Number(libc.readlink(new TextEncoder().encode(path + "\0"), buf, buf.length));
   return n < 0 ? undefined : new TextDecoder().decode(buf.subarray(0, n));
+}
+
+/**
+ * Sends one datagram to the AF_UNIX address `path` (a leading NUL byte for an
+ * abstract name), as sd_notify does: a fresh SOCK_DGRAM socket, close-on-exec.
+ * Returns false when sendto failed.
+ */
+export function sendDatagramVia(libc: Libc, path: Uint8Array, data: Uint8Array): boolean {
+  const fd = libc.socket(1, /* AF_UNIX */ 2 /* SOCK_DGRAM */ | 0o2000000, /* SOCK_CLOEXEC */ 0);
+  if (fd < 0) return false;
+  try {
+    // sockaddr_un: sun_family, then the path; an abstract name's length is
+    // exact, a path's includes its NUL.
+    const len = 2 + path.length + (path[0] === 0 ? 0 : 1);
+    const addr = new Uint8Array(len);
+    addr[0] = 1;
+    addr.set(path, 2);
+    return libc.sendto(fd, data, data.length, 0x4000, /* MSG_NOSIGNAL */ addr, len) === data.length;
+  } finally {
+    libc.close(fd);
+  }
+}
+
+/** CLOCK_MONOTONIC in microseconds (Bun's and Deno's process.hrtime count from process start). */
+export function monotonicUsecVia(libc: Libc): bigint {
+  const ts = new Uint8Array(16);
+  if (libc.clockGettime(1, /* CLOCK_MONOTONIC */ ts) !== 0) {
+    throw new Error("clock_gettime(CLOCK_MONOTONIC) failed");
+  }
+  const v = new DataView(ts.buffer);
+  return v.getBigInt64(0, true) * 1_000_000n + v.getBigInt64(8, true) / 1000n;
+}
+
+/** The error for a datagram nothing received. */
+export function notifyRefused(value: string): ActivationError {
+  return new ActivationError(
+    "ECONNREFUSED",
+    `Cannot send to NOTIFY_SOCKET="${value}": no datagram socket receives there (the service manager ` +
+      "is gone, or the path is wrong)",
+  );
 }
 
 /** Writes all of `text` to `fd`, retrying after EINTR/EAGAIN-sized short writes. */

@@ -2,6 +2,7 @@
 // process work the same) and adds FFI.
 import type * as NodeFs from "node:fs";
 import type { FdState, Runtime, TcpHandle } from "../src/_runtime.ts";
+import { ActivationError } from "../src/errors.ts";
 
 // Through getBuiltinModule rather than a static import: mod.ts imports this
 // file in every runtime, and a static node:fs import costs Deno about 14 ms of
@@ -102,6 +103,45 @@ function openTcp(fd: number): TcpHandle | undefined {
   };
 }
 
+/**
+ * Node has no unix datagram socket (nodejs/node#61933, closed as stale) and a
+ * native addon would need a build at install time: systemd-notify sends it.
+ * As root its datagram carries the caller's PID; otherwise its own, so the
+ * unit needs NotifyAccess=all.
+ */
+export function notifyWithTool(state: string, value: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const cp = process.getBuiltinModule("node:child_process") as typeof import("node:child_process");
+    const args = ["--no-block", ...state.split("\n").filter((l) => l !== "")];
+    const child = cp.spawn("systemd-notify", args, {
+      stdio: ["ignore", "ignore", "pipe"],
+      env: { ...process.env, NOTIFY_SOCKET: value },
+    });
+    let err = "";
+    child.stderr!.on("data", (d) => (err += d));
+    child.on("error", (e: NodeJS.ErrnoException) => {
+      reject(
+        e.code === "ENOENT"
+          ? new ActivationError(
+            "EPERM",
+            `Cannot notify NOTIFY_SOCKET="${value}": Node has no unix datagram socket and systemd-notify ` +
+              "is not installed (Debian package systemd)",
+          )
+          : e,
+      );
+    });
+    child.on("close", (code) => {
+      if (code === 0) return resolve();
+      reject(
+        new ActivationError(
+          "ECONNREFUSED",
+          `systemd-notify could not send to NOTIFY_SOCKET="${value}" (exit ${code}): ${err.trim()}`,
+        ),
+      );
+    });
+  });
+}
+
 /** The contract as Node fulfils it. */
 export const nodeRuntime: Runtime = {
   name: "node",
@@ -129,6 +169,8 @@ export const nodeRuntime: Runtime = {
   write: (stream, text) => writeAll(stream === "stdout" ? 1 : 2, text),
   exit: (code) => process.exit(code),
   version: () => `node ${process.versions.node}`,
+  notifySend: (_path, state, value) => notifyWithTool(state, value),
+  monotonicUsec: () => process.hrtime.bigint() / 1000n,
   onSignal: (signal, fn) => {
     process.on(signal, fn);
     return () => process.off(signal, fn);

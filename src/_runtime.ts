@@ -64,6 +64,13 @@ export interface Runtime {
    * passed to the adapter. Undefined where the runtime has no such handle.
    */
   openTcp?(fd: number): TcpHandle | undefined;
+  /**
+   * Sends one sd_notify datagram to `path` (AF_UNIX address bytes; a leading
+   * NUL for an abstract name). `value` is NOTIFY_SOCKET as given, for errors.
+   */
+  notifySend(path: Uint8Array, state: string, value: string): Promise<void>;
+  /** CLOCK_MONOTONIC in microseconds, as MONOTONIC_USEC wants it. */
+  monotonicUsec(): bigint;
   /** Calls `fn` on a signal; returns a function that removes the listener. */
   onSignal(signal: "SIGTERM" | "SIGINT", fn: () => void): () => void;
   /** The stream adapter, loaded on first use. */

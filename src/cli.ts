@@ -6,7 +6,7 @@ import { type FdInfo, inspectFd } from "./inspect_fd.ts";
 import { listenFds } from "./listen_fds.ts";
 import { getRuntime } from "./_runtime.ts";
 import { VERSION } from "./version.ts";
-import { echoServer, formatAddr } from "./echo.ts";
+import { echoServer, formatAddr, Notifier } from "./echo.ts";
 
 const USAGE =
   "usage: socket-activate [echo [--port N] [--host H] [--path P] [--name N] [--quiet] | inspect [--json]]";
@@ -99,8 +99,9 @@ async function echo(args: string[], out: (s: string) => void, err: (s: string) =
   }
   const rt = getRuntime();
   let server;
+  const notifier = new Notifier();
   try {
-    server = await echoServer(opts);
+    server = await echoServer(opts, notifier);
   } catch (e) {
     if (!(e instanceof ActivationError)) throw e;
     err(`socket-activate: ${e.code}: ${e.message}\n`);
@@ -109,13 +110,16 @@ async function echo(args: string[], out: (s: string) => void, err: (s: string) =
   err(
     `echo: listening on ${formatAddr(server.addr)} (socket from the service manager: ${server.activated})\n`,
   );
+  notifier.send("READY=1");
   const stop = () => {
     err("echo: stopping: open connections may finish\n");
+    notifier.send("STOPPING=1");
     server.close();
   };
   const offs = [rt.onSignal("SIGTERM", stop), rt.onSignal("SIGINT", stop)];
   await server.finished;
   for (const off of offs) off();
+  await notifier.flush(); // the last notifications go out before the exit
   return 0;
 }
 

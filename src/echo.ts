@@ -3,6 +3,7 @@
 // everything with ASCII letters upper-cased, until the client closes.
 import { type Addr, type Conn, listen, type Server } from "./listen.ts";
 import { getRuntime } from "./_runtime.ts";
+import { notify } from "./notify.ts";
 
 /** Options for {@linkcode echoServer}. */
 export interface EchoOptions {
@@ -32,8 +33,49 @@ export function formatAddr(a: Addr): string {
   return a.hostname.includes(":") ? `[${a.hostname}]:${a.port}` : `${a.hostname}:${a.port}`;
 }
 
+/**
+ * Sends states to the service manager one after another, in order, and
+ * coalesces STATUS updates: with Node each one runs systemd-notify, which
+ * must not fork once per connection under load.
+ */
+export class Notifier {
+  #chain: Promise<unknown> = Promise.resolve();
+  #statusPending = false;
+  #status = "";
+  #warned = false;
+
+  /** Whether a service manager listens (NOTIFY_SOCKET is set). */
+  readonly enabled = (getRuntime().getEnv("NOTIFY_SOCKET") ?? "") !== "";
+
+  send(state: string): Promise<unknown> {
+    if (!this.enabled) return this.#chain;
+    return (this.#chain = this.#chain.then(() => notify(state)).catch((e) => this.#warn(e)));
+  }
+
+  /** Resolves when everything sent so far has gone out. */
+  flush(): Promise<unknown> {
+    return this.#chain;
+  }
+
+  status(text: string): void {
+    this.#status = text;
+    if (!this.enabled || this.#statusPending) return;
+    this.#statusPending = true;
+    this.#chain = this.#chain.then(() => {
+      this.#statusPending = false;
+      return notify(`STATUS=${this.#status}`);
+    }).catch((e) => this.#warn(e));
+  }
+
+  #warn(e: unknown): void {
+    if (this.#warned) return;
+    this.#warned = true;
+    getRuntime().write("stderr", `echo: cannot notify the service manager: ${(e as Error)?.message ?? e}\n`);
+  }
+}
+
 /** Starts the echo server; resolves once it accepts connections. */
-export function echoServer(options: EchoOptions = {}): Promise<Server> {
+export function echoServer(options: EchoOptions = {}, notifier?: Notifier): Promise<Server> {
   const rt = getRuntime();
   const fallback = options.path !== undefined
     ? { path: options.path }
@@ -57,6 +99,7 @@ export function echoServer(options: EchoOptions = {}): Promise<Server> {
       }
       await conn.closeWrite();
     } finally {
+      notifier?.status(`${served} connection(s) served`);
       if (options.log ?? true) {
         rt.write(
           "stderr",

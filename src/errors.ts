@@ -4,7 +4,9 @@
  * a LISTEN_PID that names the parent; listen() adds ENOENT (no fd fits),
  * ENOTSOCK and EPROTOTYPE (not a stream socket), EISCONN (connected where a
  * listener was asked for), EBUSY (already served) and EADDRNOTAVAIL (the
- * runtime listened somewhere other than the fd, or the fallback failed).
+ * runtime listened somewhere other than the fd, or the fallback failed);
+ * notify() adds ECONNREFUSED (nothing receives at NOTIFY_SOCKET), ENOTSUP
+ * (a vsock address) and EPERM (the runtime may not, or cannot, send).
  */
 export type ActivationErrorCode =
   | "EINVAL"
@@ -18,7 +20,8 @@ export type ActivationErrorCode =
   | "EPROTOTYPE"
   | "EISCONN"
   | "EBUSY"
-  | "EADDRNOTAVAIL";
+  | "EADDRNOTAVAIL"
+  | "ECONNREFUSED";
 
 /**
  * Thrown when the activation environment is malformed or an inherited fd

@@ -13,3 +13,15 @@ export {
   type ListenOptions,
   type Server,
 } from "./listen.ts";
+export {
+  errno,
+  extendTimeout,
+  mainPid,
+  notify,
+  type NotifyOptions,
+  ready,
+  reloading,
+  status,
+  stopping,
+  watchdog,
+} from "./notify.ts";

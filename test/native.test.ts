@@ -29,6 +29,7 @@ test("listenServer() serves an http.Server on the activated socket, or refuses w
     { port },
   );
   const reply = exchange(conn, text("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+  reply.catch(() => {}); // Bun: the server exits, the connection resets
   if (RUNTIME === "bun") {
     // Bun's http.Server ignores { fd } and binds a random port (oven-sh/bun#22559):
     // the guard must refuse instead of serving elsewhere.
@@ -37,7 +38,6 @@ test("listenServer() serves an http.Server on the activated socket, or refuses w
       run.stderr(),
       /EADDRNOTAVAIL: The runtime was handed fd 3 "unknown" .* but listens on .*: it ignored the fd/,
     );
-    await reply.catch(() => undefined);
     return;
   }
   const got = decode(await reply);

@@ -1,0 +1,138 @@
+// notify() and its shorthands against a real AF_UNIX datagram receiver with
+// SO_PASSCRED, in the runtime running this file.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as path from "node:path";
+import { ActivationError, notify } from "../mod.ts";
+import {
+  activate,
+  cliCommand,
+  exchange,
+  fixtureCommand,
+  freePort,
+  ROOT,
+  type Run,
+  RUNTIME,
+  start,
+  tempDir,
+} from "./_util.ts";
+
+interface Datagram {
+  data: string;
+  pid: number;
+}
+
+async function receiver(address: string): Promise<{ run: Run; messages(): Datagram[] }> {
+  const run = start(["/usr/bin/python3", path.join(ROOT, "test", "_notify_receiver.py"), address, "20"]);
+  const deadline = Date.now() + 10000;
+  while (!run.stdout().startsWith("ready\n") && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.ok(run.stdout().startsWith("ready\n"), run.stderr());
+  return {
+    run,
+    messages: () => run.stdout().split("\n").slice(1).filter(Boolean).map((l) => JSON.parse(l)),
+  };
+}
+
+async function waitFor(cond: () => boolean, ms = 10000) {
+  const deadline = Date.now() + ms;
+  while (!cond() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+}
+
+const EXPECTED = [
+  "X_TEST=1\nSTATUS=two lines",
+  "READY=1",
+  "STATUS=Serving 3 connections",
+  /^RELOADING=1\nMONOTONIC_USEC=\d+$/,
+  "STOPPING=1",
+  "WATCHDOG=1",
+  "EXTEND_TIMEOUT_USEC=5000000",
+  "ERRNO=2",
+  "MAINPID=4242",
+];
+
+for (const kind of ["path", "abstract"]) {
+  test(`notify() sends each state as one datagram with this process's PID (${kind} NOTIFY_SOCKET)`, async () => {
+    const address = kind === "path"
+      ? path.join(tempDir(), "notify.sock")
+      : `@sa-notify-${process.pid}-${Date.now()}`;
+    const r = await receiver(address);
+    const app = start(fixtureCommand("notify.ts"), { NOTIFY_SOCKET: address });
+    assert.equal(await app.exited(), 0, app.stderr());
+    assert.equal(app.stdout(), `done ${JSON.stringify(EXPECTED.map(() => true))}\n`);
+    await waitFor(() => r.messages().length >= EXPECTED.length);
+    const got = r.messages();
+    r.run.child.kill("SIGKILL");
+    // Node sends through systemd-notify, which ends the datagram with a newline.
+    const texts = got.map((m) => (RUNTIME === "node" ? m.data.replace(/\n$/, "") : m.data));
+    assert.equal(texts.length, EXPECTED.length, JSON.stringify(got));
+    EXPECTED.forEach((want, i) =>
+      typeof want === "string" ? assert.equal(texts[i], want) : assert.match(texts[i], want)
+    );
+    // The sender is the app itself (systemd-notify sends with its caller's
+    // PID when it runs as root, as here).
+    for (const m of got) assert.equal(m.pid, app.child.pid, JSON.stringify(m));
+  });
+}
+
+test("notify() is a no-op returning false without NOTIFY_SOCKET", async () => {
+  assert.equal(await notify("READY=1", { env: {} }), false);
+});
+
+test("notify() rejects vsock and relative addresses with clear errors", async () => {
+  await assert.rejects(
+    notify("READY=1", { env: { NOTIFY_SOCKET: "vsock:2:1234" } }),
+    (e) =>
+      e instanceof ActivationError && e.code === "ENOTSUP" &&
+      /NOTIFY_SOCKET="vsock:2:1234" is an AF_VSOCK address/.test(e.message),
+  );
+  await assert.rejects(
+    notify("READY=1", { env: { NOTIFY_SOCKET: "run/notify" } }),
+    (e) =>
+      e instanceof ActivationError && e.code === "EINVAL" &&
+      /NOTIFY_SOCKET="run\/notify" is neither/.test(e.message),
+  );
+});
+
+test("notify() says when nothing receives at NOTIFY_SOCKET", async () => {
+  const missing = path.join(tempDir(), "nobody.sock");
+  await assert.rejects(
+    notify("READY=1", { env: { NOTIFY_SOCKET: missing } }),
+    (e) => e instanceof ActivationError && e.code === "ECONNREFUSED" && e.message.includes(missing),
+  );
+});
+
+test("reloading() sends CLOCK_MONOTONIC in microseconds", async () => {
+  const address = `@sa-mono-${process.pid}-${Date.now()}`;
+  const r = await receiver(address);
+  const app = start(fixtureCommand("notify.ts"), { NOTIFY_SOCKET: address });
+  assert.equal(await app.exited(), 0, app.stderr());
+  await waitFor(() => r.messages().length >= 4);
+  const usec = Number(/MONOTONIC_USEC=(\d+)/.exec(r.messages()[3].data)![1]);
+  const py = start(["/usr/bin/python3", "-c", "import time; print(int(time.monotonic() * 1e6))"]);
+  await py.exited();
+  const now = Number(py.stdout());
+  r.run.child.kill("SIGKILL");
+  assert.ok(now - usec >= 0 && now - usec < 10_000_000, `MONOTONIC_USEC ${usec} vs CLOCK_MONOTONIC ${now}`);
+});
+
+test("the echo server sends READY=1, STATUS and STOPPING=1 in order under systemd-socket-activate", async () => {
+  const address = `@sa-echo-notify-${process.pid}-${Date.now()}`;
+  const r = await receiver(address);
+  const port = await freePort();
+  const { run, conn } = await activate(
+    ["-l", `127.0.0.1:${port}`, "-E", `NOTIFY_SOCKET=${address}`],
+    [...cliCommand(), "echo", "--quiet"],
+    { port },
+  );
+  await exchange(conn, new TextEncoder().encode("x"));
+  await waitFor(() => r.messages().some((m) => m.data.startsWith("STATUS=")));
+  run.signal("SIGTERM");
+  assert.equal(await run.exited(), 0, run.stderr());
+  await waitFor(() => r.messages().some((m) => m.data.startsWith("STOPPING=1")));
+  r.run.child.kill("SIGKILL");
+  const texts = r.messages().map((m) => m.data.replace(/\n$/, ""));
+  assert.deepEqual(texts, ["READY=1", "STATUS=1 connection(s) served", "STOPPING=1"]);
+  for (const m of r.messages()) assert.equal(m.pid, run.child.pid);
+});
