@@ -177,6 +177,7 @@ export const denoRuntime: Runtime = {
     if (!c) throw denied("read CLOCK_MONOTONIC for MONOTONIC_USEC", "--allow-ffi");
     return monotonicUsecVia(c);
   },
+  unrefTimer: (timer) => D().unrefTimer(timer),
   onSignal: (signal, fn) => {
     D().addSignalListener(signal, fn);
     return () => D().removeSignalListener(signal, fn);

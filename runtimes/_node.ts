@@ -171,6 +171,7 @@ export const nodeRuntime: Runtime = {
   version: () => `node ${process.versions.node}`,
   notifySend: (_path, state, value) => notifyWithTool(state, value),
   monotonicUsec: () => process.hrtime.bigint() / 1000n,
+  unrefTimer: (timer) => (timer as { unref?: () => void }).unref?.(),
   onSignal: (signal, fn) => {
     process.on(signal, fn);
     return () => process.off(signal, fn);

@@ -71,6 +71,8 @@ export interface Runtime {
   notifySend(path: Uint8Array, state: string, value: string): Promise<void>;
   /** CLOCK_MONOTONIC in microseconds, as MONOTONIC_USEC wants it. */
   monotonicUsec(): bigint;
+  /** Lets the process exit although the timer is pending. */
+  unrefTimer(timer: unknown): void;
   /** Calls `fn` on a signal; returns a function that removes the listener. */
   onSignal(signal: "SIGTERM" | "SIGINT", fn: () => void): () => void;
   /** The stream adapter, loaded on first use. */

@@ -9,7 +9,7 @@ import { VERSION } from "./version.ts";
 import { echoServer, formatAddr, Notifier } from "./echo.ts";
 
 const USAGE =
-  "usage: socket-activate [echo [--port N] [--host H] [--path P] [--name N] [--quiet] | inspect [--json]]";
+  "usage: socket-activate [echo [--port N] [--host H] [--path P] [--name N] [--idle-exit S] [--quiet] | inspect [--json]]";
 
 const HELP = `socket-activate ${VERSION}: systemd socket activation for Node, Deno and Bun
 
@@ -24,7 +24,13 @@ Commands:
                        --host H   fallback host (default 0.0.0.0)
                        --path P   fallback unix socket path (or @abstract)
                        --name N   serve the passed fd named N (LISTEN_FDNAMES)
+                       --idle-exit SECONDS  exit after that long without a
+                                  connection (activated only: the service
+                                  manager starts it again on the next one)
                        --quiet    no line per connection on stderr
+                     With NOTIFY_SOCKET it sends READY=1, STATUS=<connections
+                     served> and STOPPING=1, and pings WATCHDOG=1 at half of
+                     WATCHDOG_USEC.
                      SIGTERM or SIGINT: stop accepting, let open connections
                      finish (10 s at most), exit 0.
   inspect [--json]   print the fds this process was handed (LISTEN_FDS), one line
@@ -66,8 +72,16 @@ export async function main(args: string[]): Promise<number> {
 }
 
 async function echo(args: string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
-  const opts: { port?: number; host?: string; path?: string; name?: string; log?: boolean } = {};
-  const usage = "usage: socket-activate echo [--port N] [--host H] [--path P] [--name N] [--quiet]";
+  const opts: {
+    port?: number;
+    host?: string;
+    path?: string;
+    name?: string;
+    log?: boolean;
+    idleExit?: number;
+  } = {};
+  const usage =
+    "usage: socket-activate echo [--port N] [--host H] [--path P] [--name N] [--idle-exit SECONDS] [--quiet]";
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     const value = () => {
@@ -83,6 +97,13 @@ async function echo(args: string[], out: (s: string) => void, err: (s: string) =
           throw new UsageError(`--port "${v}" is not a port number (0-65535)`);
         }
         opts.port = port;
+      } else if (a === "--idle-exit") {
+        const v = value();
+        const seconds = Number(v);
+        if (!(seconds > 0) || v.trim() === "") {
+          throw new UsageError(`--idle-exit "${v}" is not a number of seconds above 0`);
+        }
+        opts.idleExit = seconds;
       } else if (a === "--host") opts.host = value();
       else if (a === "--path") opts.path = value();
       else if (a === "--name") opts.name = value();

@@ -17,6 +17,8 @@ export interface EchoOptions {
   name?: string;
   /** Log one line per connection to stderr. @default {true} */
   log?: boolean;
+  /** Seconds without a connection after which an activated server exits. @default {never} */
+  idleExit?: number;
 }
 
 /** Upper-cases ASCII letters in place; every other byte stays as it is. */
@@ -81,7 +83,12 @@ export function echoServer(options: EchoOptions = {}, notifier?: Notifier): Prom
     ? { path: options.path }
     : { port: options.port ?? 8888, hostname: options.host ?? "0.0.0.0" };
   let served = 0;
-  const server: Promise<Server> = listen({ name: options.name, fallback }, async (conn: Conn) => {
+  const server: Promise<Server> = listen({
+    name: options.name,
+    fallback,
+    watchdog: true,
+    idleExit: options.idleExit,
+  }, async (conn: Conn) => {
     const n = ++served;
     // A connection waiting in the inherited socket's backlog can arrive
     // before listen() has resolved: wait for the server to know what it is.

@@ -3,6 +3,7 @@ import { type FdInfo, inspectWith } from "./inspect_fd.ts";
 import { claim, type ListenFd, listenFds, release, remembered } from "./listen_fds.ts";
 import type { Addr, Conn, RawListener } from "./_net.ts";
 import { getRuntime, type Runtime } from "./_runtime.ts";
+import { keepAlive } from "./watchdog.ts";
 
 export type { Addr, Conn } from "./_net.ts";
 
@@ -39,6 +40,22 @@ export interface ListenOptions {
    * @default {10000}
    */
   drainTimeout?: number;
+  /**
+   * Ping the service manager's watchdog (WATCHDOG=1) at half of WatchdogSec=
+   * while the event loop runs, until the server closes. Nothing happens when
+   * no watchdog is asked of this process ({@linkcode watchdogInterval}).
+   *
+   * @default {false}
+   */
+  watchdog?: boolean;
+  /**
+   * Seconds without any open connection after which an activated server
+   * closes and the process exits (status 0), to be started again by the
+   * service manager on the next connection. Ignored when not activated.
+   *
+   * @default {never}
+   */
+  idleExit?: number;
   /**
    * Called with an error a connection handler threw or rejected with; the
    * connection is then closed.
@@ -111,6 +128,9 @@ export type ConnHandler = (conn: Conn) => void | Promise<void>;
 // deno-lint-ignore require-await -- async so that a synchronous throw reaches the caller as a rejection
 export async function listen(options: ListenOptions, handler: ConnHandler): Promise<Server> {
   const rt = getRuntime();
+  if (options.idleExit !== undefined && !(options.idleExit > 0)) {
+    throw new RangeError(`Cannot exit after ${options.idleExit} idle seconds: give a number above 0`);
+  }
   const adopted = adopt(rt, options);
   if (adopted === undefined) {
     requireFallback(options.fallback);
@@ -404,6 +424,9 @@ class Tracker {
   resolveFinished!: () => void;
   readonly finished = new Promise<void>((r) => (this.resolveFinished = r));
   stopAccepting: () => void = () => {};
+  stopWatchdog: (() => void) | undefined;
+  idleTimer: ReturnType<typeof setTimeout> | undefined;
+  idleExit = false;
 
   constructor(readonly options: ListenOptions, readonly handler: ConnHandler) {}
 
@@ -413,7 +436,11 @@ class Tracker {
       return;
     }
     this.open.add(conn);
-    conn.closed.then(() => this.open.delete(conn));
+    this.idle();
+    conn.closed.then(() => {
+      this.open.delete(conn);
+      this.idle();
+    });
     let result;
     try {
       result = this.handler(conn);
@@ -426,17 +453,34 @@ class Tracker {
     }
   }
 
+  /** (Re)arms the idle exit while no connection is open, disarms it otherwise. */
+  idle(): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+    if (!this.idleExit || this.open.size > 0 || this.closing) return;
+    const rt = getRuntime();
+    this.idleTimer = setTimeout(() => {
+      // systemd starts the service again on the next connection: the
+      // lazy-start half of socket activation.
+      this.close().then(() => rt.exit(0));
+    }, this.options.idleExit! * 1000);
+  }
+
   fail(e: unknown, conn: Conn): void {
     if (this.options.onError) this.options.onError(e, conn);
-    else {getRuntime().write(
+    else {
+      getRuntime().write(
         "stderr",
         `socket-activate: connection handler failed: ${(e as Error)?.stack ?? e}\n`,
-      );}
+      );
+    }
     conn.close();
   }
 
   close(): Promise<void> {
     return (this.closing ??= (async () => {
+      clearTimeout(this.idleTimer);
+      this.stopWatchdog?.();
       this.stopAccepting();
       const timeout = this.options.drainTimeout ?? 10_000;
       if (this.open.size > 0) {
@@ -455,6 +499,14 @@ class Tracker {
 
   server(activated: boolean, addr: Addr, f: ListenFd | undefined, stop: () => void): Server {
     this.stopAccepting = stop;
+    if (this.options.watchdog) {
+      this.stopWatchdog = keepAlive((e) =>
+        warnOnce(getRuntime(), `watchdog ping failed: ${(e as Error)?.message ?? e}`)
+      );
+    }
+    // Only a socket the service manager holds brings the service back.
+    this.idleExit = activated && this.options.idleExit !== undefined;
+    this.idle();
     // deno-lint-ignore no-this-alias
     const t = this;
     return {

@@ -25,3 +25,4 @@ export {
   stopping,
   watchdog,
 } from "./notify.ts";
+export { watchdogInterval, type WatchdogOptions } from "./watchdog.ts";
