@@ -4,7 +4,9 @@
 // tables milliseconds to read: node:fs is used only where FFI is missing or
 // for the rare non-socket fd.
 import type { Runtime } from "../src/_runtime.ts";
+import { refused } from "../src/notify.ts";
 import {
+  fdPassingVia,
   fdStateVia,
   LIBC,
   type Libc,
@@ -20,7 +22,6 @@ import {
 } from "./_libc.ts";
 import { bunNet } from "./_net_bun.ts";
 import { fdStateFromProc, nodeRuntime } from "./_node.ts";
-import { notifyRefused } from "./_libc.ts";
 
 // deno-lint-ignore no-explicit-any
 type Any = any;
@@ -43,7 +44,7 @@ function loadLibc(): Libc | null {
       }
       return ffi.dlopen(LIBC, symbols).symbols;
     };
-    libc = makeLibc(open, false, process.arch);
+    libc = makeLibc(open, false, process.arch, (buf) => BigInt(ffi.ptr(buf)));
     libc.fcntl(0, 1, 0); // bind now: a missing libc.so.6 (musl) fails here, not later
   } catch {
     libc = null; // no libc.so.6 (musl) or no FFI: node:fs and /proc instead
@@ -84,6 +85,10 @@ export const bunRuntime: Runtime = {
     const fd = stream === "stdout" ? 1 : 2;
     if (!c || !writeAllVia(c, fd, text)) nodeRuntime.write(stream, text);
   },
+  fdPassing: () => {
+    const c = loadLibc();
+    return c ? fdPassingVia(c) : undefined;
+  },
   monotonicUsec: () => {
     const c = loadLibc();
     return c ? monotonicUsecVia(c) : nodeRuntime.monotonicUsec();
@@ -92,7 +97,7 @@ export const bunRuntime: Runtime = {
     const c = loadLibc();
     if (!c) return nodeRuntime.notifySend(path, state, value);
     if (!sendDatagramVia(c, path, new TextEncoder().encode(state))) {
-      return Promise.reject(notifyRefused(value));
+      return Promise.reject(refused(value));
     }
     return Promise.resolve();
   },

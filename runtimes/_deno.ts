@@ -4,13 +4,14 @@
 // -A, since Deno refuses explicit read grants on /proc.
 import { ActivationError } from "../src/errors.ts";
 import type { FdState, Runtime } from "../src/_runtime.ts";
+import { refused } from "../src/notify.ts";
 import {
+  fdPassingVia,
   fdStateVia,
   LIBC,
   type Libc,
   makeLibc,
   monotonicUsecVia,
-  notifyRefused,
   pidfdIdVia,
   sendDatagramVia,
   setCloexecVia,
@@ -42,6 +43,7 @@ export function loadLibc(): Libc | null {
       (defs: Record<string, SymbolDef>) => D().dlopen(LIBC, defs).symbols,
       true,
       D().build.arch,
+      (buf) => BigInt(D().UnsafePointer.value(D().UnsafePointer.of(buf))),
     );
     libc.fcntl(0, 1, 0); // bind now: a missing libc.so.6 (musl) fails here, not later
   } catch {
@@ -168,9 +170,13 @@ export const denoRuntime: Runtime = {
       return Promise.reject(denied(`send to NOTIFY_SOCKET="${value}"`, "--allow-ffi"));
     }
     if (!sendDatagramVia(c, path, new TextEncoder().encode(state))) {
-      return Promise.reject(notifyRefused(value));
+      return Promise.reject(refused(value));
     }
     return Promise.resolve();
+  },
+  fdPassing: () => {
+    const c = loadLibc();
+    return c ? fdPassingVia(c) : undefined;
   },
   monotonicUsec: () => {
     const c = loadLibc();

@@ -1,7 +1,6 @@
 // libc calls shared by the Deno and Bun shims, which each bind them through
 // their own FFI (Deno.dlopen, bun:ffi). Node has no FFI without a native addon.
-import type { FdState, SockInfo } from "../src/_runtime.ts";
-import { ActivationError } from "../src/errors.ts";
+import type { FdPassing, FdState, SockInfo } from "../src/_runtime.ts";
 
 /** The few libc functions the shims call; buffers are passed as pointers. */
 export interface Libc {
@@ -17,6 +16,11 @@ export interface Libc {
   socket(domain: number, type: number, protocol: number): number;
   sendto(fd: number, buf: Uint8Array, size: number, flags: number, addr: Uint8Array, addrlen: number): number;
   clockGettime(clock: number, ts: Uint8Array): number;
+  sendmsg(fd: number, msg: Uint8Array, flags: number): number;
+  pipe2(fds: Uint8Array, flags: number): number;
+  poll(fds: Uint8Array, n: number, timeoutMs: number): number;
+  /** The address of a buffer, for pointers inside C structs. */
+  address(buf: Uint8Array): bigint;
 }
 
 /** The C library's file name for dlopen. */
@@ -46,6 +50,9 @@ const EXTRA = {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "i32"], result: "isize" },
   clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
+  sendmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
+  pipe2: { parameters: ["buffer", "i32"], result: "i32" },
+  poll: { parameters: ["buffer", "usize", "i32"], result: "i32" },
 } as const satisfies Record<string, SymbolDef>;
 
 // deno-lint-ignore no-explicit-any
@@ -59,6 +66,7 @@ export function makeLibc(
   open: (defs: Record<string, SymbolDef>) => Record<string, Fn>,
   big: boolean,
   arch: string,
+  address: (buf: Uint8Array) => bigint,
 ): Libc {
   let core: Record<string, Fn> | undefined;
   let pidfd: Record<string, Fn> | undefined;
@@ -77,6 +85,10 @@ export function makeLibc(
     close: (fd) => p().close(fd),
     socket: (domain, type, protocol) => p().socket(domain, type, protocol),
     clockGettime: (clock, ts) => p().clock_gettime(clock, ts),
+    sendmsg: (fd, msg, flags) => Number(p().sendmsg(fd, msg, flags)),
+    pipe2: (fds, flags) => p().pipe2(fds, flags),
+    poll: (fds, n, timeoutMs) => p().poll(fds, n64(n), timeoutMs),
+    address,
     sendto: (fd, buf, size, flags, addr, addrlen) =>
       Number(p().sendto(fd, buf, n64(size), flags, addr, addrlen)),
   };
@@ -150,6 +162,75 @@ export function sendDatagramVia(libc: Libc, path: Uint8Array, data: Uint8Array):
   }
 }
 
+/**
+ * sendmsg(2) of one datagram with `fds` as SCM_RIGHTS to the AF_UNIX address
+ * `path`: what FDSTORE=1 and BARRIER=1 need. The structs are laid out for
+ * LP64 Linux (x86_64, aarch64): msghdr 56 bytes, iovec 16, cmsghdr 16.
+ */
+export function sendWithFdsVia(libc: Libc, path: Uint8Array, data: Uint8Array, fds: number[]): boolean {
+  const fd = libc.socket(1, /* AF_UNIX */ 2 /* SOCK_DGRAM */ | 0o2000000, /* SOCK_CLOEXEC */ 0);
+  if (fd < 0) return false;
+  try {
+    const nameLen = 2 + path.length + (path[0] === 0 ? 0 : 1);
+    const name = new Uint8Array(nameLen);
+    name[0] = 1;
+    name.set(path, 2);
+    const iov = new Uint8Array(16);
+    const iv = new DataView(iov.buffer);
+    iv.setBigUint64(0, libc.address(data), true);
+    iv.setBigUint64(8, BigInt(data.length), true);
+    const cmsgLen = 16 + 4 * fds.length;
+    const control = new Uint8Array(fds.length ? 16 + Math.ceil((4 * fds.length) / 8) * 8 : 8);
+    const cv = new DataView(control.buffer);
+    if (fds.length) {
+      cv.setBigUint64(0, BigInt(cmsgLen), true);
+      cv.setInt32(8, 1, true); // SOL_SOCKET
+      cv.setInt32(12, 1, true); // SCM_RIGHTS
+      fds.forEach((f, i) => cv.setInt32(16 + 4 * i, f, true));
+    }
+    const msg = new Uint8Array(56);
+    const mv = new DataView(msg.buffer);
+    mv.setBigUint64(0, libc.address(name), true);
+    mv.setUint32(8, nameLen, true);
+    mv.setBigUint64(16, libc.address(iov), true);
+    mv.setBigUint64(24, 1n, true);
+    if (fds.length) {
+      mv.setBigUint64(32, libc.address(control), true);
+      mv.setBigUint64(40, BigInt(control.length), true);
+    }
+    return libc.sendmsg(fd, msg, 0x4000 /* MSG_NOSIGNAL */) === data.length;
+  } finally {
+    libc.close(fd);
+  }
+}
+
+/** A pipe (close-on-exec): [read end, write end], or undefined. */
+export function pipeVia(libc: Libc): [number, number] | undefined {
+  const fds = new Uint8Array(8);
+  if (libc.pipe2(fds, 0o2000000 /* O_CLOEXEC */) !== 0) return undefined;
+  const v = new DataView(fds.buffer);
+  return [v.getInt32(0, true), v.getInt32(4, true)];
+}
+
+/** Whether the write end of the pipe whose read end is `fd` was closed everywhere (POLLHUP). */
+export function hungUpVia(libc: Libc, fd: number): boolean {
+  const pfd = new Uint8Array(8);
+  const v = new DataView(pfd.buffer);
+  v.setInt32(0, fd, true);
+  v.setInt16(4, 0, true); // events: POLLHUP is always reported
+  return libc.poll(pfd, 1, 0) === 1 && (v.getInt16(6, true) & 0x10 /* POLLHUP */) !== 0;
+}
+
+/** The fd-passing capability over libc. */
+export function fdPassingVia(libc: Libc): FdPassing {
+  return {
+    send: (path, state, fds) => sendWithFdsVia(libc, path, new TextEncoder().encode(state), fds),
+    pipe: () => pipeVia(libc),
+    hungUp: (fd) => hungUpVia(libc, fd),
+    close: (fd) => void libc.close(fd),
+  };
+}
+
 /** CLOCK_MONOTONIC in microseconds (Bun's and Deno's process.hrtime count from process start). */
 export function monotonicUsecVia(libc: Libc): bigint {
   const ts = new Uint8Array(16);
@@ -158,15 +239,6 @@ export function monotonicUsecVia(libc: Libc): bigint {
   }
   const v = new DataView(ts.buffer);
   return v.getBigInt64(0, true) * 1_000_000n + v.getBigInt64(8, true) / 1000n;
-}
-
-/** The error for a datagram nothing received. */
-export function notifyRefused(value: string): ActivationError {
-  return new ActivationError(
-    "ECONNREFUSED",
-    `Cannot send to NOTIFY_SOCKET="${value}": no datagram socket receives there (the service manager ` +
-      "is gone, or the path is wrong)",
-  );
 }
 
 /** Writes all of `text` to `fd`, retrying after EINTR/EAGAIN-sized short writes. */

@@ -170,6 +170,8 @@ export const nodeRuntime: Runtime = {
   exit: (code) => process.exit(code),
   version: () => `node ${process.versions.node}`,
   notifySend: (_path, state, value) => notifyWithTool(state, value),
+  // SCM_RIGHTS needs sendmsg, which Node offers only to child-process IPC.
+  fdPassing: () => undefined,
   monotonicUsec: () => process.hrtime.bigint() / 1000n,
   unrefTimer: (timer) => (timer as { unref?: () => void }).unref?.(),
   onSignal: (signal, fn) => {

@@ -24,6 +24,17 @@ export interface TcpHandle {
   handle: unknown;
 }
 
+/** What FDSTORE=1 and BARRIER=1 need of a runtime. */
+export interface FdPassing {
+  /** One datagram with `fds` attached; false when nothing received it. */
+  send(path: Uint8Array, state: string, fds: number[]): boolean;
+  /** A close-on-exec pipe: [read end, write end]. */
+  pipe(): [number, number] | undefined;
+  /** Whether every write end of the pipe was closed. */
+  hungUp(readFd: number): boolean;
+  close(fd: number): void;
+}
+
 /** The answer of an fd probe: open or not, close-on-exec or not. */
 export type FdState = "cloexec" | "inheritable" | "closed" | "unknown";
 
@@ -69,6 +80,12 @@ export interface Runtime {
    * NUL for an abstract name). `value` is NOTIFY_SOCKET as given, for errors.
    */
   notifySend(path: Uint8Array, state: string, value: string): Promise<void>;
+  /**
+   * Passing fds to NOTIFY_SOCKET (FDSTORE=1, BARRIER=1): sendmsg with
+   * SCM_RIGHTS, a pipe, and a POLLHUP check. Undefined where the runtime
+   * cannot (Node without a native addon; Deno without --allow-ffi).
+   */
+  fdPassing(): FdPassing | undefined;
   /** CLOCK_MONOTONIC in microseconds, as MONOTONIC_USEC wants it. */
   monotonicUsec(): bigint;
   /** Lets the process exit although the timer is pending. */

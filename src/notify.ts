@@ -70,6 +70,132 @@ export async function notify(state: string, options: NotifyOptions = {}): Promis
   return true;
 }
 
+function fdPassing(what: string) {
+  const rt = getRuntime();
+  const fp = rt.fdPassing();
+  if (fp === undefined) {
+    throw new ActivationError(
+      "ENOTSUP",
+      `Cannot ${what}: passing fds to the service manager needs sendmsg with SCM_RIGHTS, which ` +
+        (rt.name === "deno"
+          ? "Deno has through FFI: run it with --allow-ffi"
+          : `${rt.name} cannot do without a native addon`),
+    );
+  }
+  return fp;
+}
+
+function notifySocket(options: NotifyOptions): string | undefined {
+  const rt = getRuntime();
+  const value = options.env ? options.env.NOTIFY_SOCKET : rt.getEnv("NOTIFY_SOCKET");
+  return value === undefined || value === "" ? undefined : value;
+}
+
+// systemd's fdname_is_valid: printable ASCII without ':', at most 255 bytes.
+function checkFdName(name: string): void {
+  if (name.length === 0 || name.length > 255 || !/^[\x20-\x7e]*$/.test(name) || name.includes(":")) {
+    throw new TypeError(
+      `Cannot use FDNAME="${name}": a name is 1 to 255 printable ASCII characters without ":"`,
+    );
+  }
+}
+
+/**
+ * `FDSTORE=1`: hands fds to the service manager's fd store (FileDescriptorStoreMax=
+ * in the unit), to be passed back on the next start as LISTEN_FDS with the
+ * name given. Deno (with `--allow-ffi`) and Bun; Node cannot pass fds.
+ *
+ * @param fds The fds to store.
+ * @param name Their FDNAME. @default {"stored"}
+ * @param options Where NOTIFY_SOCKET comes from.
+ * @returns Whether a service manager was there to take them.
+ * @throws {ActivationError} `ENOTSUP` where the runtime cannot pass fds,
+ * `ECONNREFUSED` when nothing receives at NOTIFY_SOCKET.
+ * @example
+ * ```ts ignore
+ * import { storeFds } from "@socket-activate/socket-activate";
+ * await storeFds([3], "web");
+ * ```
+ */
+export function storeFds(fds: number[], name?: string, options: NotifyOptions = {}): Promise<boolean> {
+  if (name !== undefined) checkFdName(name);
+  for (const fd of fds) {
+    if (!Number.isInteger(fd) || fd < 0) {
+      throw new TypeError(`Cannot store fd ${fd}: an fd is a whole number`);
+    }
+  }
+  const value = notifySocket(options);
+  if (value === undefined) return Promise.resolve(false);
+  const fp = fdPassing("store fds");
+  const state = "FDSTORE=1" + (name === undefined ? "" : `\nFDNAME=${name}`);
+  if (!fp.send(notifyAddress(value), state, fds)) return Promise.reject(refused(value));
+  return Promise.resolve(true);
+}
+
+/**
+ * `FDSTOREREMOVE=1`: drops the stored fds named `name` from the fd store.
+ *
+ * @param name Their FDNAME.
+ * @returns Whether a service manager was there to hear it.
+ * @example
+ * ```ts ignore
+ * import { removeFds } from "@socket-activate/socket-activate";
+ * await removeFds("web");
+ * ```
+ */
+export function removeFds(name: string): Promise<boolean> {
+  checkFdName(name);
+  return notify(`FDSTOREREMOVE=1\nFDNAME=${name}`);
+}
+
+/**
+ * `BARRIER=1`: waits until the service manager has processed every
+ * notification sent before, as `sd_notify_barrier(3)`: sends a pipe's write
+ * end and waits for it to be closed. Deno (with `--allow-ffi`) and Bun.
+ *
+ * @param timeoutMs How long to wait. @default {5000}
+ * @param options Where NOTIFY_SOCKET comes from.
+ * @returns true when the service manager caught up, false without
+ * NOTIFY_SOCKET or on time-out.
+ * @throws {ActivationError} `ENOTSUP` where the runtime cannot pass fds.
+ * @example
+ * ```ts ignore
+ * import { barrier, ready } from "@socket-activate/socket-activate";
+ * await ready();
+ * await barrier();
+ * ```
+ */
+export async function barrier(timeoutMs = 5000, options: NotifyOptions = {}): Promise<boolean> {
+  const value = notifySocket(options);
+  if (value === undefined) return false;
+  const fp = fdPassing("send BARRIER=1");
+  const pipe = fp.pipe();
+  if (pipe === undefined) throw new ActivationError("ENOTSUP", "Cannot send BARRIER=1: pipe2() failed");
+  const [r, w] = pipe;
+  try {
+    const sent = fp.send(notifyAddress(value), "BARRIER=1", [w]);
+    fp.close(w);
+    if (!sent) throw refused(value);
+    const deadline = Date.now() + timeoutMs;
+    while (!fp.hungUp(r)) {
+      if (Date.now() >= deadline) return false;
+      await new Promise((res) => setTimeout(res, 2));
+    }
+    return true;
+  } finally {
+    fp.close(r);
+  }
+}
+
+/** @internal The error for a datagram nothing received. */
+export function refused(value: string): ActivationError {
+  return new ActivationError(
+    "ECONNREFUSED",
+    `Cannot send to NOTIFY_SOCKET="${value}": no datagram socket receives there (the service manager ` +
+      "is gone, or the path is wrong)",
+  );
+}
+
 /**
  * `READY=1`: start-up is complete (Type=notify).
  *

@@ -14,6 +14,7 @@ export {
   type Server,
 } from "./listen.ts";
 export {
+  barrier,
   errno,
   extendTimeout,
   mainPid,
@@ -21,8 +22,10 @@ export {
   type NotifyOptions,
   ready,
   reloading,
+  removeFds,
   status,
   stopping,
+  storeFds,
   watchdog,
 } from "./notify.ts";
 export { watchdogInterval, type WatchdogOptions } from "./watchdog.ts";

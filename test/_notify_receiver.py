@@ -26,6 +26,7 @@ while time.monotonic() < deadline:
             a = array.array("i")
             a.frombytes(payload[: len(payload) - len(payload) % 4])
             fds.extend(a)
+    inodes = [os.fstat(fd).st_ino for fd in fds]
     for fd in fds:
         os.close(fd)
-    print(json.dumps({"data": data.decode("utf-8", "replace"), "pid": pid, "fds": len(fds)}), flush=True)
+    print(json.dumps({"data": data.decode("utf-8", "replace"), "pid": pid, "fds": len(fds), "inodes": inodes}), flush=True)

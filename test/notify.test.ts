@@ -2,6 +2,7 @@
 // SO_PASSCRED, in the runtime running this file.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import * as fs from "node:fs";
 import * as path from "node:path";
 import { ActivationError, notify } from "../mod.ts";
 import {
@@ -135,4 +136,65 @@ test("the echo server sends READY=1, STATUS and STOPPING=1 in order under system
   const texts = r.messages().map((m) => m.data.replace(/\n$/, ""));
   assert.deepEqual(texts, ["READY=1", "STATUS=1 connection(s) served", "STOPPING=1"]);
   for (const m of r.messages()) assert.equal(m.pid, run.child.pid);
+});
+
+test("storeFds() passes the listening socket itself to the fd store, and barrier() waits for it (Deno, Bun)", async () => {
+  const address = `@sa-fdstore-${process.pid}-${Date.now()}`;
+  const r = await receiver(address);
+  const port = await freePort();
+  const { run, conn } = await activate(
+    ["-l", `127.0.0.1:${port}`, "-E", `NOTIFY_SOCKET=${address}`],
+    fixtureCommand("fdstore.ts"),
+    { port },
+  );
+  // The socket's inode, read while the app holds fd 3.
+  let inode = "";
+  await waitFor(() => {
+    try {
+      inode = /socket:\[(\d+)\]/.exec(fs.readlinkSync(`/proc/${run.child.pid}/fd/3`))?.[1] ?? "";
+    } catch { /* not yet exec'd, or gone */ }
+    return inode !== "" || run.stdout() !== "";
+  });
+  await run.exited();
+  conn.destroy();
+  if (RUNTIME === "node") {
+    assert.match(
+      run.stdout(),
+      /^error ENOTSUP: Cannot store fds: passing fds .* node cannot do without a native addon/,
+    );
+    r.run.child.kill("SIGKILL");
+    return;
+  }
+  assert.equal(run.stdout(), "done [true,true,true]\n", run.stderr());
+  await waitFor(() => r.messages().length >= 3);
+  r.run.child.kill("SIGKILL");
+  const [store, bar, remove] = r.messages() as (Datagram & { fds: number; inodes: number[] })[];
+  assert.equal(store.data, "FDSTORE=1\nFDNAME=web");
+  assert.deepEqual(store.inodes.map(String), [inode], "the stored fd is the listening socket itself");
+  assert.equal(bar.data, "BARRIER=1");
+  assert.equal(bar.fds, 1);
+  assert.equal(remove.data, "FDSTOREREMOVE=1\nFDNAME=web");
+  assert.equal(remove.fds, 0);
+  for (const m of [store, bar, remove]) assert.equal(m.pid, run.child.pid);
+});
+
+test("barrier() times out when the receiver keeps the pipe open", { skip: RUNTIME === "node" }, async () => {
+  const dir = tempDir();
+  const address = path.join(dir, "hold.sock");
+  // A receiver that takes the datagram but never closes the fds it got.
+  const hold = start([
+    "/usr/bin/python3",
+    "-c",
+    `
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind(sys.argv[1]); print("ready", flush=True)
+kept = socket.recv_fds(s, 100, 4); time.sleep(10)`,
+    address,
+  ]);
+  await waitFor(() => hold.stdout().startsWith("ready"));
+  const { barrier } = await import("../mod.ts");
+  const t0 = Date.now();
+  assert.equal(await barrier(300, { env: { NOTIFY_SOCKET: address } }), false);
+  assert.ok(Date.now() - t0 >= 290);
+  hold.child.kill("SIGKILL");
 });
