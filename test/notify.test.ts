@@ -198,3 +198,34 @@ kept = socket.recv_fds(s, 100, 4); time.sleep(10)`,
   assert.ok(Date.now() - t0 >= 290);
   hold.child.kill("SIGKILL");
 });
+
+test("Node as a non-root user: the datagram comes from systemd-notify's PID (NotifyAccess=all needed)", {
+  skip: RUNTIME !== "node",
+}, async () => {
+  const address = `@sa-nonroot-${process.pid}-${Date.now()}`;
+  const r = await receiver(address);
+  const port = await freePort();
+  // setpriv execs in place, so the PID is node's own.
+  const run = start(
+    [
+      "/usr/bin/setpriv",
+      "--reuid=nobody",
+      "--regid=nogroup",
+      "--clear-groups",
+      ...cliCommand(),
+      "echo",
+      "--port",
+      String(port),
+      "--host",
+      "127.0.0.1",
+    ],
+    { NOTIFY_SOCKET: address },
+  );
+  await waitFor(() => r.messages().length >= 1);
+  run.signal("SIGTERM");
+  assert.equal(await run.exited(), 0, run.stderr());
+  r.run.child.kill("SIGKILL");
+  const ready = r.messages()[0];
+  assert.equal(ready.data.replace(/\n$/, ""), "READY=1");
+  assert.ok(ready.pid > 0 && ready.pid !== run.child.pid, `sender ${ready.pid}, node ${run.child.pid}`);
+});
