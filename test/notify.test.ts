@@ -205,6 +205,13 @@ test("Node as a non-root user: the datagram comes from systemd-notify's PID (Not
   const address = `@sa-nonroot-${process.pid}-${Date.now()}`;
   const r = await receiver(address);
   const port = await freePort();
+  // The bin is one bundle: a copy in a directory nobody may read lets the
+  // test run wherever the checkout lives (CI clones into a 0700 temp dir).
+  const dir = tempDir();
+  fs.chmodSync(dir, 0o755);
+  const bin = path.join(dir, "cli.mjs");
+  fs.copyFileSync(path.join(ROOT, "dist", "cli.js"), bin);
+  fs.chmodSync(bin, 0o644);
   // setpriv execs in place, so the PID is node's own.
   const run = start(
     [
@@ -212,7 +219,8 @@ test("Node as a non-root user: the datagram comes from systemd-notify's PID (Not
       "--reuid=nobody",
       "--regid=nogroup",
       "--clear-groups",
-      ...cliCommand(),
+      process.execPath,
+      bin,
       "echo",
       "--port",
       String(port),
@@ -221,7 +229,8 @@ test("Node as a non-root user: the datagram comes from systemd-notify's PID (Not
     ],
     { NOTIFY_SOCKET: address },
   );
-  await waitFor(() => r.messages().length >= 1);
+  await waitFor(() => r.messages().length >= 1 || run.child.exitCode !== null);
+  assert.equal(r.messages().length >= 1, true, `no READY=1: ${run.stderr()}`);
   run.signal("SIGTERM");
   assert.equal(await run.exited(), 0, run.stderr());
   r.run.child.kill("SIGKILL");
