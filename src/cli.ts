@@ -6,7 +6,7 @@ import { type FdInfo, inspectFd } from "./inspect_fd.ts";
 import { listenFds } from "./listen_fds.ts";
 import { getRuntime } from "./_runtime.ts";
 import { VERSION } from "./version.ts";
-import { echoServer, formatAddr, Notifier } from "./echo.ts";
+import { type EchoOptions, echoServer, formatAddr, Notifier } from "./echo.ts";
 
 const USAGE =
   "usage: socket-activate [echo [--port N] [--host H] [--path P] [--name N] [--idle-exit S] [--quiet] | inspect [--json]]";
@@ -72,14 +72,7 @@ export async function main(args: string[]): Promise<number> {
 }
 
 async function echo(args: string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
-  const opts: {
-    port?: number;
-    host?: string;
-    path?: string;
-    name?: string;
-    log?: boolean;
-    idleExit?: number;
-  } = {};
+  const opts: EchoOptions = {};
   const usage =
     "usage: socket-activate echo [--port N] [--host H] [--path P] [--name N] [--idle-exit SECONDS] [--quiet]";
   for (let i = 0; i < args.length; i++) {
