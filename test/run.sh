@@ -13,6 +13,13 @@ trap 'rm -rf "$log"' EXIT
 "$bin/deno" check --quiet mod.ts runtimes/*.ts || { echo "deno check failed" >&2; exit 1; }
 "$bin/deno" lint --quiet || { echo "deno lint failed" >&2; exit 1; }
 "$bin/deno" fmt --check --quiet || { echo "deno fmt --check failed: run node_modules/.bin/deno fmt" >&2; exit 1; }
+# The npm tarball: publint, and types that resolve for ESM, CJS, node16 and bundler consumers.
+pack=$(mktemp -d)
+npm pack --silent --ignore-scripts --pack-destination "$pack" >/dev/null
+"$bin/publint" --strict --pack false || { echo "publint failed" >&2; exit 1; }
+"$bin/attw" "$pack"/*.tgz --profile node16 --format table-flipped >/dev/null || {
+  "$bin/attw" "$pack"/*.tgz --profile node16; echo "attw failed" >&2; exit 1; }
+rm -rf "$pack"
 
 status=0 passed=0 failed=0
 for rt in "${runtimes[@]}"; do
