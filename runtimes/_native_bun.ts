@@ -8,6 +8,13 @@ import type { ServerListening, ServerListenOptions } from "./_native_net.ts";
 // deno-lint-ignore no-explicit-any
 type Any = any;
 
+/** Bun's own listener (`Bun.TCPSocketListener`), and where it listens. */
+export interface BunListening extends ServerListening {
+  /** What `Bun.listen` returned. */
+  // deno-lint-ignore no-explicit-any
+  listener: any;
+}
+
 /**
  * `Bun.listen` on the socket the service manager passed (`Bun.listen({ fd })`,
  * missing from Bun's type definitions), or on `fallback`, with the checks of
@@ -33,7 +40,7 @@ type Any = any;
 export async function listenBun(
   options: ServerListenOptions,
   socket: Record<string, unknown>,
-): Promise<ServerListening & { listener: Any }> {
+): Promise<BunListening> {
   const rt = getRuntime();
   const Bun = (globalThis as Any).Bun;
   const a = adopt(rt, options);

@@ -18,5 +18,5 @@ import { bunRuntime } from "./_bun.ts";
 setRuntime(bunRuntime);
 
 export * from "../src/public.ts";
-export { listenBun } from "./_native_bun.ts";
+export { type BunListening, listenBun } from "./_native_bun.ts";
 export { listenServer, type ServerListening, type ServerListenOptions } from "./_native_net.ts";

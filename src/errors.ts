@@ -45,6 +45,8 @@ export class ActivationError extends Error {
   readonly code: ActivationErrorCode;
 
   /**
+   * Makes an error with an errno name and a message.
+   *
    * @param code The errno name.
    * @param message What is wrong and what to do about it.
    */

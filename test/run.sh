@@ -13,6 +13,11 @@ trap 'rm -rf "$log"' EXIT
 "$bin/deno" check --quiet mod.ts runtimes/*.ts || { echo "deno check failed" >&2; exit 1; }
 "$bin/deno" lint --quiet || { echo "deno lint failed" >&2; exit 1; }
 "$bin/deno" fmt --check --quiet || { echo "deno fmt --check failed: run node_modules/.bin/deno fmt" >&2; exit 1; }
+# The JSR package: no slow types, every export documented.
+"$bin/deno" publish --dry-run --allow-dirty --quiet >/dev/null || { echo "deno publish --dry-run failed" >&2; exit 1; }
+entries=(mod.ts runtimes/node.ts runtimes/deno.ts runtimes/bun.ts)
+"$bin/deno" doc --lint "${entries[@]}" >/dev/null 2>&1 ||
+  { "$bin/deno" doc --lint "${entries[@]}" 2>&1 | grep -v "Failed resolving types\|@types/node"; echo "deno doc --lint failed" >&2; exit 1; }
 # The npm tarball: publint, and types that resolve for ESM, CJS, node16 and bundler consumers.
 pack=$(mktemp -d)
 npm pack --silent --ignore-scripts --pack-destination "$pack" >/dev/null
