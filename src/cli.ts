@@ -151,6 +151,13 @@ function inspect(args: string[], out: (s: string) => void, err: (s: string) => v
       return 2;
     }
   }
+  const rt = getRuntime();
+  // What the environment said, kept for the explanations: listenFds() unsets it.
+  const env = {
+    pid: rt.getEnv("LISTEN_PID"),
+    fds: rt.getEnv("LISTEN_FDS"),
+    names: rt.getEnv("LISTEN_FDNAMES"),
+  };
   let fds: (FdInfo & { name: string })[];
   try {
     fds = listenFds().map(({ fd, name }) => ({ fd, name, ...withoutFd(inspectFd(fd)) }));
@@ -165,12 +172,50 @@ function inspect(args: string[], out: (s: string) => void, err: (s: string) => v
     return 0;
   }
   if (fds.length === 0) {
-    out("not activated: no LISTEN_PID/LISTEN_FDS for this process\n");
+    out(`not activated: ${notActivatedReason(env, rt.pid())}\n`);
     return 0;
   }
   out(`activated: ${fds.length} fd(s)\n`);
-  for (const f of fds) out(describe(f) + "\n");
+  for (const f of fds) {
+    out(describe(f) + "\n");
+    const problem = explain(f);
+    if (problem) out(`  ${problem}\n`);
+  }
   return 0;
+}
+
+function notActivatedReason(env: { pid?: string; fds?: string }, pid: number): string {
+  if (env.pid === undefined && env.fds === undefined) {
+    return "no LISTEN_PID or LISTEN_FDS in the environment: the program was not started by a socket unit " +
+      "(or something between the service manager and it dropped the variables)";
+  }
+  if (env.pid === undefined) {
+    return `LISTEN_FDS="${env.fds}" but no LISTEN_PID: the service manager always sets both`;
+  }
+  if (env.fds === undefined) {
+    return `LISTEN_PID="${env.pid}" but no LISTEN_FDS: the service manager always sets both`;
+  }
+  return `LISTEN_PID="${env.pid}" names another process (this one is ${pid}): the sockets are not for it`;
+}
+
+/** What is wrong with a passed fd, in words, or undefined when nothing is. */
+export function explain(f: FdInfo & { name: string }): string | undefined {
+  if (f.kind === "other" && f.target?.startsWith("anon_inode:")) {
+    return `this is not a passed socket but ${f.target}, a descriptor of the runtime itself: LISTEN_FDS ` +
+      "promises more fds than were passed (a wrapper may have closed some)";
+  }
+  if (f.kind === "tcp" && f.listening === false && f.name !== "connection" && f.name !== "unknown") {
+    return `a connected socket named "${f.name}": for Accept=yes, systemd names it "connection"; listen() ` +
+      "expects a listening socket here";
+  }
+  if (f.kind === "file" && f.target === "/dev/null") {
+    return "/dev/null, not a socket: the program that started this one passed no socket at this position";
+  }
+  if (f.cloexec === false) {
+    return "not marked close-on-exec: child processes of this one would inherit it (listenFds() marks it " +
+      "where the runtime can: Node at start-up, Bun always, Deno with --allow-ffi)";
+  }
+  return undefined;
 }
 
 /** One line for a person: `fd 3 "web": tcp stream listening on 127.0.0.1:8080`. */
