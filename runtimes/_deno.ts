@@ -189,4 +189,5 @@ export const denoRuntime: Runtime = {
     return () => D().removeSignalListener(signal, fn);
   },
   net: () => Promise.resolve(denoNet),
+  dgram: () => import("./_dgram_deno.ts").then((m) => m.denoDgram),
 };

@@ -180,4 +180,5 @@ export const nodeRuntime: Runtime = {
   },
   // Loaded on demand: Bun reuses this object and never needs node:net.
   net: () => import("./_net_node.ts").then((m) => m.nodeNet),
+  dgram: () => import("./_dgram_node.ts").then((m) => m.nodeDgram),
 };

@@ -5,7 +5,14 @@
 /** A socket address, in the shape of `Deno.Addr`. */
 export type Addr =
   | { transport: "tcp"; hostname: string; port: number }
+  | { transport: "udp"; hostname: string; port: number }
   | { transport: "unix"; path: string };
+
+/** An address for a person: `127.0.0.1:80`, `[::1]:80`, a path. */
+export function formatAddr(a: Addr): string {
+  if (a.transport === "unix") return a.path || "unix";
+  return a.hostname.includes(":") ? `[${a.hostname}]:${a.port}` : `${a.hostname}:${a.port}`;
+}
 
 /** A runtime-neutral stream connection. */
 export interface Conn {
@@ -59,4 +66,27 @@ export interface NetAdapter {
   listenAddr(target: Target, onConn: (conn: Conn) => void): Promise<RawListener>;
   /** Wraps an inherited connected socket (Accept=yes), through `handle` where one was opened on it. */
   connFd(fd: number, handle?: unknown): Promise<Conn>;
+}
+
+/** A datagram socket an adapter bound or adopted. */
+export interface RawDgram {
+  /** Where it is bound, as the runtime reports it. */
+  addr: Addr | undefined;
+  send(data: Uint8Array, to: Addr): Promise<void>;
+  close(): void;
+}
+
+/** The datagram half of a runtime adapter. */
+export interface DgramAdapter {
+  /** Receives on an inherited UDP socket of `family`. */
+  bindFd(
+    fd: number,
+    family: "ipv4" | "ipv6",
+    onMessage: (data: Uint8Array, from: Addr) => void,
+  ): Promise<RawDgram>;
+  /** Binds a UDP socket of its own (the fallback). */
+  bindAddr(
+    target: { hostname: string; port: number },
+    onMessage: (data: Uint8Array, from: Addr) => void,
+  ): Promise<RawDgram>;
 }

@@ -38,7 +38,7 @@ export interface FdPassing {
 /** The answer of an fd probe: open or not, close-on-exec or not. */
 export type FdState = "cloexec" | "inheritable" | "closed" | "unknown";
 
-import type { NetAdapter } from "./_net.ts";
+import type { DgramAdapter, NetAdapter } from "./_net.ts";
 
 export interface Runtime {
   readonly name: "node" | "deno" | "bun";
@@ -92,6 +92,8 @@ export interface Runtime {
   unrefTimer(timer: unknown): void;
   /** Calls `fn` on a signal; returns a function that removes the listener. */
   onSignal(signal: "SIGTERM" | "SIGINT", fn: () => void): () => void;
+  /** The datagram adapter, loaded on first use. */
+  dgram(): Promise<DgramAdapter>;
   /** The stream adapter, loaded on first use. */
   net(): Promise<NetAdapter>;
 }

@@ -1,7 +1,8 @@
 // The article's echo server (shared/seed), written once for every runtime:
 // greet with whether the socket came from the service manager, then send back
 // everything with ASCII letters upper-cased, until the client closes.
-import { type Addr, type Conn, listen, type Server } from "./listen.ts";
+import { type Conn, listen, type Server } from "./listen.ts";
+import { formatAddr } from "./_net.ts";
 import { getRuntime } from "./_runtime.ts";
 import { notify } from "./notify.ts";
 
@@ -30,10 +31,7 @@ export function upcaseAscii(bytes: Uint8Array): Uint8Array {
   return bytes;
 }
 
-export function formatAddr(a: Addr): string {
-  if (a.transport === "unix") return a.path || "unix";
-  return a.hostname.includes(":") ? `[${a.hostname}]:${a.port}` : `${a.hostname}:${a.port}`;
-}
+export { formatAddr };
 
 /**
  * Sends states to the service manager one after another, in order, and

@@ -1,7 +1,7 @@
 import { ActivationError } from "./errors.ts";
 import { type FdInfo, inspectWith } from "./inspect_fd.ts";
 import { claim, type ListenFd, listenFds, release, remembered } from "./listen_fds.ts";
-import type { Addr, Conn, RawListener } from "./_net.ts";
+import { type Addr, type Conn, formatAddr, type RawListener } from "./_net.ts";
 import { getRuntime, type Runtime } from "./_runtime.ts";
 import { keepAlive } from "./watchdog.ts";
 
@@ -237,11 +237,7 @@ function sameHost(a: string, b: string): boolean {
 
 /** Throws when the runtime's listener is not the fd (a silent wrong bind). */
 function checkWhere(f: ListenFd, info: FdInfo, l: RawListener): void {
-  const where = l.addr === undefined
-    ? "an address it does not report"
-    : l.addr.transport === "tcp"
-    ? `${l.addr.hostname}:${l.addr.port}`
-    : l.addr.path || "a unix socket";
+  const where = l.addr === undefined ? "an address it does not report" : formatAddr(l.addr);
   // Where the runtime can name the fd its listener wraps, identity settles
   // it; otherwise the address it reports must be the fd's.
   const wrong = l.sameFd === false ||
@@ -288,6 +284,35 @@ export interface Adoption {
 export function adopt(rt: Runtime, options: { name?: string; index?: number }): Adoption | undefined {
   const f = choose(activationFds(), options);
   if (f === undefined) return undefined;
+  return adoptStream(rt, f);
+}
+
+/**
+ * @internal Picks the fd for `options` (undefined when not activated), claims
+ * it and marks it close-on-exec, checking nothing of what it is: for the
+ * flavours that are not stream listeners (listenDatagram).
+ */
+export function adoptFd(rt: Runtime, options: { name?: string; index?: number }): ListenFd | undefined {
+  const f = choose(activationFds(), options);
+  if (f === undefined) return undefined;
+  claimAndCloexec(rt, f);
+  return f;
+}
+
+function claimAndCloexec(rt: Runtime, f: ListenFd): void {
+  if (!claim(f.fd)) {
+    throw new ActivationError("EBUSY", `fd ${f.fd} "${f.name}" is already served by another listen()`);
+  }
+  if (rt.setCloexec(f.fd) === "unknown") {
+    warnOnce(
+      rt,
+      `cannot mark fd ${f.fd} close-on-exec in ${rt.name} without FFI: child processes will inherit ` +
+        "the listening socket (run Deno with --allow-ffi to prevent it)",
+    );
+  }
+}
+
+function adoptStream(rt: Runtime, f: ListenFd): Adoption {
   // Without FFI (Node) the /proc TCP tables tell a TCP socket's state only
   // in milliseconds: the runtime's own TCP handle goes first (Node), then the
   // unix and UDP tables (microseconds). Failing both, a named fd skips the
@@ -323,16 +348,7 @@ export function adopt(rt: Runtime, options: { name?: string; index?: number }): 
     warnOnce(rt, `cannot inspect fd ${f.fd} in ${rt.name} (${e.message}); serving it unchecked`);
   }
   const mode = info.listening === undefined && f.name === "connection" ? "connection" : checkStream(f, info);
-  if (!claim(f.fd)) {
-    throw new ActivationError("EBUSY", `fd ${f.fd} "${f.name}" is already served by another listen()`);
-  }
-  if (rt.setCloexec(f.fd) === "unknown") {
-    warnOnce(
-      rt,
-      `cannot mark fd ${f.fd} close-on-exec in ${rt.name} without FFI: child processes will inherit ` +
-        "the listening socket (run Deno with --allow-ffi to prevent it)",
-    );
-  }
+  claimAndCloexec(rt, f);
   return { f, info, handle, mode };
 }
 

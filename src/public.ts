@@ -29,3 +29,9 @@ export {
   watchdog,
 } from "./notify.ts";
 export { watchdogInterval, type WatchdogOptions } from "./watchdog.ts";
+export {
+  type DatagramHandler,
+  type DatagramOptions,
+  type DatagramServer,
+  listenDatagram,
+} from "./datagram.ts";

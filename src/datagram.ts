@@ -1,0 +1,142 @@
+import { ActivationError } from "./errors.ts";
+import { type FdInfo, inspectWith } from "./inspect_fd.ts";
+import { adoptFd, type Fallback, requireFallback } from "./listen.ts";
+import type { Addr, RawDgram } from "./_net.ts";
+import { getRuntime } from "./_runtime.ts";
+
+/** Options for {@linkcode listenDatagram}. */
+export interface DatagramOptions {
+  /** The fd to serve by its LISTEN_FDNAMES name. @default {the only fd passed} */
+  name?: string;
+  /** The fd to serve by position (0 is fd 3). @default {the only fd passed} */
+  index?: number;
+  /** Where to bind when not activated: a UDP port. @default {none: an error} */
+  fallback?: Extract<Fallback, { port: number }>;
+}
+
+/** Called with each datagram and its sender. */
+export type DatagramHandler = (data: Uint8Array, remote: Addr) => void | Promise<void>;
+
+/** A datagram server from {@linkcode listenDatagram}. */
+export interface DatagramServer {
+  /** True when the socket came from the service manager. */
+  readonly activated: boolean;
+  /** Where it receives. */
+  readonly addr: Addr;
+  /** The inherited fd, when activated. */
+  readonly fd: number | undefined;
+  /** Its LISTEN_FDNAMES name, when activated. */
+  readonly name: string | undefined;
+  /** Sends one datagram to `remote` (a sender's address from the handler, say). */
+  send(data: Uint8Array, remote: Addr): Promise<void>;
+  /** Stops receiving and closes the socket. */
+  close(): Promise<void>;
+  /** Settles when the server has closed. */
+  readonly finished: Promise<void>;
+}
+
+function describe(fd: number, name: string, info: FdInfo): string {
+  const where = info.address === undefined ? info.target ?? "" : formatWhere(info);
+  return `fd ${fd} "${name}" is a ${[info.kind, info.type].filter(Boolean).join(" ")}${
+    where ? ` (${where})` : ""
+  }`;
+}
+
+function formatWhere(info: FdInfo): string {
+  return info.port === undefined
+    ? info.address || "(unnamed)"
+    : `${info.family === "ipv6" ? `[${info.address}]` : info.address}:${info.port}`;
+}
+
+/**
+ * Receives datagrams on the UDP socket the service manager passed
+ * (`ListenDatagram=`), or on a port of its own when not activated, the same
+ * under Node and Bun (`node:dgram` on the fd) and Deno (`recvfrom`/`sendto`
+ * over FFI, since Deno's `node:dgram` refuses an fd: it needs `--allow-ffi`).
+ *
+ * @param options Which fd, and the fallback.
+ * @param handler Called with each datagram and its sender.
+ * @returns The server, once it receives.
+ * @throws {ActivationError} As {@linkcode listen} does; `EPROTOTYPE` for an
+ * fd that is not a UDP socket, `ENOTSUP` where the runtime cannot receive on it.
+ *
+ * @example A UDP echo
+ * ```ts ignore
+ * import { listenDatagram } from "@socket-activate/socket-activate";
+ *
+ * const server = await listenDatagram({ fallback: { port: 9999 } }, (data, remote) => {
+ *   server.send(data, remote);
+ * });
+ * ```
+ */
+export async function listenDatagram(
+  options: DatagramOptions,
+  handler: DatagramHandler,
+): Promise<DatagramServer> {
+  const rt = getRuntime();
+  let resolveFinished!: () => void;
+  const finished = new Promise<void>((r) => (resolveFinished = r));
+  const onMessage = (data: Uint8Array, from: Addr) => {
+    try {
+      const r = handler(data, from);
+      if (r && typeof (r as Promise<void>).then === "function") {
+        (r as Promise<void>).catch((e) =>
+          rt.write("stderr", `socket-activate: datagram handler failed: ${e}\n`)
+        );
+      }
+    } catch (e) {
+      rt.write("stderr", `socket-activate: datagram handler failed: ${(e as Error)?.stack ?? e}\n`);
+    }
+  };
+  const make = (
+    raw: RawDgram,
+    addr: Addr,
+    activated: boolean,
+    fd?: number,
+    name?: string,
+  ): DatagramServer => ({
+    activated,
+    addr,
+    fd,
+    name,
+    send: (data, remote) => raw.send(data, remote),
+    close: () => {
+      raw.close();
+      resolveFinished();
+      return finished;
+    },
+    finished,
+  });
+  const f = adoptFd(rt, options);
+  const dgram = await rt.dgram();
+  if (f === undefined) {
+    requireFallback(options.fallback);
+    const target = { hostname: options.fallback.hostname ?? "0.0.0.0", port: options.fallback.port };
+    const raw = await dgram.bindAddr(target, onMessage);
+    return make(raw, raw.addr ?? { transport: "udp", ...target }, false);
+  }
+  let info = inspectWith(rt, f.fd, true);
+  if (info.kind !== "udp") {
+    info = inspectWith(rt, f.fd); // the whole story for the error, TCP tables included
+    const hint = info.type === "dgram"
+      ? "unix datagram sockets are not served yet"
+      : "listenDatagram() serves UDP sockets (ListenDatagram= in the .socket unit); use listen() for streams";
+    throw new ActivationError(
+      info.type === "dgram" ? "ENOTSUP" : "EPROTOTYPE",
+      `${describe(f.fd, f.name, info)}: ${hint}`,
+    );
+  }
+  const raw = await dgram.bindFd(f.fd, info.family === "ipv6" ? "ipv6" : "ipv4", onMessage);
+  // The fd's own address from inspectFd: node:dgram on an fd and FFI report nothing better.
+  const addr: Addr = { transport: "udp", hostname: info.address ?? "", port: info.port ?? 0 };
+  if (raw.addr && raw.addr.transport === "udp" && raw.addr.port !== addr.port) {
+    raw.close();
+    throw new ActivationError(
+      "EADDRNOTAVAIL",
+      `The runtime was handed ${
+        describe(f.fd, f.name, info)
+      } but receives on port ${raw.addr.port}: it ignored the fd`,
+    );
+  }
+  return make(raw, addr, true, f.fd, f.name);
+}

@@ -1,0 +1,101 @@
+// listenDatagram() through systemd-socket-activate --datagram, in the runtime
+// running this file.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as dgram from "node:dgram";
+import { fixtureCommand, freePort, SSA, start } from "./_util.ts";
+
+function client(family: "udp4" | "udp6") {
+  const s = dgram.createSocket(family);
+  const replies: string[] = [];
+  s.on("message", (m) => replies.push(String(m)));
+  return { s, replies };
+}
+
+/** Sends `text` every 50 ms until a reply arrives: the first one starts the service. */
+async function knock(c: { s: dgram.Socket; replies: string[] }, text: string, port: number, host: string) {
+  const deadline = Date.now() + 10000;
+  while (c.replies.length === 0 && Date.now() < deadline) {
+    c.s.send(text, port, host);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function until(cond: () => boolean, ms = 10000) {
+  const deadline = Date.now() + ms;
+  while (!cond() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+}
+
+for (const [family, host] of [["udp4", "127.0.0.1"], ["udp6", "::1"]] as const) {
+  test(`listenDatagram() answers on an activated ${family} socket`, async () => {
+    const port = await freePort(host);
+    const run = start([
+      SSA,
+      "-d",
+      "-l",
+      host === "::1" ? `[::1]:${port}` : `${host}:${port}`,
+      ...fixtureCommand("udp.ts"),
+    ]);
+    const c = client(family);
+    // The first datagram that reaches systemd-socket-activate starts the service.
+    await knock(c, "hello", port, host);
+    assert.ok(c.replies.length >= 1 && c.replies.every((r) => r === "HELLO"), JSON.stringify(c.replies));
+    assert.match(run.stderr(), new RegExp(`ready true .*"port":${port}`));
+    c.s.close();
+    run.child.kill("SIGKILL");
+    await run.exited();
+  });
+}
+
+test("listenDatagram(): 10,000 datagrams on loopback, every one answered", async () => {
+  const port = await freePort();
+  const run = start([SSA, "-d", "-l", `127.0.0.1:${port}`, ...fixtureCommand("udp.ts")]);
+  const c = client("udp4");
+  await knock(c, "warm-up", port, "127.0.0.1");
+  await new Promise((r) => setTimeout(r, 100));
+  c.replies.length = 0;
+  // A window of 64 in flight keeps the loopback queues from overflowing.
+  const total = 10000;
+  for (let sent = 0; sent < total;) {
+    while (sent - c.replies.length < 64 && sent < total) c.s.send(`d${sent++}`, port, "127.0.0.1");
+    await new Promise((r) => setTimeout(r, 0));
+  }
+  await until(() => c.replies.length >= total, 20000);
+  const got = new Set(c.replies);
+  const lost = total - got.size;
+  c.s.close();
+  run.child.kill("SIGKILL");
+  await run.exited();
+  assert.equal(lost, 0, `${lost} of ${total} datagrams lost`);
+  assert.ok(got.has("D0") && got.has(`D${total - 1}`));
+});
+
+test("listenDatagram() falls back to a port of its own when not activated", async () => {
+  const port = await freePort();
+  const run = start([...fixtureCommand("udp.ts"), String(port)]);
+  await until(() => run.stderr().includes("ready"));
+  assert.match(run.stderr(), /ready false/);
+  const c = client("udp4");
+  await knock(c, "fallback", port, "127.0.0.1");
+  assert.equal(c.replies[0], "FALLBACK");
+  c.s.close();
+  run.child.kill("SIGKILL");
+  await run.exited();
+});
+
+test("listenDatagram() refuses a stream socket with a clear error", async () => {
+  const port = await freePort();
+  const run = start([SSA, "-l", `127.0.0.1:${port}`, ...fixtureCommand("udp.ts")]);
+  const net = await import("node:net");
+  await until(() => {
+    const s = net.connect(port, "127.0.0.1");
+    s.on("error", () => {});
+    s.on("connect", () => s.destroy());
+    return run.stderr().includes("EPROTOTYPE") || run.child.exitCode !== null;
+  }, 10000);
+  assert.equal(await run.exited(), 1);
+  assert.match(
+    run.stderr(),
+    /EPROTOTYPE: fd 3 "unknown" is a tcp stream .*listenDatagram\(\) serves UDP sockets/,
+  );
+});
