@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as dgram from "node:dgram";
-import { fixtureCommand, freePort, SSA, start } from "./_util.ts";
+import { cliCommand, fixtureCommand, freePort, SSA, start, tempDir } from "./_util.ts";
 
 function client(family: "udp4" | "udp6") {
   const s = dgram.createSocket(family);
@@ -98,4 +98,49 @@ test("listenDatagram() refuses a stream socket with a clear error", async () => 
     run.stderr(),
     /EPROTOTYPE: fd 3 "unknown" is a tcp stream .*listenDatagram\(\) serves UDP sockets/,
   );
+});
+
+test("listenDatagram() says a unix datagram fd is not served yet", async () => {
+  const dir = tempDir();
+  const sock = `${dir}/dgram.sock`;
+  const run = start([SSA, "-d", "-l", sock, ...fixtureCommand("udp.ts")]);
+  const deadline = Date.now() + 10000;
+  // A unix datagram to the socket starts the service.
+  while (run.child.exitCode === null && Date.now() < deadline) {
+    start([
+      "/usr/bin/python3",
+      "-c",
+      `import socket,sys
+s=socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+try: s.sendto(b"x", sys.argv[1])
+except OSError: pass`,
+      sock,
+    ]);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(await run.exited(), 1);
+  assert.match(
+    run.stderr(),
+    /ENOTSUP: fd 3 "unknown" is a unix dgram \(.*dgram\.sock\): unix datagram sockets are not served yet/,
+  );
+});
+
+test("listen() refuses a SOCK_SEQPACKET fd with EPROTOTYPE", async () => {
+  const sock = `${tempDir()}/seq.sock`;
+  const run = start([SSA, "--seqpacket", "-l", sock, ...cliCommand(), "echo"]);
+  const deadline = Date.now() + 10000;
+  while (run.child.exitCode === null && Date.now() < deadline) {
+    start([
+      "/usr/bin/python3",
+      "-c",
+      `import socket,sys
+s=socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+try: s.connect(sys.argv[1])
+except OSError: pass`,
+      sock,
+    ]);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(await run.exited(), 1);
+  assert.match(run.stderr(), /EPROTOTYPE: fd 3 "unknown" is a unix seqpacket .*not a stream socket/);
 });
