@@ -1,4 +1,4 @@
-// UDP in Deno on an inherited fd: Deno's node:dgram refuses an fd
+// UDP and unix datagrams in Deno on an inherited fd: Deno's node:dgram refuses an fd
 // (ERR_INVALID_FD_TYPE) and Deno.listenDatagram({ fd }) silently binds a
 // random port, so datagrams go through recvfrom/sendto over FFI
 // (--allow-ffi). poll() runs on FFI's thread pool (nonblocking: true) with a
@@ -33,7 +33,14 @@ function symbols(): Any {
   return lib;
 }
 
-function fromSockaddr(a: Uint8Array): Addr {
+function fromSockaddr(a: Uint8Array, len: number): Addr {
+  if (a[0] === 1) { // AF_UNIX: a path, an @abstract name, or unnamed
+    const path = a.subarray(2, len);
+    if (path.length === 0) return { transport: "unix", path: "" };
+    if (path[0] === 0) return { transport: "unix", path: "@" + new TextDecoder().decode(path.subarray(1)) };
+    const end = path.indexOf(0);
+    return { transport: "unix", path: new TextDecoder().decode(end < 0 ? path : path.subarray(0, end)) };
+  }
   const port = (a[2] << 8) | a[3];
   if (a[0] === 10) { // AF_INET6, little-endian sa_family
     const groups: string[] = [];
@@ -54,8 +61,22 @@ function compress(groups: string[]): string {
   );
 }
 
-function toSockaddr(to: Addr, family: "ipv4" | "ipv6"): Uint8Array {
-  if (to.transport === "unix") throw new TypeError("Cannot send a UDP datagram to a unix address");
+function toSockaddr(to: Addr, family: "ipv4" | "ipv6" | "unix"): Uint8Array {
+  if (family === "unix" || to.transport === "unix") {
+    if (family !== "unix" || to.transport !== "unix") {
+      throw new TypeError("Cannot send across address families");
+    }
+    if (to.path === "") {
+      throw new TypeError("Cannot reply to an unnamed unix socket: the sender did not bind a name");
+    }
+    const name = to.path.startsWith("@")
+      ? new Uint8Array([0, ...new TextEncoder().encode(to.path.slice(1))])
+      : new Uint8Array([...new TextEncoder().encode(to.path), 0]);
+    const a = new Uint8Array(2 + name.length);
+    a[0] = 1;
+    a.set(name, 2);
+    return a;
+  }
   const host = to.hostname.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, family === "ipv4" ? "$1" : "::ffff:$1");
   if (family === "ipv4") {
     const a = new Uint8Array(16);
@@ -96,7 +117,7 @@ function ipv6Bytes(host: string): Uint8Array {
 
 function adoptFd(
   fd: number,
-  family: "ipv4" | "ipv6",
+  family: "ipv4" | "ipv6" | "unix",
   onMessage: (data: Uint8Array, from: Addr) => void,
 ): RawDgram {
   const s = symbols();
@@ -116,7 +137,7 @@ function adoptFd(
         new DataView(alen.buffer).setUint32(0, addr.length, true);
         const n = Number(s.recvfrom(fd, buf, BigInt(buf.length), 0x40, /* MSG_DONTWAIT */ addr, alen));
         if (n < 0) break;
-        onMessage(buf.slice(0, n), fromSockaddr(addr));
+        onMessage(buf.slice(0, n), fromSockaddr(addr, new DataView(alen.buffer).getUint32(0, true)));
       }
     }
   })();
@@ -125,9 +146,8 @@ function adoptFd(
     send: (data, to) => {
       const sa = toSockaddr(to, family);
       const n = Number(s.sendto(fd, data, BigInt(data.length), 0x4000, /* MSG_NOSIGNAL */ sa, sa.length));
-      return n === data.length
-        ? Promise.resolve()
-        : Promise.reject(new Error(`sendto ${JSON.stringify(to)} failed`));
+      const where = to.transport === "unix" ? to.path : `${to.hostname}:${to.port}`;
+      return n === data.length ? Promise.resolve() : Promise.reject(new Error(`sendto ${where} failed`));
     },
     close: () => {
       closed = true;

@@ -1,6 +1,7 @@
 // UDP through node:dgram: Node's way in, and Bun's (bind({ fd }) works in
 // both). Loaded on the first listenDatagram().
 import type * as Dgram from "node:dgram";
+import { ActivationError } from "../src/errors.ts";
 import type { Addr, DgramAdapter, RawDgram } from "../src/_net.ts";
 
 const dgramm = () => process.getBuiltinModule("node:dgram") as typeof Dgram;
@@ -46,6 +47,16 @@ function bound(s: Dgram.Socket, bind: (cb: () => void) => void): Promise<void> {
 /** The node:dgram adapter. */
 export const nodeDgram: DgramAdapter = {
   async bindFd(fd, family, onMessage) {
+    if (family === "unix") {
+      // node:dgram is UDP only (nodejs/node#61933 closed as stale); Bun's too,
+      // and Bun's FFI has no asynchronous call to wait in recvfrom with.
+      const who = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined" ? "Bun" : "Node";
+      throw new ActivationError(
+        "ENOTSUP",
+        `${who} cannot receive on a unix datagram socket (its dgram is UDP only): serve it with Deno ` +
+          "(--allow-ffi), or use a UDP port in ListenDatagram=",
+      );
+    }
     const s = dgramm().createSocket(family === "ipv6" ? "udp6" : "udp4");
     await bound(s, (cb) => s.bind({ fd } as Dgram.BindOptions, cb));
     return wrap(s, onMessage);

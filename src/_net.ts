@@ -78,10 +78,10 @@ export interface RawDgram {
 
 /** The datagram half of a runtime adapter. */
 export interface DgramAdapter {
-  /** Receives on an inherited UDP socket of `family`. */
+  /** Receives on an inherited UDP (ipv4, ipv6) or unix datagram socket. */
   bindFd(
     fd: number,
-    family: "ipv4" | "ipv6",
+    family: "ipv4" | "ipv6" | "unix",
     onMessage: (data: Uint8Array, from: Addr) => void,
   ): Promise<RawDgram>;
   /** Binds a UDP socket of its own (the fallback). */

@@ -116,20 +116,28 @@ export async function listenDatagram(
     return make(raw, raw.addr ?? { transport: "udp", ...target }, false);
   }
   let info = inspectWith(rt, f.fd, true);
-  if (info.kind !== "udp") {
+  const unixDgram = info.kind === "unix" && info.type === "dgram";
+  if (info.kind !== "udp" && !unixDgram) {
     info = inspectWith(rt, f.fd); // the whole story for the error, TCP tables included
-    const hint = info.type === "dgram"
-      ? "unix datagram sockets are not served yet"
-      : "listenDatagram() serves UDP sockets (ListenDatagram= in the .socket unit); use listen() for streams";
-    throw new ActivationError(
-      info.type === "dgram" ? "ENOTSUP" : "EPROTOTYPE",
-      `${describe(f.fd, f.name, info)}: ${hint}`,
-    );
+    const hint =
+      "listenDatagram() serves UDP and unix datagram sockets (ListenDatagram= in the .socket unit); " +
+      "use listen() for streams";
+    throw new ActivationError("EPROTOTYPE", `${describe(f.fd, f.name, info)}: ${hint}`);
   }
-  const raw = await dgram.bindFd(f.fd, info.family === "ipv6" ? "ipv6" : "ipv4", onMessage);
+  let raw: RawDgram;
+  try {
+    raw = await dgram.bindFd(f.fd, unixDgram ? "unix" : info.family === "ipv6" ? "ipv6" : "ipv4", onMessage);
+  } catch (e) {
+    if (e instanceof ActivationError) {
+      throw new ActivationError(e.code, `${describe(f.fd, f.name, info)}: ${e.message}`);
+    }
+    throw e;
+  }
   // The fd's own address from inspectFd: node:dgram on an fd and FFI report nothing better.
-  const addr: Addr = { transport: "udp", hostname: info.address ?? "", port: info.port ?? 0 };
-  if (raw.addr && raw.addr.transport === "udp" && raw.addr.port !== addr.port) {
+  const addr: Addr = unixDgram
+    ? { transport: "unix", path: info.address ?? "" }
+    : { transport: "udp", hostname: info.address ?? "", port: info.port ?? 0 };
+  if (raw.addr?.transport === "udp" && addr.transport === "udp" && raw.addr.port !== addr.port) {
     raw.close();
     throw new ActivationError(
       "EADDRNOTAVAIL",

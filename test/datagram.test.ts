@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as dgram from "node:dgram";
-import { cliCommand, fixtureCommand, freePort, SSA, start, tempDir } from "./_util.ts";
+import { cliCommand, fixtureCommand, freePort, RUNTIME, SSA, start, tempDir } from "./_util.ts";
 
 function client(family: "udp4" | "udp6") {
   const s = dgram.createSocket(family);
@@ -96,34 +96,52 @@ test("listenDatagram() refuses a stream socket with a clear error", async () => 
   assert.equal(await run.exited(), 1);
   assert.match(
     run.stderr(),
-    /EPROTOTYPE: fd 3 "unknown" is a tcp stream .*listenDatagram\(\) serves UDP sockets/,
+    /EPROTOTYPE: fd 3 "unknown" is a tcp stream .*listenDatagram\(\) serves UDP and unix datagram sockets/,
   );
 });
 
-test("listenDatagram() says a unix datagram fd is not served yet", async () => {
-  const dir = tempDir();
-  const sock = `${dir}/dgram.sock`;
-  const run = start([SSA, "-d", "-l", sock, ...fixtureCommand("udp.ts")]);
-  const deadline = Date.now() + 10000;
-  // A unix datagram to the socket starts the service.
-  while (run.child.exitCode === null && Date.now() < deadline) {
-    start([
+for (const kind of ["path", "abstract"]) {
+  test(`listenDatagram() on an activated unix datagram socket (${kind}): Deno answers, Node and Bun refuse`, async () => {
+    const dir = tempDir();
+    const address = kind === "path" ? `${dir}/dgram.sock` : `@sa-dgram-${process.pid}-${Date.now()}`;
+    const run = start([SSA, "-d", "-l", address, ...fixtureCommand("udp.ts")]);
+    // A client with a name of its own, so that the reply can reach it; it
+    // knocks until the service answers or exits.
+    const client = start([
       "/usr/bin/python3",
       "-c",
-      `import socket,sys
-s=socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-try: s.sendto(b"x", sys.argv[1])
-except OSError: pass`,
-      sock,
+      `
+import socket, sys, time
+dest = b"\\0" + sys.argv[1][1:].encode() if sys.argv[1].startswith("@") else sys.argv[1]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind(sys.argv[2]); s.settimeout(0.1)
+for _ in range(100):
+    try:
+        s.sendto(b"unix dgram", dest)
+        print(s.recv(100).decode()); break
+    except OSError:
+        time.sleep(0.05)`,
+      address,
+      `${dir}/client.sock`,
     ]);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.equal(await run.exited(), 1);
-  assert.match(
-    run.stderr(),
-    /ENOTSUP: fd 3 "unknown" is a unix dgram \(.*dgram\.sock\): unix datagram sockets are not served yet/,
-  );
-});
+    if (RUNTIME === "deno") {
+      assert.equal(await client.exited(), 0, client.stderr());
+      assert.equal(client.stdout(), "UNIX DGRAM\n");
+      assert.match(run.stderr(), /ready true \{"transport":"unix","path":"/);
+      run.child.kill("SIGKILL");
+      await run.exited();
+      return;
+    }
+    assert.equal(await run.exited(), 1);
+    client.child.kill("SIGKILL");
+    const who = RUNTIME === "bun" ? "Bun" : "Node";
+    assert.match(
+      run.stderr(),
+      new RegExp(
+        `ENOTSUP: fd 3 "unknown" is a unix dgram .*: ${who} cannot receive on a unix datagram socket`,
+      ),
+    );
+  });
+}
 
 test("listen() refuses a SOCK_SEQPACKET fd with EPROTOTYPE", async () => {
   const sock = `${tempDir()}/seq.sock`;
