@@ -209,14 +209,20 @@ function describeFd(f: ListenFd, info: FdInfo): string {
   return `fd ${f.fd} "${f.name}" is a ${what}${where ? ` (${where})` : ""}`;
 }
 
-function checkStream(f: ListenFd, info: FdInfo): "listener" | "connection" {
+function checkStream(f: ListenFd, info: FdInfo, runtime?: string): "listener" | "connection" {
   const hint = "listen() serves stream sockets (ListenStream= in the .socket unit)";
+  // Bun.listen({ fd }) serves a SOCK_SEQPACKET listener with each read and
+  // each write one packet; Node's and Deno's listen() fail on it (EINVAL).
+  if (info.type === "seqpacket" && info.kind === "unix" && runtime === "bun" && info.listening !== false) {
+    return "listener";
+  }
   const socket = info.family !== undefined || info.target?.startsWith("socket:");
   if (info.kind === "fifo" || info.kind === "file" || (info.kind === "other" && !socket)) {
     throw new ActivationError("ENOTSOCK", `${describeFd(f, info)}, not a socket: ${hint}`);
   }
   if (info.type !== undefined && info.type !== "stream") {
-    throw new ActivationError("EPROTOTYPE", `${describeFd(f, info)}, not a stream socket: ${hint}`);
+    const seq = info.type === "seqpacket" ? " (of the three runtimes only Bun serves SOCK_SEQPACKET)" : "";
+    throw new ActivationError("EPROTOTYPE", `${describeFd(f, info)}, not a stream socket: ${hint}${seq}`);
   }
   if (info.kind === "udp") throw new ActivationError("EPROTOTYPE", `${describeFd(f, info)}: ${hint}`);
   if (info.listening === false) {
@@ -347,7 +353,9 @@ function adoptStream(rt: Runtime, f: ListenFd): Adoption {
     info = { fd: f.fd, kind: "other", target: "socket:[?]" };
     warnOnce(rt, `cannot inspect fd ${f.fd} in ${rt.name} (${e.message}); serving it unchecked`);
   }
-  const mode = info.listening === undefined && f.name === "connection" ? "connection" : checkStream(f, info);
+  const mode = info.listening === undefined && f.name === "connection"
+    ? "connection"
+    : checkStream(f, info, rt.name);
   claimAndCloexec(rt, f);
   return { f, info, handle, mode };
 }
@@ -373,7 +381,7 @@ export function listenFailed(rt: Runtime, a: Adoption, e: unknown): ActivationEr
   try {
     full = inspectWith(rt, a.f.fd); // a precise error where the cheap probe was not
   } catch { /* the runtime closed the fd on failure */ }
-  checkStream(a.f, full);
+  checkStream(a.f, full, rt.name);
   return new ActivationError("ENOTSOCK", `${describeFd(a.f, full)}, and listening on it failed: ${e}`);
 }
 
