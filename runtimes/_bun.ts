@@ -101,6 +101,14 @@ export const bunRuntime: Runtime = {
     }
     return Promise.resolve();
   },
+  fifoReadable: (fd) => {
+    // fs.createReadStream, which works here, not new net.Socket({ fd }),
+    // which in Bun closes an inherited socket (ERR_SOCKET_CLOSED).
+    const fs = process.getBuiltinModule("node:fs") as typeof import("node:fs");
+    const stream = process.getBuiltinModule("node:stream") as typeof import("node:stream");
+    const rs = fs.createReadStream("", { fd, autoClose: false, highWaterMark: 65536 });
+    return Promise.resolve(stream.Readable.toWeb(rs) as unknown as ReadableStream<Uint8Array>);
+  },
   version: () => `bun ${(globalThis as Any).Bun.version}`,
   net: () => Promise.resolve(bunNet),
 };

@@ -190,4 +190,5 @@ export const denoRuntime: Runtime = {
   },
   net: () => Promise.resolve(denoNet),
   dgram: () => import("./_dgram_deno.ts").then((m) => m.denoDgram),
+  fifoReadable: (fd) => import("./_dgram_deno.ts").then((m) => m.fifoReadable(fd)),
 };

@@ -19,6 +19,7 @@ function symbols(): Any {
   try {
     lib = D().dlopen("libc.so.6", {
       poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
+      read: { parameters: ["i32", "buffer", "usize"], result: "isize", nonblocking: true },
       recvfrom: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "buffer"], result: "isize" },
       sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "isize" },
     }).symbols;
@@ -160,3 +161,16 @@ export const denoDgram: DgramAdapter = {
   bindFd: (fd, family, onMessage) => Promise.resolve().then(() => adoptFd(fd, family, onMessage)),
   bindAddr: (target, onMessage) => nodeDgram.bindAddr(target, onMessage),
 };
+
+/** A FIFO fd as a stream: read(2) on FFI's thread pool, which may block there. */
+export function fifoReadable(fd: number): ReadableStream<Uint8Array> {
+  const s = symbols();
+  return new ReadableStream<Uint8Array>({
+    async pull(c) {
+      const buf = new Uint8Array(65536);
+      const n = Number(await s.read(fd, buf, BigInt(buf.length)));
+      if (n <= 0) c.close();
+      else c.enqueue(buf.subarray(0, n));
+    },
+  });
+}

@@ -181,4 +181,14 @@ export const nodeRuntime: Runtime = {
   // Loaded on demand: Bun reuses this object and never needs node:net.
   net: () => import("./_net_node.ts").then((m) => m.nodeNet),
   dgram: () => import("./_dgram_node.ts").then((m) => m.nodeDgram),
+  fifoReadable: (fd) => {
+    // A pipe handle on the fd (libuv polls it) rather than fs.createReadStream:
+    // fs reads block a thread-pool thread on an empty FIFO, and Node's exit
+    // then waits for that thread forever, since systemd opens the FIFO
+    // read-write and no read ever ends.
+    const net = process.getBuiltinModule("node:net") as typeof import("node:net");
+    const stream = process.getBuiltinModule("node:stream") as typeof import("node:stream");
+    const socket = new net.Socket({ fd, readable: true, writable: false });
+    return Promise.resolve(stream.Readable.toWeb(socket) as unknown as ReadableStream<Uint8Array>);
+  },
 };

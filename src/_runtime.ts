@@ -92,6 +92,8 @@ export interface Runtime {
   unrefTimer(timer: unknown): void;
   /** Calls `fn` on a signal; returns a function that removes the listener. */
   onSignal(signal: "SIGTERM" | "SIGINT", fn: () => void): () => void;
+  /** A readable stream of an inherited FIFO fd. */
+  fifoReadable(fd: number): Promise<ReadableStream<Uint8Array>>;
   /** The datagram adapter, loaded on first use. */
   dgram(): Promise<DgramAdapter>;
   /** The stream adapter, loaded on first use. */

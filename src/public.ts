@@ -35,3 +35,4 @@ export {
   type DatagramServer,
   listenDatagram,
 } from "./datagram.ts";
+export { type Fifo, type FifoOptions, openFifo } from "./fifo.ts";
