@@ -48,13 +48,12 @@ function bound(s: Dgram.Socket, bind: (cb: () => void) => void): Promise<void> {
 export const nodeDgram: DgramAdapter = {
   async bindFd(fd, family, onMessage) {
     if (family === "unix") {
-      // node:dgram is UDP only (nodejs/node#61933 closed as stale); Bun's too,
-      // and Bun's FFI has no asynchronous call to wait in recvfrom with.
-      const who = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined" ? "Bun" : "Node";
+      // node:dgram is UDP only (nodejs/node#61933 closed as stale), and Node
+      // has no FFI to call recvfrom with.
       throw new ActivationError(
         "ENOTSUP",
-        `${who} cannot receive on a unix datagram socket (its dgram is UDP only): serve it with Deno ` +
-          "(--allow-ffi), or use a UDP port in ListenDatagram=",
+        "Node cannot receive on a unix datagram socket (its dgram is UDP only): serve it with Deno " +
+          "(--allow-ffi) or Bun, or use a UDP port in ListenDatagram=",
       );
     }
     const s = dgramm().createSocket(family === "ipv6" ? "udp6" : "udp4");
