@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { ActivationError, inspectFd } from "../mod.ts";
-import { activate, cliCommand, freePort, start, tempDir } from "./_util.ts";
+import { activate, cliCommand, freePort, RUNTIME, start, tempDir } from "./_util.ts";
 
 async function inspectUnder(args: string[], first: { port: number; host?: string } | { path: string }) {
   const { run, conn } = await activate(args, [...cliCommand(), "inspect", "--json"], first);
@@ -143,4 +143,30 @@ test("inspect --json is not activated when LISTEN_PID names another process", as
 test("inspectFd() throws EBADF for a closed fd and TypeError for a negative one", () => {
   assert.throws(() => inspectFd(100000), (e) => e instanceof ActivationError && e.code === "EBADF");
   assert.throws(() => inspectFd(-1), TypeError);
+});
+
+test("inspect --json names a netlink socket (ListenNetlink=) where the runtime can ask it", async () => {
+  // python opens the netlink socket as fd 3 and execs the CLI with LISTEN_PID = its own PID.
+  const r = start([
+    "/usr/bin/python3",
+    "-c",
+    `
+import os, socket, sys
+s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)
+fd = s.detach()
+if fd != 3: os.dup2(fd, 3)
+os.set_inheritable(3, True)
+os.environ["LISTEN_FDS"] = "1"; os.environ["LISTEN_FDNAMES"] = "audit"; os.environ["LISTEN_PID"] = str(os.getpid())
+os.execv(sys.argv[1], sys.argv[1:])`,
+    ...cliCommand(),
+    "inspect",
+    "--json",
+  ]);
+  assert.equal(await r.exited(), 0, r.stderr());
+  const fd = JSON.parse(r.stdout()).fds[0];
+  assert.equal(fd.name, "audit");
+  assert.equal(fd.kind, "other");
+  assert.match(fd.target, /^socket:\[\d+\]$/);
+  // Node reads /proc, which has no table for netlink here; FFI asks the socket.
+  assert.equal(fd.family, RUNTIME === "node" ? "other" : "netlink");
 });
