@@ -105,6 +105,18 @@ function listenOn(
       else onConn(fromSocket(s, localPath));
     });
     server.once("error", reject);
+    // A raw handle from openTcp (Node) is tried with listen() first, in the
+    // same tick as node:net takes it over (no connection can arrive in
+    // between): a UDP socket fails here, its fd still open for the error
+    // message, where node:net would close it.
+    const raw = options as unknown as { listen?: (backlog: number) => number };
+    if (typeof raw.listen === "function") {
+      const err = raw.listen(511);
+      if (err !== 0) {
+        reject(Object.assign(new Error(`listen failed (uv error ${err})`), { code: "EPROTOTYPE" }));
+        return;
+      }
+    }
     server.listen(options, () => {
       server.off("error", reject);
       // Node's handle exposes the fd it wraps; Deno's does not.

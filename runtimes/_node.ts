@@ -89,16 +89,21 @@ function openTcp(fd: number): TcpHandle | undefined {
     // handle node:net opens on the same fd later does not clash with it.
     return undefined;
   }
-  // getsockname cannot tell TCP from UDP: a UDP socket is in the UDP table
-  // of its family (microseconds, unlike the TCP tables).
-  const inode = /^socket:\[(\d+)\]$/.exec(readLink(`/proc/self/fd/${fd}`) ?? "")?.[1];
-  const udp = readText(local.family === "IPv4" ? "/proc/net/udp" : "/proc/net/udp6") ?? "";
-  if (inode === undefined || new RegExp(`\\s${inode}\\s`).test(udp)) return undefined;
+  const connected = h.getpeername(peer) === 0;
+  // getsockname cannot tell TCP from UDP. A listener is told apart by
+  // listen() itself, called on this handle just before node:net takes it
+  // (_net_node.ts): UDP refuses it, and the fd stays open for the error. A
+  // connected socket (Accept=yes) is looked up in the UDP table instead.
+  if (connected) {
+    const inode = /^socket:\[(\d+)\]$/.exec(readLink(`/proc/self/fd/${fd}`) ?? "")?.[1];
+    const udp = readText(local.family === "IPv4" ? "/proc/net/udp" : "/proc/net/udp6") ?? "";
+    if (inode === undefined || new RegExp(`\\s${inode}\\s`).test(udp)) return undefined;
+  }
   return {
     family: local.family === "IPv4" ? "ipv4" : "ipv6",
     address: local.address,
     port: local.port,
-    connected: h.getpeername(peer) === 0,
+    connected,
     handle: h,
   };
 }
