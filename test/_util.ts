@@ -61,6 +61,17 @@ export interface Run {
   exited(ms?: number): Promise<number | string>;
 }
 
+// Every process a test starts dies with the test process, even when an
+// assertion fails before the test's own kill: no server outlives its test.
+const live = new Set<ChildProcess>();
+process.on("exit", () => {
+  for (const c of live) {
+    try {
+      process.kill(c.pid!, "SIGKILL");
+    } catch { /* gone */ }
+  }
+});
+
 /** Starts a process; its output is collected, and `exited` bounds the wait. */
 export function start(cmd: string[], env: Record<string, string | undefined> = {}): Run {
   const child = spawn(cmd[0], cmd.slice(1), {
@@ -70,8 +81,12 @@ export function start(cmd: string[], env: Record<string, string | undefined> = {
   let out = "", err = "";
   child.stdout!.on("data", (d) => (out += d));
   child.stderr!.on("data", (d) => (err += d));
+  live.add(child);
   const done = new Promise<number | string>((resolve) => {
-    child.on("close", (code, signal) => resolve(code ?? signal ?? -1));
+    child.on("close", (code, signal) => {
+      live.delete(child);
+      resolve(code ?? signal ?? -1);
+    });
   });
   return {
     child,
