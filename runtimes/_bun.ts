@@ -14,7 +14,7 @@ import {
   monotonicUsecVia,
   pidfdIdVia,
   readLinkVia,
-  sendDatagramVia,
+  sendWithFdsVia,
   setCloexecVia,
   sockInfoVia,
   type SymbolDef,
@@ -96,7 +96,7 @@ export const bunRuntime: Runtime = {
   notifySend: (path, state, value) => {
     const c = loadLibc();
     if (!c) return nodeRuntime.notifySend(path, state, value);
-    if (!sendDatagramVia(c, path, new TextEncoder().encode(state))) {
+    if (!sendWithFdsVia(c, path, new TextEncoder().encode(state), [])) {
       return Promise.reject(refused(value));
     }
     return Promise.resolve();

@@ -3,7 +3,7 @@
 // FFI where --allow-ffi is granted and through /proc otherwise; /proc needs
 // -A, since Deno refuses explicit read grants on /proc.
 import { ActivationError } from "../src/errors.ts";
-import type { FdState, Runtime } from "../src/_runtime.ts";
+import { type FdState, fdStateFromFdinfo, type Runtime } from "../src/_runtime.ts";
 import { refused } from "../src/notify.ts";
 import {
   fdPassingVia,
@@ -13,7 +13,7 @@ import {
   makeLibc,
   monotonicUsecVia,
   pidfdIdVia,
-  sendDatagramVia,
+  sendWithFdsVia,
   setCloexecVia,
   sockInfoVia,
   type SymbolDef,
@@ -89,11 +89,7 @@ function readText(path: string): string | undefined {
 }
 
 function fdStateFromProc(fd: number): FdState {
-  const text = readText(`/proc/self/fdinfo/${fd}`);
-  if (text === undefined) return "closed";
-  const m = /^flags:\s*([0-7]+)/m.exec(text);
-  if (!m) return "unknown";
-  return (parseInt(m[1], 8) & 0o2000000) !== 0 ? "cloexec" : "inheritable";
+  return fdStateFromFdinfo(readText(`/proc/self/fdinfo/${fd}`));
 }
 
 function writeAll(rid: Any, text: string): void {
@@ -169,7 +165,7 @@ export const denoRuntime: Runtime = {
       // needs --unstable-net; FFI is what marks fds close-on-exec as well.
       return Promise.reject(denied(`send to NOTIFY_SOCKET="${value}"`, "--allow-ffi"));
     }
-    if (!sendDatagramVia(c, path, new TextEncoder().encode(state))) {
+    if (!sendWithFdsVia(c, path, new TextEncoder().encode(state), [])) {
       return Promise.reject(refused(value));
     }
     return Promise.resolve();

@@ -14,7 +14,6 @@ export interface Libc {
   fstatfs(fd: number, buf: Uint8Array): number;
   close(fd: number): number;
   socket(domain: number, type: number, protocol: number): number;
-  sendto(fd: number, buf: Uint8Array, size: number, flags: number, addr: Uint8Array, addrlen: number): number;
   clockGettime(clock: number, ts: Uint8Array): number;
   sendmsg(fd: number, msg: Uint8Array, flags: number): number;
   pipe2(fds: Uint8Array, flags: number): number;
@@ -48,7 +47,6 @@ const EXTRA = {
   fstatfs: { parameters: ["i32", "buffer"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
-  sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "i32"], result: "isize" },
   clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
   sendmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
   pipe2: { parameters: ["buffer", "i32"], result: "i32" },
@@ -89,8 +87,6 @@ export function makeLibc(
     pipe2: (fds, flags) => p().pipe2(fds, flags),
     poll: (fds, n, timeoutMs) => p().poll(fds, n64(n), timeoutMs),
     address,
-    sendto: (fd, buf, size, flags, addr, addrlen) =>
-      Number(p().sendto(fd, buf, n64(size), flags, addr, addrlen)),
   };
 }
 
@@ -142,29 +138,10 @@ export function readLinkVia(libc: Libc, path: string): string | undefined {
 }
 
 /**
- * Sends one datagram to the AF_UNIX address `path` (a leading NUL byte for an
- * abstract name), as sd_notify does: a fresh SOCK_DGRAM socket, close-on-exec.
- * Returns false when sendto failed.
- */
-export function sendDatagramVia(libc: Libc, path: Uint8Array, data: Uint8Array): boolean {
-  const fd = libc.socket(1, /* AF_UNIX */ 2 /* SOCK_DGRAM */ | 0o2000000, /* SOCK_CLOEXEC */ 0);
-  if (fd < 0) return false;
-  try {
-    // sockaddr_un: sun_family, then the path; an abstract name's length is
-    // exact, a path's includes its NUL.
-    const len = 2 + path.length + (path[0] === 0 ? 0 : 1);
-    const addr = new Uint8Array(len);
-    addr[0] = 1;
-    addr.set(path, 2);
-    return libc.sendto(fd, data, data.length, 0x4000, /* MSG_NOSIGNAL */ addr, len) === data.length;
-  } finally {
-    libc.close(fd);
-  }
-}
-
-/**
- * sendmsg(2) of one datagram with `fds` as SCM_RIGHTS to the AF_UNIX address
- * `path`: what FDSTORE=1 and BARRIER=1 need. The structs are laid out for
+ * sendmsg(2) of one datagram, with `fds` (if any) as SCM_RIGHTS, to the
+ * AF_UNIX address `path` (a leading NUL for an abstract name), from a fresh
+ * close-on-exec SOCK_DGRAM socket, as sd_notify does: what every notify,
+ * FDSTORE=1 and BARRIER=1 need. Returns false when nothing took it. The structs are laid out for
  * LP64 Linux (x86_64, aarch64): msghdr 56 bytes, iovec 16, cmsghdr 16.
  */
 export function sendWithFdsVia(libc: Libc, path: Uint8Array, data: Uint8Array, fds: number[]): boolean {

@@ -100,7 +100,9 @@ function listenOn(
       // Deno 2.9: a write issued in the same tick as accepting a connection
       // whose peer has already sent FIN (the activating connection, waiting
       // in the backlog while the service started) fails with EPIPE and the
-      // bytes are lost; a macrotask later it works. Node is unaffected.
+      // bytes are lost; a macrotask later it works. Node is unaffected. No
+      // upstream issue found (searched 2026-11); re-check on a Deno upgrade:
+      // test "listen() serves two named sockets at once" covers it.
       if (IS_DENO) setTimeout(() => onConn(fromSocket(s, localPath)), 0);
       else onConn(fromSocket(s, localPath));
     });

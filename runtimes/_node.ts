@@ -1,7 +1,7 @@
 // The Node shim's runtime contract. Bun reuses most of it (its node:fs and
 // process work the same) and adds FFI.
 import type * as NodeFs from "node:fs";
-import type { FdState, Runtime, TcpHandle } from "../src/_runtime.ts";
+import { type FdState, fdStateFromFdinfo, type Runtime, type TcpHandle } from "../src/_runtime.ts";
 import { ActivationError } from "../src/errors.ts";
 
 // Through getBuiltinModule rather than a static import: mod.ts imports this
@@ -47,11 +47,7 @@ export function statKind(path: string): "fifo" | "file" | "other" | undefined {
 
 /** F_GETFD through /proc/self/fdinfo: Node has no fcntl. */
 export function fdStateFromProc(fd: number): FdState {
-  const text = readText(`/proc/self/fdinfo/${fd}`);
-  if (text === undefined) return "closed";
-  const m = /^flags:\s*([0-7]+)/m.exec(text);
-  if (!m) return "unknown";
-  return (parseInt(m[1], 8) & 0o2000000) !== 0 ? "cloexec" : "inheritable";
+  return fdStateFromFdinfo(readText(`/proc/self/fdinfo/${fd}`));
 }
 
 export function writeAll(fd: number, text: string): void {

@@ -14,6 +14,17 @@ export interface SockInfo {
   sockname: Uint8Array;
 }
 
+/**
+ * FD_CLOEXEC as /proc/self/fdinfo/N tells it (`text` undefined: the fd is
+ * not open), for the runtimes that cannot call fcntl.
+ */
+export function fdStateFromFdinfo(text: string | undefined): FdState {
+  if (text === undefined) return "closed";
+  const m = /^flags:\s*([0-7]+)/m.exec(text);
+  if (!m) return "unknown";
+  return (parseInt(m[1], 8) & 0o2000000) !== 0 ? "cloexec" : "inheritable";
+}
+
 /** A runtime TCP handle opened on an inherited fd, with what it tells. */
 export interface TcpHandle {
   family: "ipv4" | "ipv6";

@@ -6,7 +6,8 @@ import { type FdInfo, inspectFd } from "./inspect_fd.ts";
 import { listenFds } from "./listen_fds.ts";
 import { getRuntime } from "./_runtime.ts";
 import { VERSION } from "./version.ts";
-import { type EchoOptions, echoServer, formatAddr, Notifier } from "./echo.ts";
+import { type EchoOptions, echoServer, Notifier } from "./echo.ts";
+import { formatAddr } from "./_net.ts";
 
 const USAGE =
   "usage: socket-activate [echo [--port N] [--host H] [--path P] [--name N] [--idle-exit S] [--quiet] | inspect [--json]]";

@@ -31,8 +31,6 @@ export function upcaseAscii(bytes: Uint8Array): Uint8Array {
   return bytes;
 }
 
-export { formatAddr };
-
 /**
  * Sends states to the service manager one after another, in order, and
  * coalesces STATUS updates: with Node each one runs systemd-notify, which

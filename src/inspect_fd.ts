@@ -86,11 +86,8 @@ export function inspectWith(rt: Runtime, fd: number, fast = false): FdInfo {
   }
   const info: FdInfo = { fd, kind: "other" };
   if (target !== undefined) info.target = target;
+  // "unknown": the runtime's fdState already tried fcntl and fdinfo.
   if (state !== "unknown") info.cloexec = state === "cloexec";
-  else if (!fast) {
-    const flags = /^flags:\s*([0-7]+)/m.exec(rt.readText(`/proc/self/fdinfo/${fd}`) ?? "");
-    if (flags) info.cloexec = (parseInt(flags[1], 8) & 0o2000000) !== 0;
-  }
 
   const sock = rt.sockInfo(fd);
   if (sock !== undefined && sock !== "ENOTSOCK" && sock !== "EBADF") {

@@ -63,9 +63,9 @@ function notifyAddress(value: string): Uint8Array {
  */
 export async function notify(state: string, options: NotifyOptions = {}): Promise<boolean> {
   const rt = getRuntime();
-  const value = options.env ? options.env.NOTIFY_SOCKET : rt.getEnv("NOTIFY_SOCKET");
+  const value = notifySocket(options);
   if (options.unsetEnv) options.env ? delete options.env.NOTIFY_SOCKET : rt.deleteEnv("NOTIFY_SOCKET");
-  if (value === undefined || value === "") return false;
+  if (value === undefined) return false;
   await rt.notifySend(notifyAddress(value), state, value);
   return true;
 }
