@@ -50,6 +50,7 @@ export interface FdPassing {
 export type FdState = "cloexec" | "inheritable" | "closed" | "unknown";
 
 import type { DgramAdapter, NetAdapter } from "./_net.ts";
+import type { HttpAdapter } from "./_http.ts";
 
 export interface Runtime {
   readonly name: "node" | "deno" | "bun";
@@ -109,6 +110,8 @@ export interface Runtime {
   dgram(): Promise<DgramAdapter>;
   /** The stream adapter, loaded on first use. */
   net(): Promise<NetAdapter>;
+  /** The HTTP adapter (node:http and how it reaches an fd), loaded on first use. */
+  http(): Promise<HttpAdapter>;
 }
 
 let current: Runtime | undefined;
