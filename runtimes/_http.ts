@@ -1,12 +1,16 @@
-// node:http <-> fetch (Request/Response) for serve(), shared by the three
-// runtimes (each serves HTTP through node:http: see src/_http.ts). node:http
-// and node:https are loaded on the first serve(), never at import.
+// node:http <-> fetch (Request/Response), shared by the three runtimes (each
+// serves HTTP through node:http: see src/_http.ts). Loaded on the first
+// serve() or listenHttp(), never at import.
 //
-// A hand-written bridge rather than @hono/node-server's getRequestListener or
-// srvx's toNodeHandler: it was as fast or faster in every runtime
-// (bench/http-bridge.mjs, README "Why a bridge of its own"), and keeps the
-// package free of runtime dependencies (@hono/node-server's entry also loads
-// hono/ws and node:http2).
+// The Request side is srvx's NodeRequest, which builds the real Request only
+// when a handler needs more than method, URL and headers: with it serve()
+// answered about 1.6 times as many requests a second in Node and Deno as with
+// a Request built for every request (bench/http-bridge.mjs; README "HTTP").
+// It is loaded only by serve() (srvx/node costs start-up: it loads node:http2
+// and node:https), and the npm build inlines it, so the package keeps no
+// runtime dependency. The Response side is this file's: a body that is all
+// there goes out with Content-Length, a streamed one chunk by chunk with
+// backpressure, and a graceful close turns keep-alive off.
 import type * as Http from "node:http";
 import type * as Https from "node:https";
 import type { Addr } from "../src/_net.ts";
@@ -49,48 +53,6 @@ class Info implements ServeInfo {
       else this.res.once("close", () => resolve());
     }));
   }
-}
-
-const NO_BODY = new Set(["GET", "HEAD"]);
-
-/** The body of an IncomingMessage as a web stream that reads only as fast as it is consumed. */
-function bodyOf(req: Http.IncomingMessage): ReadableStream<Uint8Array> {
-  return new ReadableStream<Uint8Array>({
-    start(c) {
-      req.on("data", (d: Buffer) => {
-        c.enqueue(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
-        if ((c.desiredSize ?? 1) <= 0) req.pause();
-      });
-      req.once("end", () => c.close());
-      req.once("error", (e) => c.error(e));
-      req.pause();
-    },
-    pull() {
-      req.resume();
-    },
-    cancel() {
-      // The handler does not want the rest: let node:http read and drop it,
-      // so the connection stays usable for the next request.
-      req.removeAllListeners("data");
-      req.resume();
-    },
-  });
-}
-
-function toRequest(req: Http.IncomingMessage, scheme: string, signal: AbortSignal): Request {
-  const headers = new Headers();
-  const raw = req.rawHeaders;
-  for (let i = 0; i < raw.length; i += 2) headers.append(raw[i], raw[i + 1]);
-  const path = req.url ?? "/";
-  // An absolute-form target (a request meant for a proxy) is already a URL.
-  const url = path[0] === "/" ? `${scheme}://${req.headers.host || "localhost"}${path}` : path;
-  const method = req.method ?? "GET";
-  const init: RequestInit & { duplex?: "half" } = { method, headers, signal };
-  if (!NO_BODY.has(method)) {
-    init.body = bodyOf(req);
-    init.duplex = "half"; // a streamed request body (fetch spec; required by Node's undici)
-  }
-  return new Request(url, init);
 }
 
 const LATER = () => Promise.resolve().then(() => undefined);
@@ -188,8 +150,8 @@ function defaultError(error: unknown): void {
 
 /** A node:http request listener that runs a fetch-style handler. */
 export function requestListener(
+  NodeRequest: NodeRequestClass,
   handler: ServeHandler,
-  scheme: "http" | "https",
   onError: ServeErrorHandler | undefined,
   closing: () => boolean,
 ): (req: Http.IncomingMessage, res: Http.ServerResponse) => void {
@@ -213,12 +175,7 @@ export function requestListener(
     });
   };
   return (req, res) => {
-    const ac = new AbortController();
-    // The client went away before the whole response was sent.
-    res.once("close", () => {
-      if (!res.writableFinished) ac.abort();
-    });
-    const request = toRequest(req, scheme, ac.signal);
+    const request = new NodeRequest({ req, res }) as Request;
     let result;
     try {
       result = handler(request, new Info(remoteOf(req.socket), res));
@@ -239,8 +196,11 @@ export function requestListener(
   };
 }
 
+/** srvx's lazy Request over an IncomingMessage. */
+export type NodeRequestClass = new (ctx: { req: Http.IncomingMessage; res: Http.ServerResponse }) => unknown;
+
 /** An http.Server, or an https.Server with `tls`, running a fetch-style handler. */
-export function fetchServer(
+export async function fetchServer(
   handler: ServeHandler,
   options: {
     tls?: TlsOptions;
@@ -249,8 +209,9 @@ export function fetchServer(
     onSocket: (socket: TrackedSocket) => void;
     closing: () => boolean;
   },
-): Http.Server {
-  const listener = requestListener(handler, options.tls ? "https" : "http", options.onError, options.closing);
+): Promise<Http.Server> {
+  const { NodeRequest } = await import("srvx/node");
+  const listener = requestListener(NodeRequest, handler, options.onError, options.closing);
   const server = options.tls && !options.tlsOutside
     ? httpsm().createServer(pem(options.tls), listener)
     : httpm().createServer(listener);

@@ -67,7 +67,7 @@ export interface HttpAdapter {
       onSocket: (socket: TrackedSocket) => void;
       closing: () => boolean;
     },
-  ): HttpServer;
+  ): Promise<HttpServer>;
   /**
    * Makes `server` accept on an inherited listening fd, the way that works
    * in this runtime; `handle` is one the runtime already opened on the fd

@@ -109,7 +109,7 @@ export async function serve(options: ServeOptions, handler: ServeHandler): Promi
   const tracker = new Tracker({ ...options, onError: undefined }, () => {});
   let closing = false;
   const tlsOutside = a !== undefined && options.tls !== undefined && http.needsTlsOutside;
-  const server = http.fetchServer(handler, {
+  const server = await http.fetchServer(handler, {
     tls: options.tls,
     tlsOutside,
     onError: options.onError,
