@@ -22,7 +22,7 @@
 //    min 15) and the difference to the empty module of the same runtime.
 //    In-process, the same import timed with performance.now() around a
 //    dynamic import() (median too): the module loading alone, without the
-//    process start-up noise.
+//    process start-up noise; the same for the empty module is its floor.
 // 4. A diagnostic beside 3: the same runtime entry bundled by esbuild (tsup's
 //    own, from node_modules) into one file without code splitting, imported
 //    in-process the same way. The published build splits the shared code into
@@ -164,6 +164,7 @@ const inProcess = (spec) =>
   `const t = performance.now();\nawait import(${JSON.stringify(spec)});\n` +
   "console.log(performance.now() - t);\n";
 fs.writeFileSync(path.join(project, "timed.mjs"), inProcess("socket-activate"));
+fs.writeFileSync(path.join(project, "timed-empty.mjs"), inProcess("./empty.mjs"));
 fs.writeFileSync(path.join(project, "timed-mod.mjs"), inProcess(path.join(ROOT, "mod.ts")));
 
 // 4.: one file per runtime entry, the same code as dist/<runtime>.js.
@@ -193,6 +194,7 @@ const VARIANTS = {
   node: [
     ["empty module", [BIN.node, "empty.mjs"]],
     ['`import "socket-activate"`', [BIN.node, "import.mjs"]],
+    ["in-process `await import()` of the empty module", [BIN.node, "timed-empty.mjs"], true],
     ["in-process `await import()`", [BIN.node, "timed.mjs"], true],
     ["empty CommonJS module", [BIN.node, "empty.cjs"]],
     ['`require("socket-activate")`', [BIN.node, "require.cjs"]],
@@ -202,6 +204,7 @@ const VARIANTS = {
   deno: [
     ["empty module", [...denoRun, "empty.mjs"]],
     ['`import "socket-activate"`', [...denoRun, "import.mjs"]],
+    ["in-process `await import()` of the empty module", [...denoRun, "timed-empty.mjs"], true],
     ["in-process `await import()`", [...denoRun, "timed.mjs"], true],
     ["JSR entry, `import mod.ts`", [...denoRun, "mod.mjs"]],
     ["in-process `await import(mod.ts)`", [...denoRun, "timed-mod.mjs"], true],
@@ -211,6 +214,7 @@ const VARIANTS = {
   bun: [
     ["empty module", [BIN.bun, "empty.mjs"]],
     ['`import "socket-activate"`', [BIN.bun, "import.mjs"]],
+    ["in-process `await import()` of the empty module", [BIN.bun, "timed-empty.mjs"], true],
     ["in-process `await import()`", [BIN.bun, "timed.mjs"], true],
     ['`require("socket-activate")`', [BIN.bun, "require.cjs"]],
     ["JSR entry, `import mod.ts`", [BIN.bun, "mod.mjs"]],
