@@ -1050,7 +1050,12 @@ function resolveScript(exe: string, real: string, head: Uint8Array, rest: string
         "/usr/bin/env nor systemd's PATH picks the interpreter",
     );
   }
-  return resolveCommand([prog, ...extra, real, ...rest], ctx);
+  try {
+    return resolveCommand([prog, ...extra, real, ...rest], ctx);
+  } catch (e) {
+    if (e instanceof Refusal && !prog.includes("/")) throw new Refusal(`${exe}'s #! line: ${e.message}`);
+    throw e;
+  }
 }
 
 function existingFile(p: string, what: string, ctx: Ctx): string {
