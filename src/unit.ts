@@ -131,6 +131,12 @@ export function unitMain(
           "a Node program gets ENOTSUP from listenDatagram() on it",
       );
     }
+    if (o.notify && r.runtime === undefined) {
+      ctx.notes.push(
+        "Type=notify: the program must send READY=1 to NOTIFY_SOCKET itself, or systemd stops it after " +
+          "TimeoutStartSec=",
+      );
+    }
   } catch (e) {
     if (!(e instanceof Refusal)) throw e;
     err(`socket-activate unit: ${e.message}\n${UNIT_USAGE}\n`);
@@ -155,7 +161,8 @@ export function unitMain(
   if (!o.force) {
     const existing = units.map(([f]) => join(dir, f)).filter((p) => files.stat(p) !== undefined);
     if (existing.length > 0) {
-      err(`socket-activate unit: ${existing.join(" and ")} already exist(s): pass --force to overwrite\n`);
+      const exist = existing.length === 1 ? "exists" : "exist";
+      err(`socket-activate unit: ${existing.join(" and ")} already ${exist}: pass --force to overwrite\n`);
       return 1;
     }
   }
@@ -200,6 +207,9 @@ function parseArgs(args: string[]): Options {
       if (v === undefined) throw new Refusal(`${a} needs a value`);
       return v;
     };
+    if (inline !== undefined && ["--datagram", "--accept", "--notify", "--force"].includes(a)) {
+      throw new Refusal(`${a} takes no value (got "${inline}")`);
+    }
     if (a === "--") {
       o.command = args.slice(i + 1);
       break;
@@ -213,8 +223,9 @@ function parseArgs(args: string[]): Options {
     else if (a === "-E" || a === "--setenv") o.env.push(assignment(value()));
     else if (a === "--out") o.out = value();
     else if (a === "--force") o.force = true;
-    else if (a.startsWith("-") && a !== "-") throw new Refusal(`unknown option "${a}"`);
-    else if (name === undefined) name = unitName(a);
+    else if (a.startsWith("-") && a !== "-") {
+      throw new Refusal(`unknown option "${a}" (socket-activate unit --help lists them)`);
+    } else if (name === undefined) name = unitName(a);
     else {
       // The first word after NAME starts the command, as in systemd-socket-activate.
       o.command = args.slice(i);

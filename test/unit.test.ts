@@ -442,7 +442,7 @@ test("unit --out writes both files, and refuses to overwrite them without --forc
   fs.writeFileSync(path.join(dir, "echo.service"), "mine");
   r = await unit(args);
   assert.equal(r.code, 1);
-  assert.match(r.stderr, /echo\.socket and .*echo\.service already exist\(s\): pass --force to overwrite/);
+  assert.match(r.stderr, /echo\.socket and .*echo\.service already exist: pass --force to overwrite/);
   assert.equal(fs.readFileSync(path.join(dir, "echo.service"), "utf8"), "mine");
   r = await unit([...args.slice(0, 5), "--force", ...args.slice(5)]);
   assert.equal(r.code, 0, r.stderr);
@@ -473,6 +473,7 @@ test("unit with bad arguments exits 2 with one line naming the value, then the u
     [["echo", "-l", "80", "-E", "1X=y", ...cmd], /--setenv "1X=y" is not NAME=VALUE/],
     [["echo", "-l", "80", "--frob", ...cmd], /unknown option "--frob"/],
     [["echo", "-l", "80", "--force", ...cmd], /--force without --out/],
+    [["echo", "-l", "80", "--notify=yes", ...cmd], /--notify takes no value \(got "yes"\)/],
     [["echo", "-l", "80", "--"], /give the COMMAND after --/],
     [
       ["echo", "-l", "80", "--", "no-such-program-here"],
