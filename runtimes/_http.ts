@@ -55,11 +55,33 @@ class Info implements ServeInfo {
   }
 }
 
-const LATER = () => Promise.resolve().then(() => undefined);
+// Settles a few microtasks on: long enough for the next read() of a body
+// that is all there (Node's undici takes two, Deno one, Bun two), far too
+// short for a stream that is still producing.
+const LATER = () => Promise.resolve().then().then().then().then(() => undefined);
+
+type Head = { status: number; text: string | undefined; headers: Record<string, string | string[]> };
+
+/** A status whose response has no body, so no Content-Length either. */
+const bodiless = (status: number) => status < 200 || status === 204 || status === 304;
+
+/**
+ * Sends the head with a Content-Length when the body's length is known:
+ * node:http picks chunked encoding when writeHead() runs without one, even
+ * if end() brings the whole body right after.
+ */
+function head(res: Http.ServerResponse, h: Head, length: number | undefined): void {
+  if (length !== undefined && !bodiless(h.status) && h.headers["content-length"] === undefined) {
+    h.headers["content-length"] = String(length);
+  }
+  res.writeHead(h.status, h.text, h.headers);
+}
 
 async function sendBody(
   res: Http.ServerResponse,
+  h: Head,
   body: ReadableStream<Uint8Array>,
+  isHead: boolean,
 ): Promise<void> {
   const reader = body.getReader();
   let gone = false;
@@ -71,13 +93,24 @@ async function sendBody(
   res.once("close", onClose);
   try {
     const first = await reader.read();
-    if (first.done) return void res.end();
+    if (first.done) {
+      head(res, h, 0);
+      return void res.end();
+    }
     // A body that is all there (the usual `new Response(text)`) goes out in
-    // one end(), which lets node:http send Content-Length instead of chunks;
-    // a stream still producing gets its first chunk sent at once.
+    // one end() with a Content-Length; a stream still producing gets its
+    // first chunk sent at once, chunked.
     let pending: Promise<ReadableStreamReadResult<Uint8Array>> = reader.read();
     const now = await Promise.race([pending, LATER()]);
-    if (now?.done) return void res.end(first.value);
+    if (now?.done) {
+      head(res, h, first.value.byteLength);
+      return void (isHead ? res.end() : res.end(first.value));
+    }
+    head(res, h, undefined);
+    if (isHead) {
+      reader.cancel().catch(() => {});
+      return void res.end();
+    }
     let chunk = first.value;
     for (;;) {
       if (gone) return;
@@ -107,7 +140,7 @@ async function sendBody(
   }
 }
 
-function writeHead(res: Http.ServerResponse, response: Response, closing: boolean): void {
+function headOf(response: Response, closing: boolean): Head {
   const headers: Record<string, string | string[]> = {};
   response.headers.forEach((v, k) => {
     if (k !== "set-cookie") headers[k] = v;
@@ -115,7 +148,7 @@ function writeHead(res: Http.ServerResponse, response: Response, closing: boolea
   const cookies = response.headers.getSetCookie();
   if (cookies.length > 0) headers["set-cookie"] = cookies;
   if (closing) headers["connection"] = "close";
-  res.writeHead(response.status, response.statusText || undefined, headers);
+  return { status: response.status, text: response.statusText || undefined, headers };
 }
 
 function send(
@@ -131,14 +164,14 @@ function send(
       } instead of a Response: return new Response(...)`,
     );
   }
-  writeHead(res, response, closing);
+  const h = headOf(response, closing);
   const body = response.body;
-  if (body === null || method === "HEAD") {
-    body?.cancel().catch(() => {});
+  if (body === null) {
+    head(res, h, 0);
     res.end();
     return;
   }
-  sendBody(res, body);
+  sendBody(res, h, body, method === "HEAD");
 }
 
 function defaultError(error: unknown): void {

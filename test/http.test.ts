@@ -43,7 +43,9 @@ async function activated(
   scheme = "http",
 ): Promise<{ r: Run; port: number; base: string }> {
   const port = await freePort();
-  const r = start([SSA, "-l", `127.0.0.1:${port}`, ...fixtureCommand("http.ts"), mode], env);
+  // systemd-socket-activate passes on only the variables named by -E.
+  const pass = Object.keys(env).flatMap((k) => ["-E", k]);
+  const r = start([SSA, "-l", `127.0.0.1:${port}`, ...pass, ...fixtureCommand("http.ts"), mode], env);
   const base = `${scheme}://127.0.0.1:${port}`;
   // The first connection is what starts the server (wait up to 20 s for it).
   const first = await run("curl", ["-sS", "-m", "20", ...curlTls(env), `${base}/n/0`]);
