@@ -35,10 +35,20 @@ export interface TrackedSocket {
   close(): void;
 }
 
+/** What a fast path (`Runtime.serveFast`) is asked to serve. */
+export interface FastServeOptions {
+  /** HTTPS with this certificate and key; a fast path that cannot terminate TLS answers null. */
+  tls?: TlsOptions;
+  /** Answers a request whose handler threw; by default the error is logged and a 500 sent. */
+  onError?: ServeErrorHandler;
+  /** What the fd is, as adopt() found it. */
+  transport: "tcp" | "unix";
+}
+
 /**
- * A server from an adapter's fast path: runtime internals serving the fd
- * directly (say Deno's own HTTP server on an accepted socket). `serve()`
- * tries it first and falls back to node:http when it answers null.
+ * A server from a runtime's fast path: its own native HTTP server put on the
+ * fd through runtime internals. serve() checks `listener` with the same
+ * wrong-bind guard as every other listener, and drains through `close`.
  */
 export interface FastServer {
   /** Where it listens, for the wrong-bind guard. */
@@ -90,9 +100,4 @@ export interface HttpAdapter {
   tlsOf?(server: HttpServer): TlsOptions | "none" | undefined;
   /** Whether this runtime needs `tlsOf` (or the caller's `tls`) for an https.Server on an fd. */
   readonly needsTlsOutside: boolean;
-  /**
-   * A faster server on the fd through runtime internals, behind feature
-   * detection: null where they are missing, and serve() uses node:http.
-   */
-  fastServe?(fd: number, handler: ServeHandler, options: { tls?: TlsOptions }): Promise<FastServer | null>;
 }

@@ -1,6 +1,13 @@
 import type { Server as HttpServer } from "node:http";
 import { ActivationError } from "./errors.ts";
-import type { HttpAdapter, ServeErrorHandler, ServeHandler, TlsOptions, TrackedSocket } from "./_http.ts";
+import type {
+  FastServer,
+  HttpAdapter,
+  ServeErrorHandler,
+  ServeHandler,
+  TlsOptions,
+  TrackedSocket,
+} from "./_http.ts";
 import {
   adopt,
   type Adoption,
@@ -103,6 +110,19 @@ export async function serve(options: ServeOptions, handler: ServeHandler): Promi
   const a = adopt(rt, options);
   if (a === undefined) requireFallback(options.fallback);
   else if (a.mode === "connection") throw acceptYes(a, "serve()");
+  // A runtime's own server first, where it has a fast path that takes the fd
+  // (the seam: Runtime.serveFast). Not with idleExit: a fast server reports a
+  // count of connections, not when each opens and closes.
+  const transport = a?.info.kind === "tcp" || a?.info.kind === "unix" ? a.info.kind : undefined;
+  if (a !== undefined && transport !== undefined && rt.serveFast && options.idleExit === undefined) {
+    let fast: FastServer | null;
+    try {
+      fast = await rt.serveFast(a.f.fd, handler, { tls: options.tls, onError: options.onError, transport });
+    } catch (e) {
+      throw listenFailed(rt, a, e);
+    }
+    if (fast !== null) return fastServer(a, fast, options);
+  }
   const http = await rt.http();
   // Every connection goes through the Tracker, as a stream connection would:
   // it counts them, drains them on close, and drives idleExit and the watchdog.
@@ -137,7 +157,41 @@ export async function serve(options: ServeOptions, handler: ServeHandler): Promi
   } catch (e) {
     throw listenFailed(rt, a, e);
   }
-  return tracker.server(true, verifyListener(a, l), a.f, stop(l));
+  let addr: Addr;
+  try {
+    addr = verifyListener(a, l);
+  } catch (e) {
+    l.close(); // a runtime that listened elsewhere must not go on serving there
+    throw e;
+  }
+  return tracker.server(true, addr, a.f, stop(l));
+}
+
+/** A fast path's server as a Server, checked by the same guard as node:http's. */
+function fastServer(a: Adoption, fast: FastServer, options: ServeOptions): Server {
+  let addr: Addr;
+  try {
+    addr = verifyListener(a, fast.listener);
+  } catch (e) {
+    fast.close(0).catch(() => {});
+    throw e;
+  }
+  // The Tracker keeps no connections here: it runs the watchdog and settles
+  // `finished` once the fast server has drained.
+  const tracker = new Tracker({ ...options, onError: undefined }, () => {});
+  const s = tracker.server(true, addr, a.f, () => {});
+  let closed: Promise<void> | undefined;
+  return {
+    activated: true,
+    addr,
+    fd: a.f.fd,
+    name: a.f.name,
+    get connections() {
+      return fast.connections;
+    },
+    close: () => (closed ??= fast.close(options.drainTimeout ?? 10_000).then(() => tracker.close())),
+    finished: s.finished,
+  };
 }
 
 /** Options for {@linkcode listenHttp}. */
@@ -252,5 +306,12 @@ export async function listenHttp(
   } catch (e) {
     throw listenFailed(rt, a, e);
   }
-  return { activated: true, fd: a.f.fd, name: a.f.name, addr: verifyListener(a, l) };
+  let addr: Addr;
+  try {
+    addr = verifyListener(a, l);
+  } catch (e) {
+    l.close();
+    throw e;
+  }
+  return { activated: true, fd: a.f.fd, name: a.f.name, addr };
 }
