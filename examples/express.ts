@@ -5,7 +5,7 @@
 //   systemd-socket-activate -l 8080 bun run examples/express.ts
 import { createServer } from "node:http";
 import express from "express";
-import { listenHttp } from "socket-activate";
+import { listenHttp } from "../mod.ts";
 
 const app = express();
 app.use(express.json());

@@ -5,7 +5,7 @@
 //   systemd-socket-activate -l 8080 bun run examples/fastify.ts
 import { createServer, type Server } from "node:http";
 import Fastify from "fastify";
-import { listenHttp } from "socket-activate";
+import { listenHttp } from "../mod.ts";
 
 let server!: Server;
 const app = Fastify({

@@ -3,7 +3,7 @@
 // adapter package. Runs under Node (through a loader such as tsx), Deno and Bun:
 //   systemd-socket-activate -l 8080 deno run -A examples/hono.ts
 import { Hono } from "hono";
-import { serve } from "socket-activate";
+import { serve } from "../mod.ts";
 
 const app = new Hono();
 app.get("/", (c) => c.text("hello from hono\n"));

@@ -3,7 +3,7 @@
 //   systemd-socket-activate -l 8080 node --import tsx examples/koa.ts
 import { createServer } from "node:http";
 import Koa from "koa";
-import { listenHttp } from "socket-activate";
+import { listenHttp } from "../mod.ts";
 
 const app = new Koa();
 app.use(async (ctx) => {
