@@ -1,7 +1,8 @@
 // One HTTP server for bench/http-bridge.mjs: node:http on 127.0.0.1:<port>,
 // the fetch-style handler bridged by one of:
 //   hand         this package's bridge (runtimes/_http.ts: srvx's NodeRequest, its own
-//                response writer); commit 3e6e02c has the fully hand-written one
+//                response writer)
+//   eager        the same response writer with a Request built in full for each request
 //   hono         @hono/node-server's getRequestListener, globals left alone
 //   hono-global  the same with its default overrideGlobalObjects (it replaces
 //                the global Request and Response: not something a library
@@ -25,6 +26,23 @@ if (variant === "hand") {
   const { requestListener } = await import("../runtimes/_http.ts");
   const { NodeRequest } = await import("srvx/node");
   listener = requestListener(NodeRequest, handler, undefined, () => false);
+} else if (variant === "eager") {
+  // The same response side with a Request built in full for every request
+  // (the hand-written Request side of commit 3e6e02c, body streaming left out:
+  // the benchmark sends GETs).
+  const { requestListener } = await import("../runtimes/_http.ts");
+  class EagerRequest {
+    constructor({ req }: { req: http.IncomingMessage }) {
+      const headers = new Headers();
+      const raw = req.rawHeaders;
+      for (let i = 0; i < raw.length; i += 2) headers.append(raw[i], raw[i + 1]);
+      return new Request(`http://${req.headers.host || "localhost"}${req.url}`, {
+        method: req.method,
+        headers,
+      });
+    }
+  }
+  listener = requestListener(EagerRequest, handler, undefined, () => false);
 } else if (variant === "hono" || variant === "hono-global") {
   const { getRequestListener } = await import("@hono/node-server");
   listener = getRequestListener(handler, { overrideGlobalObjects: variant === "hono-global" }) as Listener;
