@@ -54,6 +54,11 @@ for (const name of ["express", "hono", "fastify", "koa"]) {
   test(`examples/${name}.ts serves under systemd-socket-activate`, async () => {
     const port = await freePort();
     const run = start([SSA, "-l", `127.0.0.1:${port}`, ...exampleCommand(`${name}.ts`)]);
+    // curl must not connect before systemd-socket-activate listens.
+    const deadline = Date.now() + 10000;
+    while (!/Listening on/.test(run.stderr()) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
     await check(run, port, name);
     assert.match(run.stderr(), new RegExp(`${name}: listening \\(activated: true\\)`));
   });

@@ -47,6 +47,12 @@ async function activated(
   const pass = Object.keys(env).flatMap((k) => ["-E", k]);
   const r = start([SSA, "-l", `127.0.0.1:${port}`, ...pass, ...fixtureCommand("http.ts"), mode], env);
   const base = `${scheme}://127.0.0.1:${port}`;
+  // curl must not connect before systemd-socket-activate listens (a refused
+  // connection starts nothing).
+  const deadline = Date.now() + 10000;
+  while (!/Listening on/.test(r.stderr()) && Date.now() < deadline) {
+    await new Promise((res) => setTimeout(res, 10));
+  }
   // The first connection is what starts the server (wait up to 20 s for it).
   const first = await run("curl", ["-sS", "-m", "20", ...curlTls(env), `${base}/n/0`]);
   if (first.code !== 0) await ready(r).catch(() => {});
