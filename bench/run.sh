@@ -36,6 +36,11 @@
 #    loads, and the time to import the package in each runtime. Alone:
 #    `node bench/footprint.mjs` (about 30 s).
 #
+# 4. HTTP (bench/http-bridge.mjs, which explains it): requests/s of serve()'s
+#    node:http <-> fetch bridge against @hono/node-server and srvx, and the
+#    import cost of srvx/node; needs wrk (skipped with a note without it);
+#    about 4 minutes. Alone: `node bench/http-bridge.mjs`.
+#
 # Every process is started by the driver (bench/bench.mjs) and stopped by PID
 # (SIGTERM, bounded wait, SIGKILL); systemd-socket-activate execs the program,
 # so it is the same PID. Every wait is bounded; a server that fails to start
@@ -60,6 +65,15 @@ if [ "$status" -eq 0 ]; then
   echo
   timeout -k 10 120 node bench/footprint.mjs || status=$?
   [ "$status" -ne 124 ] || echo "bench: footprint timed out after 120 s" >&2
+fi
+if [ "$status" -eq 0 ]; then
+  echo
+  if command -v wrk >/dev/null; then
+    timeout -k 10 420 node bench/http-bridge.mjs || status=$?
+    [ "$status" -ne 124 ] || echo "bench: http-bridge timed out after 420 s" >&2
+  else
+    echo "bench: wrk is missing (Debian package wrk): the HTTP bridge benchmark is skipped" >&2
+  fi
 fi
 echo "bench: took $(( $(date +%s) - start )) s" >&2
 exit "$status"

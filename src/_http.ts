@@ -7,7 +7,18 @@
 import type { Server as HttpServer } from "node:http";
 import type { Addr, RawListener, Target } from "./_net.ts";
 
-/** A certificate chain and its private key, PEM-encoded. */
+/**
+ * A certificate chain and its private key, PEM-encoded.
+ *
+ * @example HTTPS with files made by openssl
+ * ```ts
+ * import { readFileSync } from "node:fs";
+ * import { serve, type TlsOptions } from "@socket-activate/socket-activate";
+ *
+ * const tls: TlsOptions = { cert: readFileSync("cert.pem", "utf8"), key: readFileSync("key.pem") };
+ * await serve({ tls, fallback: { port: 8443 } }, () => new Response("hello over TLS\n"));
+ * ```
+ */
 export interface TlsOptions {
   /** The certificate chain (PEM), leaf first. */
   cert: string | Uint8Array;
@@ -15,7 +26,19 @@ export interface TlsOptions {
   key: string | Uint8Array;
 }
 
-/** What a fetch-style handler gets beside the request. */
+/**
+ * What a fetch-style handler gets beside the request.
+ *
+ * @example Log each client once its response is sent
+ * ```ts
+ * import { serve, type ServeInfo } from "@socket-activate/socket-activate";
+ *
+ * await serve({ fallback: { port: 8080 } }, (request: Request, info: ServeInfo) => {
+ *   info.completed.then(() => console.error(`${request.method} ${request.url} for`, info.remoteAddr));
+ *   return new Response("ok\n");
+ * });
+ * ```
+ */
 export interface ServeInfo {
   /** The client's address (`path: ""` over a unix socket). */
   readonly remoteAddr: Addr;
@@ -23,10 +46,35 @@ export interface ServeInfo {
   readonly completed: Promise<void>;
 }
 
-/** A fetch-style request handler: the signature of `Deno.serve` and `Bun.serve`. */
+/**
+ * A fetch-style request handler: the signature of `Deno.serve` and `Bun.serve`.
+ *
+ * @example A handler of its own
+ * ```ts
+ * import { serve, type ServeHandler } from "@socket-activate/socket-activate";
+ *
+ * const echo: ServeHandler = (request) =>
+ *   request.method === "POST" ? new Response(request.body) : new Response("POST something\n", { status: 405 });
+ * await serve({ fallback: { port: 8080 } }, echo);
+ * ```
+ */
 export type ServeHandler = (request: Request, info: ServeInfo) => Response | Promise<Response>;
 
-/** What happens to an error a {@linkcode ServeHandler} threw. */
+/**
+ * What happens to an error a {@linkcode ServeHandler} threw: a Response it
+ * returns is sent, otherwise the client gets a 500.
+ *
+ * @example A JSON error body
+ * ```ts
+ * import { serve, type ServeErrorHandler } from "@socket-activate/socket-activate";
+ *
+ * const onError: ServeErrorHandler = (error) =>
+ *   Response.json({ error: String(error) }, { status: 500 });
+ * await serve({ fallback: { port: 8080 }, onError }, () => {
+ *   throw new Error("not yet");
+ * });
+ * ```
+ */
 export type ServeErrorHandler = (error: unknown, request: Request) => Response | Promise<Response> | void;
 
 /** One accepted connection, as the drain logic sees it. */

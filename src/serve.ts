@@ -28,7 +28,23 @@ import { getRuntime } from "./_runtime.ts";
 
 export type { ServeErrorHandler, ServeHandler, ServeInfo, TlsOptions } from "./_http.ts";
 
-/** Options for {@linkcode serve}. */
+/**
+ * Options for {@linkcode serve}: those of `listen()` and TLS.
+ *
+ * @example The fd named "web", HTTPS, 5 s to drain
+ * ```ts
+ * import { readFileSync } from "node:fs";
+ * import { serve, type ServeOptions } from "@socket-activate/socket-activate";
+ *
+ * const options: ServeOptions = {
+ *   name: "web",
+ *   fallback: { port: 8443 },
+ *   tls: { cert: readFileSync("cert.pem", "utf8"), key: readFileSync("key.pem", "utf8") },
+ *   drainTimeout: 5000,
+ * };
+ * await serve(options, () => new Response("hello\n"));
+ * ```
+ */
 export interface ServeOptions extends Omit<ListenOptions, "onError"> {
   /**
    * Serve HTTPS with this certificate and key (PEM, as strings or bytes)
@@ -194,7 +210,18 @@ function fastServer(a: Adoption, fast: FastServer, options: ServeOptions): Serve
   };
 }
 
-/** Options for {@linkcode listenHttp}. */
+/**
+ * Options for {@linkcode listenHttp}.
+ *
+ * @example The fd named "web", else port 8080
+ * ```ts
+ * import { createServer } from "node:http";
+ * import { listenHttp, type ListenHttpOptions } from "@socket-activate/socket-activate";
+ *
+ * const options: ListenHttpOptions = { name: "web", fallback: { port: 8080 } };
+ * await listenHttp(createServer((_req, res) => res.end("hello\n")), options);
+ * ```
+ */
 export interface ListenHttpOptions {
   /** The fd to serve by its LISTEN_FDNAMES name. @default {the only fd passed} */
   name?: string;
@@ -212,7 +239,20 @@ export interface ListenHttpOptions {
   tls?: TlsOptions;
 }
 
-/** Where a node:http server listens, and whether the socket came from the service manager. */
+/**
+ * Where a node:http server listens, and whether the socket came from the service manager.
+ *
+ * @example Say where
+ * ```ts
+ * import { createServer } from "node:http";
+ * import { type HttpListening, listenHttp } from "@socket-activate/socket-activate";
+ *
+ * const where: HttpListening = await listenHttp(createServer((_req, res) => res.end("hi\n")), {
+ *   fallback: { port: 8080 },
+ * });
+ * console.error(where.activated ? `activated fd ${where.fd} "${where.name}"` : "port 8080");
+ * ```
+ */
 export interface HttpListening {
   /** True when the socket came from the service manager. */
   readonly activated: boolean;
