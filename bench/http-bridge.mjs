@@ -23,7 +23,7 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const ROUNDS = Number(process.env.BRIDGE_ROUNDS ?? 5);
 const SECONDS = Number(process.env.BRIDGE_SECONDS ?? 3);
 const RUNTIMES = (process.env.BRIDGE_RUNTIMES ?? "node deno bun").split(/\s+/).filter(Boolean);
-const VARIANTS = (process.env.BRIDGE_VARIANTS ?? "hand eager hono srvx").split(/\s+/).filter(Boolean);
+const VARIANTS = (process.env.BRIDGE_VARIANTS ?? "hand lazy hono srvx").split(/\s+/).filter(Boolean);
 const server = resolve(ROOT, "bench/http-bridge-server.ts");
 const CMD = {
   node: [process.execPath, "--import", "tsx", server],
