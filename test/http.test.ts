@@ -250,6 +250,19 @@ test("serve() closes gracefully: a request in flight is answered, then the proce
   assert.match(r.stderr(), /closed\n/);
 });
 
+test("serve({ idleExit }) exits 0 once no connection has been open for that long, not before", async () => {
+  const t0 = Date.now();
+  const { r, base } = await activated("serve", { IDLE_EXIT: "1" });
+  // curl's connection from activated() has closed: the idle clock runs.
+  const again = await run("curl", ["-sS", "-H", "Connection: close", `${base}/n/1`]);
+  assert.equal(again.stdout, "n=1");
+  const closedAt = Date.now();
+  assert.equal(await r.exited(10000), 0, r.stderr());
+  const idle = Date.now() - closedAt;
+  assert.ok(idle >= 900, `exited ${idle} ms after the last connection closed, 1 s expected`);
+  assert.ok(Date.now() - t0 < 10000);
+});
+
 test("serve() with tls: HTTPS checked by a TLS client that trusts the self-signed certificate", async () => {
   const certs = await selfSigned();
   const env = { TLS_CERT: certs.TLS_CERT, TLS_KEY: certs.TLS_KEY };
