@@ -50,6 +50,7 @@ export interface FdPassing {
 export type FdState = "cloexec" | "inheritable" | "closed" | "unknown";
 
 import type { DgramAdapter, NetAdapter } from "./_net.ts";
+import type { Launcher } from "./_launcher.ts";
 
 export interface Runtime {
   readonly name: "node" | "deno" | "bun";
@@ -109,6 +110,8 @@ export interface Runtime {
   dgram(): Promise<DgramAdapter>;
   /** The stream adapter, loaded on first use. */
   net(): Promise<NetAdapter>;
+  /** What `socket-activate run` needs, loaded on first use. */
+  launcher(): Promise<Launcher>;
 }
 
 let current: Runtime | undefined;

@@ -10,7 +10,7 @@ import { type EchoOptions, echoServer, Notifier } from "./echo.ts";
 import { formatAddr } from "./_net.ts";
 
 const USAGE =
-  "usage: socket-activate [echo [--port N] [--host H] [--path P] [--name N] [--idle-exit S] [--quiet] | inspect [--json]]";
+  "usage: socket-activate [echo [--port N] [--host H] [--path P] [--name N] [--idle-exit S] [--quiet] | inspect [--json] | run [-l ADDR]... [options] -- COMMAND [ARGS...]]";
 
 const HELP = `socket-activate ${VERSION}: systemd socket activation for Node, Deno and Bun
 
@@ -36,6 +36,12 @@ Commands:
                      finish (10 s at most), exit 0.
   inspect [--json]   print the fds this process was handed (LISTEN_FDS), one line
                      each, or as JSON: {"activated": bool, "fds": [...]}
+  run [-l ADDR]... [-d] [-a] [--fdname N[:N...]] [-E NAME[=VALUE]]...
+      [--restart] [--watch PATH]... -- COMMAND [ARGS...]
+                     open the sockets and start COMMAND socket-activated, as
+                     systemd-socket-activate does; --restart and --watch start
+                     it again on the same sockets without refusing a
+                     connection (see socket-activate run --help)
 
 Options:
   -h, --help         this help
@@ -48,6 +54,7 @@ Examples:
   systemd-socket-activate -l 8888 deno run -A mod.ts echo
   systemd-socket-activate -l 8080 --fdname=web npx socket-activate inspect
   systemd-socket-activate -l /run/app.sock deno run -A mod.ts inspect --json
+  npx socket-activate run -l 8080 --restart --watch src -- node server.js
 `;
 
 /** Runs the CLI; resolves to the process exit status. */
@@ -66,6 +73,8 @@ export async function main(args: string[]): Promise<number> {
     return 0;
   }
   if (command === "inspect") return inspect(rest, out, err);
+  // Loaded only here: the echo server's start-up does not pay for the launcher.
+  if (command === "run") return import("./run.ts").then((m) => m.runMain(rest));
   if (command === undefined || command === "echo") return echo(rest, out, err);
   if (command.startsWith("-")) return echo(args, out, err);
   err(`socket-activate: unknown command "${command}"\n${USAGE}\n`);
