@@ -4,7 +4,7 @@
 // (a nonblocking FFI call in Deno, a worker in Bun, whose FFI has no async
 // calls) and accept4()s on the main thread.
 import type { Accepted, HeldSocket, Launcher, ListenSpec } from "../src/_launcher.ts";
-import { describeSpec, parseIPv4, parseIPv6 } from "../src/run.ts";
+import { describeSpec, parseIPv4, parseIPv6 } from "../src/_launcher.ts";
 import { commonParts, errnoName, listenError } from "./_run_common.ts";
 import { LIBC } from "./_libc.ts";
 

@@ -7,7 +7,7 @@
 // backlog and is served by the next child.
 import type { Launcher, ListenSpec } from "../src/_launcher.ts";
 import { commonParts, errnoName, listenError, remoteAddr } from "./_run_common.ts";
-import { describeSpec } from "../src/run.ts";
+import { describeSpec } from "../src/_launcher.ts";
 
 type Fs = typeof import("node:fs");
 type Net = typeof import("node:net");

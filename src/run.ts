@@ -2,8 +2,17 @@
 // systemd-socket-activate (whose option names and meanings it keeps where they
 // overlap) plus restarts on the same sockets. Loaded by src/cli.ts only for
 // `run`, so the echo server never pays for it.
-import { getRuntime } from "./_runtime.ts";
-import type { Accepted, ChildExit, ChildProc, HeldSocket, Launcher, ListenSpec } from "./_launcher.ts";
+import {
+  type Accepted,
+  type ChildExit,
+  type ChildProc,
+  describeSpec,
+  type HeldSocket,
+  type Launcher,
+  type ListenSpec,
+  parseIPv4,
+  parseIPv6,
+} from "./_launcher.ts";
 
 export const RUN_USAGE =
   "usage: socket-activate run [-l ADDR]... [-d] [-a] [--fdname NAME[:NAME...]] [-E NAME[=VALUE]]... " +
@@ -217,54 +226,6 @@ export function parseListenAddress(text: string, datagram: boolean): ListenSpec 
   throw bad("use PORT, HOST:PORT, [IPV6]:PORT, /path or @name");
 }
 
-/** Four bytes of a dotted-quad IPv4 address, or undefined. */
-export function parseIPv4(s: string): Uint8Array | undefined {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);
-  if (!m) return undefined;
-  const b = m.slice(1).map(Number);
-  return b.every((x) => x <= 255) ? Uint8Array.from(b) : undefined;
-}
-
-/** Sixteen bytes of an IPv6 address (with :: and a trailing dotted quad), or undefined. */
-export function parseIPv6(s: string): Uint8Array | undefined {
-  const halves = s.split("::");
-  if (halves.length > 2) return undefined;
-  const groups = (part: string): number[] | undefined => {
-    if (part === "") return [];
-    const out: number[] = [];
-    const items = part.split(":");
-    for (let k = 0; k < items.length; k++) {
-      const it = items[k];
-      if (k === items.length - 1 && it.includes(".")) {
-        const v4 = parseIPv4(it);
-        if (!v4) return undefined;
-        out.push((v4[0] << 8) | v4[1], (v4[2] << 8) | v4[3]);
-      } else if (/^[0-9a-fA-F]{1,4}$/.test(it)) out.push(parseInt(it, 16));
-      else return undefined;
-    }
-    return out;
-  };
-  const head = groups(halves[0]);
-  const tail = halves.length === 2 ? groups(halves[1]) : [];
-  if (!head || !tail) return undefined;
-  const fill = 8 - head.length - tail.length;
-  if (halves.length === 2 ? fill < 1 : fill !== 0) return undefined;
-  const all = [...head, ...new Array(halves.length === 2 ? fill : 0).fill(0), ...tail];
-  const bytes = new Uint8Array(16);
-  all.forEach((g, k) => {
-    bytes[2 * k] = g >> 8;
-    bytes[2 * k + 1] = g & 0xff;
-  });
-  return bytes;
-}
-
-/** How a person reads an address spec. */
-export function describeSpec(s: ListenSpec): string {
-  const what = s.datagram ? (s.kind === "ip" ? "udp" : "unix datagram") : (s.kind === "ip" ? "tcp" : "unix");
-  if (s.kind === "unix") return `${what} ${s.path.startsWith("\0") ? "@" + s.path.slice(1) : s.path}`;
-  return `${what} ${s.family === "ipv6" ? `[${s.host}]` : s.host}:${s.port}`;
-}
-
 const PASSED_ENV = ["TERM", "COLORTERM", "NO_COLOR", "PATH", "USER", "HOME"];
 const SIGNALS: Record<string, number> = {
   SIGHUP: 1,
@@ -289,9 +250,12 @@ const STOP_TIMEOUT_MS = 10_000;
 const EXEC_SH = 'LISTEN_PID=$$; export LISTEN_PID; exec "$0" "$@"';
 
 /** Runs `socket-activate run ARGS`; resolves to the exit status. */
-export async function runMain(args: string[]): Promise<number> {
-  const rt = getRuntime();
-  const err = (s: string) => rt.write("stderr", s);
+export async function runMain(
+  args: string[],
+  out: (s: string) => void,
+  err: (s: string) => void,
+  loadLauncher: () => Promise<Launcher>,
+): Promise<number> {
   let opts: RunOptions | "help";
   try {
     opts = parseRunArgs(args);
@@ -301,10 +265,10 @@ export async function runMain(args: string[]): Promise<number> {
     return 2;
   }
   if (opts === "help") {
-    rt.write("stdout", RUN_HELP);
+    out(RUN_HELP);
     return 0;
   }
-  const launcher = await rt.launcher();
+  const launcher = await loadLauncher();
   try {
     return await new Supervisor(opts, launcher, err).run();
   } catch (e) {
