@@ -211,11 +211,24 @@ async function echo(args: string[], _out: Out, err: Out): Promise<number> {
     }
   }
   const rt = getRuntime();
-  let server;
+  let server: Awaited<ReturnType<typeof echoServer>> | undefined;
+  let stopWanted = false;
   const notifier = new Notifier();
+  const stop = () => {
+    if (!server) return void (stopWanted = true);
+    err("echo: stopping: open connections may finish\n");
+    notifier.send("STOPPING=1");
+    server.close();
+  };
+  // Before listening: the server accepts from an inherited backlog before
+  // listen() resolves, and a SIGTERM then (socket-activate run --restart
+  // stopping a child that has just started) would kill it with those
+  // connections unanswered.
+  const offs = [rt.onSignal("SIGTERM", stop), rt.onSignal("SIGINT", stop)];
   try {
     server = await echoServer(opts, notifier);
   } catch (e) {
+    for (const off of offs) off();
     if (!(e instanceof ActivationError)) throw e;
     err(`socket-activate: ${e.code}: ${e.message}\n`);
     return 1;
@@ -224,12 +237,7 @@ async function echo(args: string[], _out: Out, err: Out): Promise<number> {
     `echo: listening on ${formatAddr(server.addr)} (socket from the service manager: ${server.activated})\n`,
   );
   notifier.send("READY=1");
-  const stop = () => {
-    err("echo: stopping: open connections may finish\n");
-    notifier.send("STOPPING=1");
-    server.close();
-  };
-  const offs = [rt.onSignal("SIGTERM", stop), rt.onSignal("SIGINT", stop)];
+  if (stopWanted) stop();
   await server.finished;
   for (const off of offs) off();
   await notifier.flush(); // the last notifications go out before the exit
