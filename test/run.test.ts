@@ -201,6 +201,38 @@ test("run: --datagram hands COMMAND a UDP socket; datagrams sent before it start
   await r.exited();
 });
 
+test("run: --datagram on a unix path (Deno, Bun) or a clear refusal (Node)", async () => {
+  const dir = tempDir();
+  const sock = path.join(dir, "dgram.sock");
+  const r = run(["-d", "-l", sock, "--", ...fixtureCommand("udp.ts")]);
+  if (RUNTIME === "node") {
+    assert.equal(await r.exited(), 1);
+    assert.match(
+      r.stderr(),
+      /^socket-activate run: -l "[^"]+": Node has no unix datagram socket .*Deno .*Bun/,
+    );
+    return;
+  }
+  await until(() => r.stderr().includes("listening on unix datagram"), 15000, "the launcher");
+  // python3: no runtime's node:dgram has unix datagram sockets. The datagram
+  // may arrive before COMMAND is up: it waits in the socket's queue.
+  const client = start([
+    "/usr/bin/python3",
+    "-c",
+    `
+import socket, sys
+c = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); c.bind(sys.argv[2]); c.settimeout(15)
+c.sendto(b"unix dgram", sys.argv[1])
+sys.stdout.write(c.recv(100).decode())`,
+    sock,
+    path.join(dir, "client.sock"),
+  ]);
+  assert.equal(await client.exited(), 0, client.stderr());
+  assert.equal(client.stdout(), "UNIX DGRAM");
+  r.signal("SIGTERM");
+  await r.exited();
+});
+
 test("run: --accept starts one COMMAND per connection with REMOTE_ADDR, REMOTE_PORT and fd 3 named connection", async () => {
   const port = await freePort();
   const r = run([
