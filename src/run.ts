@@ -51,11 +51,15 @@ Options:
 
 COMMAND gets a clean environment, as under systemd-socket-activate: TERM,
 COLORTERM, NO_COLOR, PATH, USER and HOME, the LISTEN_ variables and what -E
-adds. SIGINT and SIGTERM go to COMMAND (to every COMMAND with --accept), and
-the launcher exits with COMMAND's status (128 + the signal number when a
-signal killed it). SIGHUP restarts COMMAND with --restart or --watch and is
+adds. SIGINT and SIGTERM go to COMMAND (to every COMMAND with --accept).
+SIGHUP restarts COMMAND with --restart or --watch and is
 passed on otherwise. To restart, the launcher sends SIGTERM, waits for the
 exit (SIGKILL after 10 s), then starts COMMAND again at once.
+
+Exit status: 0 when COMMAND exits 0 (with --accept: 0 once stopped by
+SIGINT or SIGTERM), else COMMAND's status (128 + the signal number when a
+signal killed it); 1 a socket could not be opened; 2 bad arguments; 127
+COMMAND not found.
 
 Runtimes: Node holds the sockets in a worker thread that never polls them;
 Deno (with --allow-ffi, as -A grants) and Bun open them through libc. Node

@@ -334,7 +334,7 @@ test("run --restart: 20 restarts by SIGHUP under continuous load, not one connec
   const { ok, failures } = await restartsUnderLoad(command);
   console.log(
     `run --restart (launcher: ${RUNTIME}, COMMAND: ${
-      command[0].split("/").pop()
+      RUNTIME === "deno" ? "node" : RUNTIME
     }): 20 restarts, ${ok} connections ` +
       `served, ${failures.length} failed (${failed(failures)})`,
   );
