@@ -60,9 +60,12 @@ export function commonParts(): CommonParts {
       }
     },
     isExecutable(path) {
+      // The mode bits, not access(X_OK): Deno's fs.accessSync asks for
+      // --allow-sys (it reads the uid), and a COMMAND the launcher may not run
+      // still fails at spawn, with status 127.
       try {
-        fs().accessSync(path, fs().constants.X_OK);
-        return fs().statSync(path).isFile();
+        const st = fs().statSync(path);
+        return st.isFile() && (st.mode & 0o111) !== 0;
       } catch {
         return false;
       }

@@ -328,7 +328,11 @@ class Supervisor {
       }
       this.unlinks.push(s.path);
     }
-    this.l.sealInheritedFds();
+    try {
+      this.l.sealInheritedFds();
+    } catch (e) {
+      throw new LaunchError((e as Error).message); // Deno without --allow-ffi
+    }
     try {
       return o.accept ? await this.runAccept() : await this.runHeld();
     } finally {

@@ -461,7 +461,8 @@ test("run: SIGINT and SIGTERM go to COMMAND, and the launcher exits with its sta
     r.signal(`SIG${sig}`);
     assert.equal(await r.exited(), code, r.stderr());
   }
-  const plain = run(["-l", `127.0.0.1:${port}`, "--", "/bin/sh", "-c", "exit 3"]);
+  // COMMAND by name, looked up in PATH.
+  const plain = run(["-l", `127.0.0.1:${port}`, "--", "sh", "-c", "exit 3"]);
   assert.equal(await plain.exited(), 3);
   const killed = run(["-l", `127.0.0.1:${port}`, "--", "/bin/sh", "-c", "kill -KILL $$"]);
   assert.equal(await killed.exited(), 137);
@@ -498,6 +499,30 @@ test("run: bad arguments exit 2 with a one-line reason and the usage", async () 
   assert.match(
     missing.stderr(),
     /COMMAND "no-such-command-x" is not in PATH=".*": give its path, or install it/,
+  );
+});
+
+test("run under Deno without --allow-ffi says which flag it needs, in one line", async () => {
+  if (RUNTIME !== "deno") return;
+  const r = start([
+    process.execPath,
+    "run",
+    "--allow-read",
+    "--allow-env",
+    "--allow-run",
+    "--allow-write",
+    path.join(ROOT, "mod.ts"),
+    "run",
+    "-l",
+    `127.0.0.1:${await freePort()}`,
+    "--",
+    "true",
+  ]);
+  assert.equal(await r.exited(), 1);
+  assert.equal(
+    r.stderr(),
+    "socket-activate run: Deno may not call libc, which the launcher opens its sockets with: run it with " +
+      "--allow-ffi (or -A)\n",
   );
 });
 
