@@ -113,4 +113,5 @@ export const bunRuntime: Runtime = {
   net: () => Promise.resolve(bunNet),
   dgram: () => import("./_dgram_bun.ts").then((m) => m.bunDgram),
   http: () => import("./_http_bun.ts").then((m) => m.bunHttp),
+  launcher: () => import("./_run_ffi.ts").then((m) => m.ffiLauncher("bun")),
 };

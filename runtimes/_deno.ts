@@ -188,5 +188,6 @@ export const denoRuntime: Runtime = {
   net: () => Promise.resolve(denoNet),
   dgram: () => import("./_dgram_deno.ts").then((m) => m.denoDgram),
   http: () => import("./_http_node.ts").then((m) => m.nodeHttp),
+  launcher: () => import("./_run_ffi.ts").then((m) => m.ffiLauncher("deno")),
   fifoReadable: (fd) => import("./_dgram_deno.ts").then((m) => m.fifoReadable(fd)),
 };
