@@ -15,7 +15,6 @@ import type * as Http from "node:http";
 import type * as Https from "node:https";
 import type { Addr } from "../src/_net.ts";
 import type { ServeErrorHandler, ServeHandler, ServeInfo, TlsOptions, TrackedSocket } from "../src/_http.ts";
-import { getRuntime } from "../src/_runtime.ts";
 
 let httpModule: typeof Http | undefined;
 let httpsModule: typeof Https | undefined;
@@ -272,11 +271,11 @@ function send(
   sendBody(res, h, body, method === "HEAD");
 }
 
+// process.stderr rather than the runtime shim's write(): this file then
+// shares no module with the package's entry, which tsup would otherwise split
+// into a chunk of its own, one more file to load at every import.
 function defaultError(error: unknown): void {
-  getRuntime().write(
-    "stderr",
-    `socket-activate: serve() handler failed: ${(error as Error)?.stack ?? error}\n`,
-  );
+  process.stderr.write(`socket-activate: serve() handler failed: ${(error as Error)?.stack ?? error}\n`);
 }
 
 /** A node:http request listener that runs a fetch-style handler. */
