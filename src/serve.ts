@@ -1,16 +1,7 @@
 import type { Server as HttpServer } from "node:http";
-import { ActivationError } from "./errors.ts";
-import type {
-  FastServer,
-  HttpAdapter,
-  ServeErrorHandler,
-  ServeHandler,
-  TlsOptions,
-  TrackedSocket,
-} from "./_http.ts";
+import type { ServeErrorHandler, ServeHandler, TlsOptions } from "./_http.ts";
 import {
   adopt,
-  type Adoption,
   type Fallback,
   fallbackAddr,
   fallbackFailed,
@@ -23,10 +14,26 @@ import {
   verifyListener,
 } from "./listen.ts";
 import { release } from "./listen_fds.ts";
-import type { Addr, Conn, RawListener } from "./_net.ts";
+import type { Addr } from "./_net.ts";
 import { getRuntime } from "./_runtime.ts";
 
 export type { ServeErrorHandler, ServeHandler, ServeInfo, TlsOptions } from "./_http.ts";
+
+const internals = {
+  adopt,
+  fallbackAddr,
+  fallbackFailed,
+  fallbackTarget,
+  listenFailed,
+  // An assertion function loses its narrowing as a property; none is needed.
+  requireFallback: requireFallback as (fallback: Fallback | undefined) => void,
+  Tracker,
+  verifyListener,
+  release,
+  getRuntime,
+};
+/** @internal What src/_serve.ts uses of the entry's modules. */
+export type Internals = typeof internals;
 
 /**
  * Options for {@linkcode serve}: those of `listen()` and TLS.
@@ -62,27 +69,6 @@ export interface ServeOptions extends Omit<ListenOptions, "onError"> {
   onError?: ServeErrorHandler;
 }
 
-function checkTls(tls: TlsOptions | undefined, where: string): void {
-  if (tls === undefined) return;
-  const ok = (v: unknown) => typeof v === "string" || v instanceof Uint8Array;
-  if (tls === null || typeof tls !== "object" || !ok(tls.cert) || !ok(tls.key)) {
-    throw new TypeError(
-      `Cannot serve HTTPS with ${where}.tls = ${
-        tls === null || typeof tls !== "object" ? String(tls) : `{ ${Object.keys(tls).join(", ")} }`
-      }: give { cert, key }, each a PEM string or bytes`,
-    );
-  }
-}
-
-function acceptYes(a: Adoption, what: string): ActivationError {
-  release(a.f.fd);
-  return new ActivationError(
-    "EISCONN",
-    `fd ${a.f.fd} "${a.f.name}" is an Accept=yes connection, not a listening socket: ${what} serves a ` +
-      "listening socket (Accept=no, the default in the .socket unit); serve one connection with listen()",
-  );
-}
-
 /**
  * Serves HTTP (HTTPS with `tls`) with a fetch-style handler, the signature of
  * `Deno.serve` and `Bun.serve`, on the socket the service manager passed, or
@@ -115,99 +101,10 @@ function acceptYes(a: Adoption, what: string): ActivationError {
  * ```
  */
 export async function serve(options: ServeOptions, handler: ServeHandler): Promise<Server> {
-  const rt = getRuntime();
-  if (typeof handler !== "function") {
-    throw new TypeError(`Cannot serve with handler ${String(handler)}: give (request, info) => Response`);
-  }
-  checkTls(options.tls, "serve() options");
-  if (options.idleExit !== undefined && !(options.idleExit > 0)) {
-    throw new RangeError(`Cannot exit after ${options.idleExit} idle seconds: give a number above 0`);
-  }
-  const a = adopt(rt, options);
-  if (a === undefined) requireFallback(options.fallback);
-  else if (a.mode === "connection") throw acceptYes(a, "serve()");
-  // A runtime's own server first, where it has a fast path that takes the fd
-  // (the seam: Runtime.serveFast). Not with idleExit: a fast server reports a
-  // count of connections, not when each opens and closes.
-  const transport = a?.info.kind === "tcp" || a?.info.kind === "unix" ? a.info.kind : undefined;
-  if (a !== undefined && transport !== undefined && rt.serveFast && options.idleExit === undefined) {
-    let fast: FastServer | null;
-    try {
-      fast = await rt.serveFast(a.f.fd, handler, { tls: options.tls, onError: options.onError, transport });
-    } catch (e) {
-      throw listenFailed(rt, a, e);
-    }
-    if (fast !== null) return fastServer(a, fast, options);
-  }
-  const http = await rt.http();
-  // Every connection goes through the Tracker, as a stream connection would:
-  // it counts them, drains them on close, and drives idleExit and the watchdog.
-  const tracker = new Tracker({ ...options, onError: undefined }, () => {});
-  let closing = false;
-  const tlsOutside = a !== undefined && options.tls !== undefined && http.needsTlsOutside;
-  const server = await http.fetchServer(handler, {
-    tls: options.tls,
-    tlsOutside,
-    onError: options.onError,
-    onSocket: (s: TrackedSocket) => tracker.accept(s as Conn),
-    closing: () => closing,
-  });
-  const stop = (l: RawListener) => () => {
-    closing = true;
-    l.close();
-    server.closeIdleConnections?.();
-  };
-  if (a === undefined) {
-    const target = fallbackTarget(options.fallback!);
-    let l: RawListener;
-    try {
-      l = await http.listenAddr(server, target);
-    } catch (e) {
-      throw fallbackFailed(target, e);
-    }
-    return tracker.server(false, fallbackAddr(target, l), undefined, stop(l));
-  }
-  let l: RawListener;
-  try {
-    l = await http.listenFd(server, a.f.fd, a.handle, tlsOutside ? options.tls : undefined);
-  } catch (e) {
-    throw listenFailed(rt, a, e);
-  }
-  let addr: Addr;
-  try {
-    addr = verifyListener(a, l);
-  } catch (e) {
-    l.close(); // a runtime that listened elsewhere must not go on serving there
-    throw e;
-  }
-  return tracker.server(true, addr, a.f, stop(l));
-}
-
-/** A fast path's server as a Server, checked by the same guard as node:http's. */
-function fastServer(a: Adoption, fast: FastServer, options: ServeOptions): Server {
-  let addr: Addr;
-  try {
-    addr = verifyListener(a, fast.listener);
-  } catch (e) {
-    fast.close(0).catch(() => {});
-    throw e;
-  }
-  // The Tracker keeps no connections here: it runs the watchdog and settles
-  // `finished` once the fast server has drained.
-  const tracker = new Tracker({ ...options, onError: undefined }, () => {});
-  const s = tracker.server(true, addr, a.f, () => {});
-  let closed: Promise<void> | undefined;
-  return {
-    activated: true,
-    addr,
-    fd: a.f.fd,
-    name: a.f.name,
-    get connections() {
-      return fast.connections;
-    },
-    close: () => (closed ??= fast.close(options.drainTimeout ?? 10_000).then(() => tracker.close())),
-    finished: s.finished,
-  };
+  // The implementation loads on the first call: a program that serves no
+  // HTTP does not pay for it at import.
+  const { serveImpl } = await import("./_serve.ts");
+  return serveImpl(internals, options, handler);
 }
 
 /**
@@ -264,24 +161,6 @@ export interface HttpListening {
   readonly addr: Addr;
 }
 
-function tlsFor(
-  http: HttpAdapter,
-  server: HttpServer,
-  given: TlsOptions | undefined,
-): TlsOptions | undefined {
-  if (!http.needsTlsOutside) return undefined;
-  const own = http.tlsOf?.(server);
-  if (own === "none") return undefined;
-  if (given !== undefined) return given;
-  if (own === undefined) {
-    throw new TypeError(
-      `Cannot put this https.Server on an inherited fd in ${getRuntime().name}: the runtime must terminate ` +
-        "TLS in front of it and cannot read its certificate back; pass listenHttp(server, { tls: { cert, key } })",
-    );
-  }
-  return own;
-}
-
 /**
  * Makes an existing node:http or node:https server (an Express or Koa app's,
  * Fastify's through `serverFactory`, Hono's through `@hono/node-server`'s
@@ -317,41 +196,6 @@ export async function listenHttp(
   server: HttpServer,
   options: ListenHttpOptions = {},
 ): Promise<HttpListening> {
-  const rt = getRuntime();
-  checkTls(options.tls, "listenHttp() options");
-  const a = adopt(rt, options);
-  if (a === undefined) requireFallback(options.fallback);
-  else if (a.mode === "connection") throw acceptYes(a, "listenHttp()");
-  const http = await rt.http();
-  if (a === undefined) {
-    const target = fallbackTarget(options.fallback!);
-    let l: RawListener;
-    try {
-      l = await http.listenAddr(server, target);
-    } catch (e) {
-      throw fallbackFailed(target, e);
-    }
-    return { activated: false, fd: undefined, name: undefined, addr: fallbackAddr(target, l) };
-  }
-  let tls: TlsOptions | undefined;
-  try {
-    tls = tlsFor(http, server, options.tls);
-  } catch (e) {
-    release(a.f.fd);
-    throw e;
-  }
-  let l: RawListener;
-  try {
-    l = await http.listenFd(server, a.f.fd, a.handle, tls);
-  } catch (e) {
-    throw listenFailed(rt, a, e);
-  }
-  let addr: Addr;
-  try {
-    addr = verifyListener(a, l);
-  } catch (e) {
-    l.close();
-    throw e;
-  }
-  return { activated: true, fd: a.f.fd, name: a.f.name, addr };
+  const { listenHttpImpl } = await import("./_serve.ts");
+  return listenHttpImpl(internals, server, options);
 }

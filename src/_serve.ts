@@ -1,0 +1,196 @@
+// serve() and listenHttp() themselves, loaded on their first call (src/serve.ts).
+// What they use of the package's entry comes in as `Internals` rather than
+// through imports: importing listen.ts from here would make tsup split it
+// out of the entry's chunk, one more file to load at every import.
+import type { Server as HttpServer } from "node:http";
+import { ActivationError } from "./errors.ts";
+import type { FastServer, HttpAdapter, ServeHandler, TlsOptions, TrackedSocket } from "./_http.ts";
+import type { Adoption, Server } from "./listen.ts";
+import type { Addr, Conn, RawListener } from "./_net.ts";
+import type { HttpListening, Internals, ListenHttpOptions, ServeOptions } from "./serve.ts";
+
+function checkTls(tls: TlsOptions | undefined, where: string): void {
+  if (tls === undefined) return;
+  const ok = (v: unknown) => typeof v === "string" || v instanceof Uint8Array;
+  if (tls === null || typeof tls !== "object" || !ok(tls.cert) || !ok(tls.key)) {
+    throw new TypeError(
+      `Cannot serve HTTPS with ${where}.tls = ${
+        tls === null || typeof tls !== "object" ? String(tls) : `{ ${Object.keys(tls).join(", ")} }`
+      }: give { cert, key }, each a PEM string or bytes`,
+    );
+  }
+}
+
+function acceptYes(i: Internals, a: Adoption, what: string): ActivationError {
+  i.release(a.f.fd);
+  return new ActivationError(
+    "EISCONN",
+    `fd ${a.f.fd} "${a.f.name}" is an Accept=yes connection, not a listening socket: ${what} serves a ` +
+      "listening socket (Accept=no, the default in the .socket unit); serve one connection with listen()",
+  );
+}
+
+/** @internal serve(), see src/serve.ts. */
+export async function serveImpl(
+  i: Internals,
+  options: ServeOptions,
+  handler: ServeHandler,
+): Promise<Server> {
+  const rt = i.getRuntime();
+  if (typeof handler !== "function") {
+    throw new TypeError(`Cannot serve with handler ${String(handler)}: give (request, info) => Response`);
+  }
+  checkTls(options.tls, "serve() options");
+  if (options.idleExit !== undefined && !(options.idleExit > 0)) {
+    throw new RangeError(`Cannot exit after ${options.idleExit} idle seconds: give a number above 0`);
+  }
+  const a = i.adopt(rt, options);
+  if (a === undefined) i.requireFallback(options.fallback);
+  else if (a.mode === "connection") throw acceptYes(i, a, "serve()");
+  // A runtime's own server first, where it has a fast path that takes the fd
+  // (the seam: Runtime.serveFast). Not with idleExit: a fast server reports a
+  // count of connections, not when each opens and closes.
+  const transport = a?.info.kind === "tcp" || a?.info.kind === "unix" ? a.info.kind : undefined;
+  if (a !== undefined && transport !== undefined && rt.serveFast && options.idleExit === undefined) {
+    let fast: FastServer | null;
+    try {
+      fast = await rt.serveFast(a.f.fd, handler, { tls: options.tls, onError: options.onError, transport });
+    } catch (e) {
+      throw i.listenFailed(rt, a, e);
+    }
+    if (fast !== null) return fastServer(i, a, fast, options);
+  }
+  const http = await rt.http();
+  // Every connection goes through the Tracker, as a stream connection would:
+  // it counts them, drains them on close, and drives idleExit and the watchdog.
+  const tracker = new i.Tracker({ ...options, onError: undefined }, () => {});
+  let closing = false;
+  const tlsOutside = a !== undefined && options.tls !== undefined && http.needsTlsOutside;
+  const server = await http.fetchServer(handler, {
+    tls: options.tls,
+    tlsOutside,
+    onError: options.onError,
+    onSocket: (s: TrackedSocket) => tracker.accept(s as Conn),
+    closing: () => closing,
+  });
+  const stop = (l: RawListener) => () => {
+    closing = true;
+    l.close();
+    server.closeIdleConnections?.();
+  };
+  if (a === undefined) {
+    const target = i.fallbackTarget(options.fallback!);
+    let l: RawListener;
+    try {
+      l = await http.listenAddr(server, target);
+    } catch (e) {
+      throw i.fallbackFailed(target, e);
+    }
+    return tracker.server(false, i.fallbackAddr(target, l), undefined, stop(l));
+  }
+  let l: RawListener;
+  try {
+    l = await http.listenFd(server, a.f.fd, a.handle, tlsOutside ? options.tls : undefined);
+  } catch (e) {
+    throw i.listenFailed(rt, a, e);
+  }
+  let addr: Addr;
+  try {
+    addr = i.verifyListener(a, l);
+  } catch (e) {
+    l.close(); // a runtime that listened elsewhere must not go on serving there
+    throw e;
+  }
+  return tracker.server(true, addr, a.f, stop(l));
+}
+
+/** A fast path's server as a Server, checked by the same guard as node:http's. */
+function fastServer(i: Internals, a: Adoption, fast: FastServer, options: ServeOptions): Server {
+  let addr: Addr;
+  try {
+    addr = i.verifyListener(a, fast.listener);
+  } catch (e) {
+    fast.close(0).catch(() => {});
+    throw e;
+  }
+  // The Tracker keeps no connections here: it runs the watchdog and settles
+  // `finished` once the fast server has drained.
+  const tracker = new i.Tracker({ ...options, onError: undefined }, () => {});
+  const s = tracker.server(true, addr, a.f, () => {});
+  let closed: Promise<void> | undefined;
+  return {
+    activated: true,
+    addr,
+    fd: a.f.fd,
+    name: a.f.name,
+    get connections() {
+      return fast.connections;
+    },
+    close: () => (closed ??= fast.close(options.drainTimeout ?? 10_000).then(() => tracker.close())),
+    finished: s.finished,
+  };
+}
+
+function tlsFor(
+  i: Internals,
+  http: HttpAdapter,
+  server: HttpServer,
+  given: TlsOptions | undefined,
+): TlsOptions | undefined {
+  if (!http.needsTlsOutside) return undefined;
+  const own = http.tlsOf?.(server);
+  if (own === "none") return undefined;
+  if (given !== undefined) return given;
+  if (own === undefined) {
+    throw new TypeError(
+      `Cannot put this https.Server on an inherited fd in ${i.getRuntime().name}: the runtime must terminate ` +
+        "TLS in front of it and cannot read its certificate back; pass listenHttp(server, { tls: { cert, key } })",
+    );
+  }
+  return own;
+}
+
+/** @internal listenHttp(), see src/serve.ts. */
+export async function listenHttpImpl(
+  i: Internals,
+  server: HttpServer,
+  options: ListenHttpOptions,
+): Promise<HttpListening> {
+  const rt = i.getRuntime();
+  checkTls(options.tls, "listenHttp() options");
+  const a = i.adopt(rt, options);
+  if (a === undefined) i.requireFallback(options.fallback);
+  else if (a.mode === "connection") throw acceptYes(i, a, "listenHttp()");
+  const http = await rt.http();
+  if (a === undefined) {
+    const target = i.fallbackTarget(options.fallback!);
+    let l: RawListener;
+    try {
+      l = await http.listenAddr(server, target);
+    } catch (e) {
+      throw i.fallbackFailed(target, e);
+    }
+    return { activated: false, fd: undefined, name: undefined, addr: i.fallbackAddr(target, l) };
+  }
+  let tls: TlsOptions | undefined;
+  try {
+    tls = tlsFor(i, http, server, options.tls);
+  } catch (e) {
+    i.release(a.f.fd);
+    throw e;
+  }
+  let l: RawListener;
+  try {
+    l = await http.listenFd(server, a.f.fd, a.handle, tls);
+  } catch (e) {
+    throw i.listenFailed(rt, a, e);
+  }
+  let addr: Addr;
+  try {
+    addr = i.verifyListener(a, l);
+  } catch (e) {
+    l.close();
+    throw e;
+  }
+  return { activated: true, fd: a.f.fd, name: a.f.name, addr };
+}
