@@ -1,0 +1,177 @@
+// Deno's own HTTP server (hyper, the engine of Deno.serve) on connections
+// accepted from an inherited fd: about 2x the requests/s of node:http in Deno
+// (bench/http.sh).
+//
+// Why internals: Deno.serve and Deno.listen take no fd and serve on
+// 0.0.0.0:8000 when given one (denoland/deno#14006, #6529), and no public API
+// turns an fd or a node:net socket into a Deno.Conn. So node:net accepts on
+// the fd (it takes fds), each accepted socket's TCP stream is taken out of
+// node:net (`TCPWrap.prototype.takeStream()`, which returns the stream's
+// resource id) and given to `Deno[Deno.internal].serveHttpOnConnection`,
+// the function Deno.serve itself runs per listener. Both are private: every
+// one is feature-detected, and serveFast() answers null (the caller then
+// serves through node:http) when one is missing, before anything is accepted.
+//
+// Not here, so null: TLS (no server-side TLS on an accepted Deno connection
+// exists, public or internal) and unix sockets (node:net's PipeWrap in Deno
+// has no takeStream).
+import type * as Net from "node:net";
+import type { Addr, RawListener } from "../src/_net.ts";
+import {
+  callHandler,
+  type FastServeOptions,
+  type FastServer,
+  type ServeHandler,
+  type ServeInfo,
+  tcpAddr,
+} from "./_http_fast.ts";
+
+// deno-lint-ignore no-explicit-any
+type Any = any;
+
+/** The private serveHttpOnConnection(conn, signal, handler, onError, onListen). */
+type ServeOnConnection = (
+  conn: unknown,
+  signal: AbortSignal | undefined,
+  handler: (req: Request, info: { completed: Promise<void> }) => Response | Promise<Response>,
+  onError: (error: unknown) => Response,
+  onListen: () => void,
+) => { finished: Promise<void>; shutdown(): Promise<void> };
+
+/** The internals, or the name of the one that is missing. */
+function internals(): { serveOn: ServeOnConnection } | string {
+  const D = (globalThis as Any).Deno;
+  if (D === undefined) return "Deno";
+  const serveOn = D.internal === undefined ? undefined : D[D.internal]?.serveHttpOnConnection;
+  if (typeof serveOn !== "function") return "Deno[Deno.internal].serveHttpOnConnection";
+  // process.binding() names node:net's TCP handle class without opening a
+  // socket: the check runs before the fd is touched.
+  let tcp: Any;
+  try {
+    tcp = (process as Any).binding("tcp_wrap")?.TCP;
+  } catch {
+    return "process.binding('tcp_wrap')";
+  }
+  if (typeof tcp?.prototype?.takeStream !== "function") return "TCPWrap.prototype.takeStream";
+  return { serveOn };
+}
+
+/** Why serveFast() would answer null in this process, or undefined when it would serve. */
+export function unavailable(options: Pick<FastServeOptions, "tls" | "transport">): string | undefined {
+  if (options.tls !== undefined) return "TLS";
+  if (options.transport !== "tcp") return "a unix socket";
+  const i = internals();
+  return typeof i === "string" ? `${i} is missing` : undefined;
+}
+
+// The connection's resource id is read through a symbol Deno keeps private
+// (core.internalRidSymbol, description "Deno.internal.rid"): a proxy answers
+// it by description, so no Deno.Conn has to be built (its class is not
+// exported either).
+function connFor(rid: number, localAddr: Addr): object {
+  return new Proxy({ localAddr }, {
+    get(target, key) {
+      if (typeof key === "symbol" && key.description === "Deno.internal.rid") return rid;
+      return (target as Any)[key];
+    },
+  });
+}
+
+class Info implements ServeInfo {
+  constructor(readonly remoteAddr: Addr, private readonly inner: { completed: Promise<void> }) {}
+  get completed(): Promise<void> {
+    return this.inner.completed;
+  }
+}
+
+function onDenoError(error: unknown): Response {
+  // What the handler returned was not a Response, or Deno failed around it.
+  console.error("socket-activate: serving a request failed:", error);
+  return new Response("Internal Server Error", { status: 500 });
+}
+
+/**
+ * Serves `handler` with Deno's native HTTP server on the listening TCP socket
+ * `fd`; null (nothing touched) where the internals are missing, for TLS and
+ * for unix sockets.
+ */
+export async function serveFast(
+  fd: number,
+  handler: ServeHandler,
+  options: FastServeOptions,
+): Promise<FastServer | null> {
+  if (unavailable(options) !== undefined) return null;
+  const { serveOn } = internals() as { serveOn: ServeOnConnection };
+  const net = (process as Any).getBuiltinModule("node:net") as typeof Net;
+  const onError = options.onError;
+  const abort = new AbortController();
+  const open = new Set<{ finished: Promise<void>; shutdown(): Promise<void> }>();
+  let closing: Promise<void> | undefined;
+
+  const accept = (sock: Net.Socket) => {
+    // The addresses first: once the stream is taken, node:net cannot ask.
+    const remoteAddr = tcpAddr(sock.remoteAddress, sock.remotePort) ??
+      { transport: "unix", path: "" } as Addr;
+    const localAddr = tcpAddr(sock.localAddress, sock.localPort) ?? remoteAddr;
+    let rid: unknown;
+    try {
+      rid = (sock as Any)._handle.takeStream();
+    } catch (e) {
+      sock.destroy();
+      console.error("socket-activate: could not take a connection from node:net:", e);
+      return;
+    }
+    // The stream now belongs to Deno's server: node:net's socket is only
+    // forgotten (its server's connection count goes down), not closed.
+    sock.destroy();
+    if (typeof rid !== "number") return;
+    const s = serveOn(
+      connFor(rid, localAddr),
+      abort.signal,
+      (req, inner) => callHandler(handler, req, new Info(remoteAddr, inner), onError),
+      onDenoError,
+      () => {},
+    );
+    open.add(s);
+    s.finished.then(() => open.delete(s), () => open.delete(s));
+    if (closing !== undefined) s.shutdown().catch(() => {});
+  };
+
+  // pauseOnConnect: node:net must not start reading, or request bytes could
+  // land in its buffer instead of hyper's.
+  const server = net.createServer({ pauseOnConnect: true }, accept);
+  const addr = await new Promise<Addr | undefined>((resolve, reject) => {
+    server.once("error", reject);
+    // listen({ fd }) is documented (server.listen(handle)) but not typed.
+    server.listen({ fd } as unknown as Net.ListenOptions, () => {
+      server.off("error", reject);
+      const a = server.address();
+      resolve(a !== null && typeof a === "object" ? tcpAddr(a.address, a.port) : undefined);
+    });
+  });
+
+  const listener: RawListener = {
+    addr,
+    sameFd: undefined, // Deno's handle does not tell its fd: the guard compares addresses
+    close: () => {
+      if (server.listening) server.close();
+    },
+  };
+  return {
+    listener,
+    get connections() {
+      return open.size;
+    },
+    close(timeout: number): Promise<void> {
+      if (closing !== undefined) return closing;
+      listener.close();
+      // shutdown(): hyper finishes the responses in flight and closes idle
+      // keep-alive connections; the abort after `timeout` cuts the rest.
+      const timer = setTimeout(() => abort.abort(), timeout);
+      closing = Promise.allSettled([...open].map((s) => s.shutdown()))
+        .then(() => Promise.allSettled([...open].map((s) => s.finished)))
+        .then(() => clearTimeout(timer));
+      return closing;
+    },
+  };
+}
