@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # socket-activate benchmark: `bash bench/run.sh` (or `npm run bench`); prints
-# markdown tables on stdout, progress on stderr; about 1-2 minutes on 2 cores (bounded at 330 s).
+# markdown tables on stdout, progress on stderr; about 2 minutes on 2 cores (bounded at 330 s + 120 s).
 #
 # What is measured, each runtime (Node, Deno, Bun) side by side in ONE run,
 # the variants interleaved (A B A B ...) because the machine is noisy; medians
@@ -31,6 +31,11 @@
 #          warm-up.
 #    Alternating (a) (b) per runtime, >= 3 rounds (default 11).
 #
+# 3. The footprint (bench/footprint.mjs, which explains it): installed size of
+#    the packed tarball, the size of each built entry and what importing it
+#    loads, and the time to import the package in each runtime. Alone:
+#    `node bench/footprint.mjs` (about 30 s).
+#
 # Every process is started by the driver (bench/bench.mjs) and stopped by PID
 # (SIGTERM, bounded wait, SIGKILL); systemd-socket-activate execs the program,
 # so it is the same PID. Every wait is bounded; a server that fails to start
@@ -50,6 +55,11 @@ fi
 start=$(date +%s)
 status=0
 timeout -k 10 330 node bench/bench.mjs || status=$?
-echo "bench: took $(( $(date +%s) - start )) s" >&2
 [ "$status" -ne 124 ] || echo "bench: timed out after 330 s" >&2
+if [ "$status" -eq 0 ]; then
+  echo
+  timeout -k 10 120 node bench/footprint.mjs || status=$?
+  [ "$status" -ne 124 ] || echo "bench: footprint timed out after 120 s" >&2
+fi
+echo "bench: took $(( $(date +%s) - start )) s" >&2
 exit "$status"

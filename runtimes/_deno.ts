@@ -129,6 +129,7 @@ export const denoRuntime: Runtime = {
       return undefined;
     }
   },
+  files: () => import("./_files.ts").then((m) => m.loadFiles()),
   setCloexec: (fd) => {
     const c = loadLibc();
     if (c) return setCloexecVia(c, fd);

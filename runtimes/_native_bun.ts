@@ -8,7 +8,20 @@ import type { ServerListening, ServerListenOptions } from "./_native_net.ts";
 // deno-lint-ignore no-explicit-any
 type Any = any;
 
-/** Bun's own listener (`Bun.TCPSocketListener`), and where it listens. */
+/**
+ * Bun's own listener (`Bun.TCPSocketListener`), and where it listens.
+ *
+ * @example Stop Bun's listener
+ * ```ts
+ * import { type BunListening, listenBun } from "@socket-activate/socket-activate/bun";
+ *
+ * const { listener, activated }: BunListening = await listenBun({ fallback: { port: 8080 } }, {
+ *   data() {},
+ * });
+ * console.error(`activated: ${activated}`);
+ * listener.stop();
+ * ```
+ */
 export interface BunListening extends ServerListening {
   /** What `Bun.listen` returned. */
   // deno-lint-ignore no-explicit-any
@@ -27,11 +40,13 @@ export interface BunListening extends ServerListening {
  * Accept=yes connection, which has no listener (serve it with listen()).
  *
  * @example Greet each connection
- * ```ts ignore
+ * ```ts
  * import { listenBun } from "@socket-activate/socket-activate/bun";
  *
  * const { listener } = await listenBun({ fallback: { port: 8080 } }, {
- *   open(socket) { socket.end("hello\n"); },
+ *   open(socket: { end(text: string): void }) {
+ *     socket.end("hello\n");
+ *   },
  *   data() {},
  * });
  * ```

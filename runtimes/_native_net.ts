@@ -7,7 +7,18 @@ import { adopt, type Fallback, listenFailed, requireFallback, verifyListener } f
 import type { Addr } from "../src/_net.ts";
 import { getRuntime } from "../src/_runtime.ts";
 
-/** Options for {@linkcode listenServer}. */
+/**
+ * Options for {@linkcode listenServer}.
+ *
+ * @example A net.Server on the fd named admin
+ * ```ts
+ * import { createServer } from "node:net";
+ * import { listenServer, type ServerListenOptions } from "@socket-activate/socket-activate/node";
+ *
+ * const options: ServerListenOptions = { name: "admin", fallback: { path: "/tmp/admin.sock" } };
+ * await listenServer(createServer((socket) => socket.end("hello\n")), options);
+ * ```
+ */
 export interface ServerListenOptions {
   /** The fd to serve by its LISTEN_FDNAMES name. @default {the only fd passed} */
   name?: string;
@@ -17,7 +28,18 @@ export interface ServerListenOptions {
   fallback?: Fallback;
 }
 
-/** Where a server listens, and whether the socket came from the service manager. */
+/**
+ * Where a server listens, and whether the socket came from the service manager.
+ *
+ * @example Say where the server is
+ * ```ts
+ * import { createServer } from "node:net";
+ * import { listenServer, type ServerListening } from "@socket-activate/socket-activate/node";
+ *
+ * const at: ServerListening = await listenServer(createServer(), { fallback: { port: 8080 } });
+ * console.error(at.activated ? `activated fd ${at.fd} "${at.name}"` : `port 8080 (${at.addr.transport})`);
+ * ```
+ */
 export interface ServerListening {
   /** True when the socket came from the service manager. */
   activated: boolean;
@@ -62,7 +84,7 @@ function addrOf(server: Net.Server): Addr | undefined {
  * @throws {ActivationError} As {@linkcode listen} does.
  *
  * @example An http server, activated or on port 8080
- * ```ts ignore
+ * ```ts
  * import { createServer } from "node:http";
  * import { listenServer } from "@socket-activate/socket-activate/node";
  *

@@ -2,7 +2,7 @@
 // fast), node:net for an inherited fd, since Deno.listen has no fd option and
 // no public API turns an fd into a Deno listener (denoland/deno#6529, #14006).
 import type { Addr, Conn, NetAdapter, Target } from "../src/_net.ts";
-import { nodeNet } from "./_net_node.ts";
+import { importNet, nodeNet } from "./_net_node.ts";
 import { withStreams } from "../src/_streams.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -80,8 +80,8 @@ function fromDenoConn(c: Any, localPath: string): Conn {
 
 /** The Deno adapter. */
 export const denoNet: NetAdapter = {
-  listenFd: (fd, onConn) => nodeNet.listenFd(fd, onConn),
-  connFd: (fd) => nodeNet.connFd(fd),
+  listenFd: (fd, onConn) => importNet().then(() => nodeNet.listenFd(fd, onConn)),
+  connFd: (fd) => importNet().then(() => nodeNet.connFd(fd)),
   listenAddr: (target: Target, onConn) => {
     const path = "path" in target
       ? (target.path.startsWith("@") ? "\0" + target.path.slice(1) : target.path)

@@ -155,6 +155,7 @@ export const nodeRuntime: Runtime = {
   readLink,
   readText,
   statKind,
+  files: () => import("./_files.ts").then((m) => m.loadFiles()),
   // Node marks every inherited fd FD_CLOEXEC at start-up (test/listen.test.ts
   // checks that children hold none) and has no fcntl to do it later: this only
   // tells a closed fd, by readlink, which costs a tenth of the first read of

@@ -2,7 +2,21 @@
 // (runtimes/_net_node.ts, _net_deno.ts, _net_bun.ts). An adapter is loaded on
 // the first listen(), never at import.
 
-/** A socket address, in the shape of `Deno.Addr`. */
+/**
+ * A socket address, in the shape of `Deno.Addr`.
+ *
+ * @example Print where a server listens
+ * ```ts
+ * import { type Addr, listen } from "@socket-activate/socket-activate";
+ *
+ * const where = (a: Addr) => a.transport === "unix" ? a.path : `${a.hostname}:${a.port}`;
+ * const server = await listen({ fallback: { port: 8080 } }, (conn) => {
+ *   console.log(`connection from ${where(conn.remoteAddr)}`);
+ *   conn.close();
+ * });
+ * console.log(`listening on ${where(server.addr)}`);
+ * ```
+ */
 export type Addr =
   | { transport: "tcp"; hostname: string; port: number }
   | { transport: "udp"; hostname: string; port: number }
@@ -14,7 +28,20 @@ export function formatAddr(a: Addr): string {
   return a.hostname.includes(":") ? `[${a.hostname}]:${a.port}` : `${a.hostname}:${a.port}`;
 }
 
-/** A runtime-neutral stream connection. */
+/**
+ * A runtime-neutral stream connection.
+ *
+ * @example Echo, then half-close
+ * ```ts
+ * import { type Conn, listen } from "@socket-activate/socket-activate";
+ *
+ * async function echo(conn: Conn): Promise<void> {
+ *   for await (const chunk of conn) await conn.write(chunk);
+ *   await conn.closeWrite();
+ * }
+ * await listen({ fallback: { port: 8080 } }, echo);
+ * ```
+ */
 export interface Conn {
   /** Bytes from the peer; ends when the peer shuts down its side. */
   readonly readable: ReadableStream<Uint8Array>;

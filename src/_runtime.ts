@@ -46,6 +46,21 @@ export interface FdPassing {
   close(fd: number): void;
 }
 
+/** The file system as `socket-activate unit` sees it (runtimes/_files.ts). */
+export interface Files {
+  cwd(): string;
+  /** realpath(3); undefined when the path does not exist. */
+  realPath(path: string): string | undefined;
+  /** stat(2), following links; undefined when the path does not exist. */
+  stat(path: string): { kind: "file" | "dir" | "other"; executable: boolean } | undefined;
+  /** The first `bytes` bytes of a file; undefined when it cannot be read. */
+  readHead(path: string, bytes: number): Uint8Array | undefined;
+  /** A whole text file (UTF-8); undefined when it does not exist. */
+  readText(path: string): string | undefined;
+  /** Writes a file; without `overwrite` an existing one is an error (EEXIST). */
+  writeText(path: string, text: string, overwrite: boolean): void;
+}
+
 /** The answer of an fd probe: open or not, close-on-exec or not. */
 export type FdState = "cloexec" | "inheritable" | "closed" | "unknown";
 
@@ -63,6 +78,8 @@ export interface Runtime {
   readText(path: string): string | undefined;
   /** Whether a path names a FIFO, a regular file, a character device, ... */
   statKind(path: string): "fifo" | "file" | "other" | undefined;
+  /** The file system for `socket-activate unit`, loaded on first use. */
+  files(): Promise<Files>;
   /**
    * What libsystemd's fd_cloexec(fd, true) does: set FD_CLOEXEC, and tell
    * whether the fd was open. "unknown" where the runtime can do neither.

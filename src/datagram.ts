@@ -4,7 +4,17 @@ import { adoptFd, type Fallback, requireFallback } from "./listen.ts";
 import type { Addr, RawDgram } from "./_net.ts";
 import { getRuntime } from "./_runtime.ts";
 
-/** Options for {@linkcode listenDatagram}. */
+/**
+ * Options for {@linkcode listenDatagram}.
+ *
+ * @example The fd named dns, or UDP port 5353
+ * ```ts
+ * import { type DatagramOptions, listenDatagram } from "@socket-activate/socket-activate";
+ *
+ * const options: DatagramOptions = { name: "dns", fallback: { port: 5353 } };
+ * await listenDatagram(options, (data) => console.log(`${data.length} bytes`));
+ * ```
+ */
 export interface DatagramOptions {
   /** The fd to serve by its LISTEN_FDNAMES name. @default {the only fd passed} */
   name?: string;
@@ -14,10 +24,36 @@ export interface DatagramOptions {
   fallback?: Extract<Fallback, { port: number }>;
 }
 
-/** Called with each datagram and its sender. */
+/**
+ * Called with each datagram and its sender.
+ *
+ * @example Log each datagram's sender
+ * ```ts
+ * import { type DatagramHandler, listenDatagram } from "@socket-activate/socket-activate";
+ *
+ * const log: DatagramHandler = (data, remote) => {
+ *   console.log(`${data.length} bytes from ${remote.transport === "udp" ? `${remote.hostname}:${remote.port}` : "unix"}`);
+ * };
+ * await listenDatagram({ fallback: { port: 9999 } }, log);
+ * ```
+ */
 export type DatagramHandler = (data: Uint8Array, remote: Addr) => void | Promise<void>;
 
-/** A datagram server from {@linkcode listenDatagram}. */
+/**
+ * A datagram server from {@linkcode listenDatagram}.
+ *
+ * @example Reply, then close
+ * ```ts
+ * import { type DatagramServer, listenDatagram } from "@socket-activate/socket-activate";
+ *
+ * let server: DatagramServer | undefined;
+ * server = await listenDatagram({ fallback: { port: 9999 } }, async (data, remote) => {
+ *   await server?.send(data, remote); // the same bytes back
+ * });
+ * console.log(`receiving on ${server.activated ? `fd ${server.fd}` : "port 9999"}`);
+ * await server.close();
+ * ```
+ */
 export interface DatagramServer {
   /** True when the socket came from the service manager. */
   readonly activated: boolean;
@@ -61,7 +97,7 @@ function formatWhere(info: FdInfo): string {
  * fd that is not a UDP socket, `ENOTSUP` where the runtime cannot receive on it.
  *
  * @example A UDP echo
- * ```ts ignore
+ * ```ts
  * import { listenDatagram } from "@socket-activate/socket-activate";
  *
  * const server = await listenDatagram({ fallback: { port: 9999 } }, (data, remote) => {

@@ -7,6 +7,19 @@
  * runtime listened somewhere other than the fd, or the fallback failed);
  * notify() adds ECONNREFUSED (nothing receives at NOTIFY_SOCKET), ENOTSUP
  * (a vsock address) and EPERM (the runtime may not, or cannot, send).
+ *
+ * @example Branch on the code
+ * ```ts
+ * import { ActivationError, type ActivationErrorCode, listenFds } from "@socket-activate/socket-activate";
+ *
+ * try {
+ *   listenFds();
+ * } catch (e) {
+ *   if (!(e instanceof ActivationError)) throw e;
+ *   const code: ActivationErrorCode = e.code;
+ *   console.error(code === "ESRCH" ? "start the runtime without a wrapper" : e.message);
+ * }
+ * ```
  */
 export type ActivationErrorCode =
   | "EINVAL"

@@ -3,7 +3,18 @@ import { inspectWith } from "./inspect_fd.ts";
 import { adoptFd } from "./listen.ts";
 import { getRuntime } from "./_runtime.ts";
 
-/** Options for {@linkcode openFifo}. */
+/**
+ * Options for {@linkcode openFifo}.
+ *
+ * @example The FIFO named control
+ * ```ts
+ * import { type FifoOptions, openFifo } from "@socket-activate/socket-activate";
+ *
+ * const options: FifoOptions = { name: "control" }; // FileDescriptorName=control
+ * const { fd } = await openFifo(options);
+ * console.log(`reading fd ${fd}`);
+ * ```
+ */
 export interface FifoOptions {
   /** The fd by its LISTEN_FDNAMES name. @default {the only fd passed} */
   name?: string;
@@ -11,7 +22,18 @@ export interface FifoOptions {
   index?: number;
 }
 
-/** A FIFO from {@linkcode openFifo}. */
+/**
+ * A FIFO from {@linkcode openFifo}.
+ *
+ * @example Count what writers put in
+ * ```ts
+ * import { type Fifo, openFifo } from "@socket-activate/socket-activate";
+ *
+ * const fifo: Fifo = await openFifo();
+ * let bytes = 0;
+ * for await (const chunk of fifo.readable) console.log(`${(bytes += chunk.length)} bytes so far`);
+ * ```
+ */
 export interface Fifo {
   /** The inherited fd. */
   readonly fd: number;
@@ -34,7 +56,7 @@ export interface Fifo {
  * `ENOTSOCK`-style `EPROTOTYPE` when the fd is not a FIFO.
  *
  * @example Log every line written to the FIFO
- * ```ts ignore
+ * ```ts
  * import { openFifo } from "@socket-activate/socket-activate";
  *
  * const { readable } = await openFifo({ name: "control" });

@@ -1,10 +1,32 @@
 import { ActivationError } from "./errors.ts";
 import { getRuntime, type Runtime, type SockInfo } from "./_runtime.ts";
 
-/** What kind of thing an fd is. */
+/**
+ * What kind of thing an fd is.
+ *
+ * @example Tell a FIFO from a socket
+ * ```ts
+ * import { type FdKind, inspectFd, listenFds } from "@socket-activate/socket-activate";
+ *
+ * for (const { fd } of listenFds()) {
+ *   const kind: FdKind = inspectFd(fd).kind;
+ *   console.log(`fd ${fd}: ${kind === "fifo" ? "a ListenFIFO= pipe" : kind}`);
+ * }
+ * ```
+ */
 export type FdKind = "tcp" | "udp" | "unix" | "fifo" | "file" | "other";
 
-/** What an fd is, as {@linkcode inspectFd} finds it. */
+/**
+ * What an fd is, as {@linkcode inspectFd} finds it.
+ *
+ * @example Find the TCP listener
+ * ```ts
+ * import { type FdInfo, inspectFd, listenFds } from "@socket-activate/socket-activate";
+ *
+ * const tcp = listenFds().map(({ fd }) => inspectFd(fd)).find((i: FdInfo) => i.kind === "tcp" && i.listening);
+ * console.log(tcp ? `listening on ${tcp.address}:${tcp.port}` : "no TCP listener was passed");
+ * ```
+ */
 export interface FdInfo {
   /** The fd number. */
   fd: number;

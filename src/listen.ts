@@ -7,10 +7,37 @@ import { keepAlive } from "./watchdog.ts";
 
 export type { Addr, Conn } from "./_net.ts";
 
-/** Where to listen when the process was not socket-activated. */
+/**
+ * Where to listen when the process was not socket-activated.
+ *
+ * @example A unix socket when not activated
+ * ```ts
+ * import { type Fallback, listen } from "@socket-activate/socket-activate";
+ *
+ * const fallback: Fallback = { path: "/tmp/app.sock" }; // or { port: 8080, hostname: "127.0.0.1" }
+ * await listen({ name: "web", fallback }, (conn) => conn.close());
+ * ```
+ */
 export type Fallback = { port: number; hostname?: string } | { path: string };
 
-/** Options for {@linkcode listen}. */
+/**
+ * Options for {@linkcode listen}.
+ *
+ * @example Every option
+ * ```ts
+ * import { listen, type ListenOptions } from "@socket-activate/socket-activate";
+ *
+ * const options: ListenOptions = {
+ *   name: "web", // FileDescriptorName=web in the .socket unit
+ *   fallback: { port: 8080 },
+ *   drainTimeout: 5000,
+ *   watchdog: true,
+ *   idleExit: 600,
+ *   onError: (error) => console.error("handler failed:", error),
+ * };
+ * await listen(options, (conn) => conn.close());
+ * ```
+ */
 export interface ListenOptions {
   /**
    * The fd to serve, by its name in LISTEN_FDNAMES (`FileDescriptorName=`).
@@ -65,7 +92,18 @@ export interface ListenOptions {
   onError?: (error: unknown, conn: Conn) => void;
 }
 
-/** A stream server from {@linkcode listen}. */
+/**
+ * A stream server from {@linkcode listen}.
+ *
+ * @example Report, then shut down gracefully
+ * ```ts
+ * import { listen, type Server } from "@socket-activate/socket-activate";
+ *
+ * const server: Server = await listen({ fallback: { port: 8080 } }, (conn) => conn.close());
+ * console.log(server.activated ? `fd ${server.fd} "${server.name}"` : "port 8080");
+ * await server.close(); // stop accepting, let open connections finish, close
+ * ```
+ */
 export interface Server {
   /** True when the socket came from the service manager, false for the fallback. */
   readonly activated: boolean;
@@ -89,7 +127,20 @@ export interface Server {
   readonly finished: Promise<void>;
 }
 
-/** Handles one connection. The connection stays open until it is closed or both streams are done. */
+/**
+ * Handles one connection. The connection stays open until it is closed or both streams are done.
+ *
+ * @example A handler of its own
+ * ```ts
+ * import { type ConnHandler, listen } from "@socket-activate/socket-activate";
+ *
+ * const hello: ConnHandler = async (conn) => {
+ *   await conn.write(new TextEncoder().encode("hello\n"));
+ *   conn.close();
+ * };
+ * await listen({ fallback: { port: 8080 } }, hello);
+ * ```
+ */
 export type ConnHandler = (conn: Conn) => void | Promise<void>;
 
 /**

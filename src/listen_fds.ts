@@ -28,10 +28,31 @@ export function release(fd: number): void {
   claimed.delete(fd);
 }
 
-/** The first fd a service manager passes (`SD_LISTEN_FDS_START`). */
+/**
+ * The first fd a service manager passes (`SD_LISTEN_FDS_START`).
+ *
+ * @example Position among the passed fds
+ * ```ts
+ * import { LISTEN_FDS_START, listenFds } from "@socket-activate/socket-activate";
+ *
+ * for (const { fd, name } of listenFds()) {
+ *   console.log(`#${fd - LISTEN_FDS_START}: fd ${fd} "${name}"`); // #0 is fd 3
+ * }
+ * ```
+ */
 export const LISTEN_FDS_START = 3;
 
-/** One fd handed over by the service manager. */
+/**
+ * One fd handed over by the service manager.
+ *
+ * @example Look the fds up by name
+ * ```ts
+ * import { type ListenFd, listenFds } from "@socket-activate/socket-activate";
+ *
+ * const byName = new Map<string, ListenFd>(listenFds().map((f) => [f.name, f]));
+ * console.log(byName.get("web")?.fd ?? "no fd named web");
+ * ```
+ */
 export interface ListenFd {
   /** The fd number: 3, 4, ... */
   fd: number;
@@ -42,7 +63,18 @@ export interface ListenFd {
   name: string;
 }
 
-/** Options for {@linkcode listenFds}. */
+/**
+ * Options for {@linkcode listenFds}.
+ *
+ * @example Read an environment of its own, as a test does
+ * ```ts
+ * import { listenFds } from "@socket-activate/socket-activate";
+ *
+ * // LISTEN_PID names another process: not activated, and the object is left as it is.
+ * const env = { LISTEN_PID: "1", LISTEN_FDS: "1", LISTEN_FDNAMES: "web" };
+ * console.log(listenFds({ env, pid: 2, unsetEnv: false })); // []
+ * ```
+ */
 export interface ListenFdsOptions {
   /**
    * The environment to read. When given, unsetting deletes the keys from this

@@ -1,7 +1,16 @@
 import { ActivationError } from "./errors.ts";
 import { getRuntime } from "./_runtime.ts";
 
-/** Options for {@linkcode notify}. */
+/**
+ * Options for {@linkcode notify}.
+ *
+ * @example Notify once, and keep children from notifying
+ * ```ts
+ * import { notify } from "@socket-activate/socket-activate";
+ *
+ * await notify("READY=1", { unsetEnv: true }); // NOTIFY_SOCKET is gone afterwards
+ * ```
+ */
 export interface NotifyOptions {
   /**
    * The environment to read NOTIFY_SOCKET from.
@@ -112,7 +121,7 @@ function checkFdName(name: string): void {
  * @throws {ActivationError} `ENOTSUP` where the runtime cannot pass fds,
  * `ECONNREFUSED` when nothing receives at NOTIFY_SOCKET.
  * @example
- * ```ts ignore
+ * ```ts
  * import { storeFds } from "@socket-activate/socket-activate";
  * await storeFds([3], "web");
  * ```
@@ -138,7 +147,7 @@ export function storeFds(fds: number[], name?: string, options: NotifyOptions = 
  * @param name Their FDNAME.
  * @returns Whether a service manager was there to hear it.
  * @example
- * ```ts ignore
+ * ```ts
  * import { removeFds } from "@socket-activate/socket-activate";
  * await removeFds("web");
  * ```
@@ -159,7 +168,7 @@ export function removeFds(name: string): Promise<boolean> {
  * NOTIFY_SOCKET or on time-out.
  * @throws {ActivationError} `ENOTSUP` where the runtime cannot pass fds.
  * @example
- * ```ts ignore
+ * ```ts
  * import { barrier, ready } from "@socket-activate/socket-activate";
  * await ready();
  * await barrier();

@@ -3,7 +3,16 @@ import { parsePid, safeAtou64 } from "./_parse.ts";
 import { getRuntime } from "./_runtime.ts";
 import { notify } from "./notify.ts";
 
-/** Options for {@linkcode watchdogInterval}. */
+/**
+ * Options for {@linkcode watchdogInterval}.
+ *
+ * @example Read an environment of its own
+ * ```ts
+ * import { watchdogInterval } from "@socket-activate/socket-activate";
+ *
+ * console.log(watchdogInterval({ env: { WATCHDOG_USEC: "30000000" } })); // 30000000 (30 s)
+ * ```
+ */
 export interface WatchdogOptions {
   /** The environment to read. @default {the process environment} */
   env?: Record<string, string | undefined>;

@@ -72,11 +72,12 @@ process.on("exit", () => {
   }
 });
 
-/** Starts a process; its output is collected, and `exited` bounds the wait. */
-export function start(cmd: string[], env: Record<string, string | undefined> = {}): Run {
+/** Starts a process (in `cwd`, default this one's); its output is collected, and `exited` bounds the wait. */
+export function start(cmd: string[], env: Record<string, string | undefined> = {}, cwd?: string): Run {
   const child = spawn(cmd[0], cmd.slice(1), {
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env } as Record<string, string>,
     stdio: ["ignore", "pipe", "pipe"],
+    cwd,
   });
   let out = "", err = "";
   child.stdout!.on("data", (d) => (out += d));

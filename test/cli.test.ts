@@ -23,7 +23,10 @@ test("socket-activate --version prints the package version and the runtime", asy
 test("socket-activate with an unknown command prints usage and exits 2", async () => {
   const r = start([...cliCommand(), "frobnicate"]);
   assert.equal(await r.exited(), 2);
-  assert.match(r.stderr(), /unknown command "frobnicate"\nusage: socket-activate/);
+  assert.match(
+    r.stderr(),
+    /unknown command "frobnicate": the commands are echo, inspect, unit\nusage: socket-activate/,
+  );
   assert.equal(r.stdout(), "");
 });
 
