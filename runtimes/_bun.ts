@@ -112,4 +112,5 @@ export const bunRuntime: Runtime = {
   version: () => `bun ${(globalThis as Any).Bun.version}`,
   net: () => Promise.resolve(bunNet),
   dgram: () => import("./_dgram_bun.ts").then((m) => m.bunDgram),
+  http: () => import("./_http_bun.ts").then((m) => m.bunHttp),
 };

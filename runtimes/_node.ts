@@ -183,6 +183,7 @@ export const nodeRuntime: Runtime = {
   // Loaded on demand: Bun reuses this object and never needs node:net.
   net: () => import("./_net_node.ts").then((m) => m.nodeNet),
   dgram: () => import("./_dgram_node.ts").then((m) => m.nodeDgram),
+  http: () => import("./_http_node.ts").then((m) => m.nodeHttp),
   fifoReadable: (fd) => {
     // A pipe handle on the fd (libuv polls it) rather than fs.createReadStream:
     // fs reads block a thread-pool thread on an empty FIFO, and Node's exit

@@ -65,6 +65,7 @@ export interface Files {
 export type FdState = "cloexec" | "inheritable" | "closed" | "unknown";
 
 import type { DgramAdapter, NetAdapter } from "./_net.ts";
+import type { HttpAdapter } from "./_http.ts";
 
 export interface Runtime {
   readonly name: "node" | "deno" | "bun";
@@ -126,6 +127,8 @@ export interface Runtime {
   dgram(): Promise<DgramAdapter>;
   /** The stream adapter, loaded on first use. */
   net(): Promise<NetAdapter>;
+  /** The HTTP adapter (node:http and how it reaches an fd), loaded on first use. */
+  http(): Promise<HttpAdapter>;
 }
 
 let current: Runtime | undefined;

@@ -1,7 +1,7 @@
 import { ActivationError } from "./errors.ts";
 import { type FdInfo, inspectWith } from "./inspect_fd.ts";
 import { claim, type ListenFd, listenFds, release, remembered } from "./listen_fds.ts";
-import { type Addr, type Conn, formatAddr, type RawListener } from "./_net.ts";
+import { type Addr, type Conn, formatAddr, type RawListener, type Target } from "./_net.ts";
 import { getRuntime, type Runtime } from "./_runtime.ts";
 import { keepAlive } from "./watchdog.ts";
 
@@ -466,34 +466,51 @@ async function activatedServer(
   return tracker.server(true, verifyListener(a, l), f, () => l.close());
 }
 
+/** @internal Where a fallback listens: the default host filled in. */
+export function fallbackTarget(fb: Fallback): Target {
+  return "path" in fb ? { path: fb.path } : { hostname: fb.hostname ?? "0.0.0.0", port: fb.port };
+}
+
+/** @internal The error for a fallback that could not be opened. */
+export function fallbackFailed(target: Target, e: unknown): ActivationError {
+  const where = "path" in target ? target.path : `${target.hostname}:${target.port}`;
+  const code = (e as { code?: string })?.code ?? (e as Error)?.name;
+  return new ActivationError(
+    "EADDRNOTAVAIL",
+    `Not socket-activated, and the fallback ${where} could not be opened (${code}: ${
+      (e as Error)?.message
+    }): ` +
+      "choose another fallback, or start the program under the service manager",
+  );
+}
+
+/** @internal Where a fallback listener listens, as far as the runtime does not say. */
+export function fallbackAddr(target: Target, l: RawListener): Addr {
+  return l.addr ??
+    ("path" in target
+      ? { transport: "unix", path: target.path }
+      : { transport: "tcp", hostname: target.hostname, port: target.port });
+}
+
 async function fallbackServer(rt: Runtime, o: ListenOptions, handler: ConnHandler): Promise<Server> {
-  const fb = o.fallback!;
-  const target = "path" in fb ? { path: fb.path } : { hostname: fb.hostname ?? "0.0.0.0", port: fb.port };
+  const target = fallbackTarget(o.fallback!);
   const net = await rt.net();
   const tracker = new Tracker(o, handler);
   let l: RawListener;
   try {
     l = await net.listenAddr(target, (c) => tracker.accept(c));
   } catch (e) {
-    const where = "path" in target ? target.path : `${target.hostname}:${target.port}`;
-    const code = (e as { code?: string })?.code ?? (e as Error)?.name;
-    throw new ActivationError(
-      "EADDRNOTAVAIL",
-      `Not socket-activated, and the fallback ${where} could not be opened (${code}: ${
-        (e as Error)?.message
-      }): ` +
-        "choose another fallback, or start the program under the service manager",
-    );
+    throw fallbackFailed(target, e);
   }
-  const addr: Addr = l.addr ??
-    ("path" in fb
-      ? { transport: "unix", path: fb.path }
-      : { transport: "tcp", hostname: target.hostname!, port: fb.port });
-  return tracker.server(false, addr, undefined, () => l.close());
+  return tracker.server(false, fallbackAddr(target, l), undefined, () => l.close());
 }
 
-/** Counts connections, runs the handler, and drains on close. */
-class Tracker {
+/**
+ * @internal Counts connections, runs the handler, and drains on close; the
+ * idle exit and the watchdog hang on it too. serve() gives it every HTTP
+ * connection with a handler that does nothing.
+ */
+export class Tracker {
   readonly open = new Set<Conn>();
   closing: Promise<void> | undefined;
   resolveFinished!: () => void;

@@ -36,3 +36,14 @@ export {
   listenDatagram,
 } from "./datagram.ts";
 export { type Fifo, type FifoOptions, openFifo } from "./fifo.ts";
+export {
+  type HttpListening,
+  listenHttp,
+  type ListenHttpOptions,
+  serve,
+  type ServeErrorHandler,
+  type ServeHandler,
+  type ServeInfo,
+  type ServeOptions,
+  type TlsOptions,
+} from "./serve.ts";

@@ -1,0 +1,22 @@
+// A Fastify app on the socket systemd passes, or on port 8080 (PORT) when
+// started by hand. Fastify's serverFactory hands over the node:http server,
+// which listenHttp() puts on the socket instead of fastify.listen(). Runs
+// under Node (through a loader such as tsx), Deno and Bun:
+//   systemd-socket-activate -l 8080 bun run examples/fastify.ts
+import { createServer, type Server } from "node:http";
+import Fastify from "fastify";
+import { listenHttp } from "socket-activate";
+
+let server!: Server;
+const app = Fastify({
+  serverFactory: (handler) => (server = createServer(handler)),
+});
+app.get("/", () => "hello from fastify\n");
+app.post("/echo", (request) => ({ fastify: request.body }));
+
+await app.ready();
+const { activated } = await listenHttp(server, { fallback: { port: Number(process.env.PORT ?? 8080) } });
+console.error(`fastify: listening (activated: ${activated})`);
+
+// fastify.close() runs the onClose hooks and closes the server.
+process.once("SIGTERM", () => app.close().then(() => process.exit(0)));

@@ -1,0 +1,262 @@
+// node:http <-> fetch (Request/Response), shared by the three runtimes (each
+// serves HTTP through node:http: see src/_http.ts). Loaded on the first
+// serve() or listenHttp(), never at import.
+//
+// The Request side is srvx's NodeRequest, which builds the real Request only
+// when a handler needs more than method, URL and headers: with it serve()
+// answered about 1.6 times as many requests a second in Node and Deno as with
+// a Request built for every request (bench/http-bridge.mjs; README "HTTP").
+// It is loaded only by serve() (srvx/node costs start-up: it loads node:http2
+// and node:https), and the npm build inlines it, so the package keeps no
+// runtime dependency. The Response side is this file's: a body that is all
+// there goes out with Content-Length, a streamed one chunk by chunk with
+// backpressure, and a graceful close turns keep-alive off.
+import type * as Http from "node:http";
+import type * as Https from "node:https";
+import type { Addr } from "../src/_net.ts";
+import type { ServeErrorHandler, ServeHandler, ServeInfo, TlsOptions, TrackedSocket } from "../src/_http.ts";
+import { getRuntime } from "../src/_runtime.ts";
+
+let httpModule: typeof Http | undefined;
+let httpsModule: typeof Https | undefined;
+/** node:http, loaded on first use. */
+export const httpm = (): typeof Http => (httpModule ??= process.getBuiltinModule("node:http") as typeof Http);
+/** node:https, loaded on first use. */
+export const httpsm =
+  (): typeof Https => (httpsModule ??= process.getBuiltinModule("node:https") as typeof Https);
+
+/** PEM text as node:tls takes it in every runtime (bytes are decoded: PEM is ASCII). */
+export function pem(tls: TlsOptions): { cert: string; key: string } {
+  const text = (v: string | Uint8Array) => typeof v === "string" ? v : new TextDecoder().decode(v);
+  return { cert: text(tls.cert), key: text(tls.key) };
+}
+
+/** The socket of a node:http server as a tracked connection. */
+export function tracked(s: { once(e: "close", f: () => void): unknown; destroy(): unknown }): TrackedSocket {
+  return { closed: new Promise<void>((r) => s.once("close", () => r())), close: () => s.destroy() };
+}
+
+function remoteOf(s: { remoteAddress?: string; remotePort?: number }): Addr {
+  return s.remoteAddress !== undefined && s.remotePort !== undefined
+    ? { transport: "tcp", hostname: s.remoteAddress, port: s.remotePort }
+    : { transport: "unix", path: "" };
+}
+
+class Info implements ServeInfo {
+  #completed: Promise<void> | undefined;
+  constructor(readonly remoteAddr: Addr, private readonly res: Http.ServerResponse) {}
+  // Built on first use: most handlers never look, and a promise per request
+  // is measurable at tens of thousands of requests a second.
+  get completed(): Promise<void> {
+    return (this.#completed ??= new Promise<void>((resolve) => {
+      if (this.res.closed) resolve();
+      else this.res.once("close", () => resolve());
+    }));
+  }
+}
+
+const LATER = () => Promise.resolve().then(() => undefined);
+
+async function sendBody(
+  res: Http.ServerResponse,
+  body: ReadableStream<Uint8Array>,
+): Promise<void> {
+  const reader = body.getReader();
+  let gone = false;
+  const onClose = () => {
+    if (res.writableFinished) return;
+    gone = true;
+    reader.cancel().catch(() => {});
+  };
+  res.once("close", onClose);
+  try {
+    const first = await reader.read();
+    if (first.done) return void res.end();
+    // A body that is all there (the usual `new Response(text)`) goes out in
+    // one end(), which lets node:http send Content-Length instead of chunks;
+    // a stream still producing gets its first chunk sent at once.
+    let pending: Promise<ReadableStreamReadResult<Uint8Array>> = reader.read();
+    const now = await Promise.race([pending, LATER()]);
+    if (now?.done) return void res.end(first.value);
+    let chunk = first.value;
+    for (;;) {
+      if (gone) return;
+      if (!res.write(chunk)) {
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            res.off("drain", done);
+            res.off("close", done);
+            resolve();
+          };
+          res.once("drain", done);
+          res.once("close", done);
+        });
+      }
+      const r = await pending;
+      if (r.done) break;
+      chunk = r.value;
+      pending = reader.read();
+    }
+    if (!gone) res.end();
+  } catch (e) {
+    // The stream failed midway: the client must not take a cut body for a
+    // whole one, so the connection is closed without the final chunk.
+    if (!gone) res.destroy(e as Error);
+  } finally {
+    res.off("close", onClose);
+  }
+}
+
+function writeHead(res: Http.ServerResponse, response: Response, closing: boolean): void {
+  const headers: Record<string, string | string[]> = {};
+  response.headers.forEach((v, k) => {
+    if (k !== "set-cookie") headers[k] = v;
+  });
+  const cookies = response.headers.getSetCookie();
+  if (cookies.length > 0) headers["set-cookie"] = cookies;
+  if (closing) headers["connection"] = "close";
+  res.writeHead(response.status, response.statusText || undefined, headers);
+}
+
+function send(
+  res: Http.ServerResponse,
+  response: unknown,
+  method: string | undefined,
+  closing: boolean,
+): void {
+  if (!(response instanceof Response)) {
+    throw new TypeError(
+      `The serve() handler returned ${
+        response === null ? "null" : typeof response
+      } instead of a Response: return new Response(...)`,
+    );
+  }
+  writeHead(res, response, closing);
+  const body = response.body;
+  if (body === null || method === "HEAD") {
+    body?.cancel().catch(() => {});
+    res.end();
+    return;
+  }
+  sendBody(res, body);
+}
+
+function defaultError(error: unknown): void {
+  getRuntime().write(
+    "stderr",
+    `socket-activate: serve() handler failed: ${(error as Error)?.stack ?? error}\n`,
+  );
+}
+
+/** A node:http request listener that runs a fetch-style handler. */
+export function requestListener(
+  NodeRequest: NodeRequestClass,
+  handler: ServeHandler,
+  onError: ServeErrorHandler | undefined,
+  closing: () => boolean,
+): (req: Http.IncomingMessage, res: Http.ServerResponse) => void {
+  const fail = (res: Http.ServerResponse, request: Request, error: unknown): void => {
+    let answer: ReturnType<ServeErrorHandler> = undefined;
+    try {
+      answer = onError ? onError(error, request) : defaultError(error);
+    } catch (e) {
+      defaultError(e);
+    }
+    Promise.resolve(answer).then((r) => {
+      if (res.headersSent) res.destroy();
+      else if (r instanceof Response) send(res, r, request.method, closing());
+      else {
+        res.writeHead(500, { "content-type": "text/plain;charset=UTF-8", connection: "close" });
+        res.end("Internal Server Error");
+      }
+    }, (e) => {
+      defaultError(e);
+      res.destroy();
+    });
+  };
+  return (req, res) => {
+    const request = new NodeRequest({ req, res }) as Request;
+    let result;
+    try {
+      result = handler(request, new Info(remoteOf(req.socket), res));
+    } catch (e) {
+      return fail(res, request, e);
+    }
+    if (result instanceof Response) {
+      try {
+        send(res, result, req.method, closing());
+      } catch (e) {
+        fail(res, request, e);
+      }
+      return;
+    }
+    Promise.resolve(result).then((r) => send(res, r, req.method, closing())).catch((e) =>
+      fail(res, request, e)
+    );
+  };
+}
+
+/** srvx's lazy Request over an IncomingMessage. */
+export type NodeRequestClass = new (ctx: { req: Http.IncomingMessage; res: Http.ServerResponse }) => unknown;
+
+/** An http.Server, or an https.Server with `tls`, running a fetch-style handler. */
+export async function fetchServer(
+  handler: ServeHandler,
+  options: {
+    tls?: TlsOptions;
+    tlsOutside?: boolean;
+    onError?: ServeErrorHandler;
+    onSocket: (socket: TrackedSocket) => void;
+    closing: () => boolean;
+  },
+): Promise<Http.Server> {
+  const { NodeRequest } = await import("srvx/node");
+  const listener = requestListener(NodeRequest, handler, options.onError, options.closing);
+  const server = options.tls && !options.tlsOutside
+    ? httpsm().createServer(pem(options.tls), listener)
+    : httpm().createServer(listener);
+  server.on("connection", (s) => options.onSocket(tracked(s)));
+  closeWhenDone(server, options.closing);
+  return server;
+}
+
+/**
+ * During a graceful close: a keep-alive connection whose response finishes
+ * is closed rather than left idle (responses begun after the close started
+ * already say `Connection: close`; this catches those begun before).
+ */
+export function closeWhenDone(server: Http.Server, closing: () => boolean): void {
+  server.prependListener("request", (_req: Http.IncomingMessage, res: Http.ServerResponse) => {
+    if (closing() && !res.headersSent) res.shouldKeepAlive = false;
+    res.once("finish", () => {
+      if (closing()) setImmediate(() => server.closeIdleConnections?.());
+    });
+  });
+}
+
+/** Where a node:net server listens. */
+export function addrOf(server: { address(): unknown }): Addr | undefined {
+  const a = server.address() as { address: string; port: number } | string | null;
+  if (a !== null && typeof a === "object" && "port" in a) {
+    return { transport: "tcp", hostname: a.address, port: a.port };
+  }
+  return typeof a === "string" ? { transport: "unix", path: a } : undefined;
+}
+
+/** server.listen(target), resolved when it listens, rejected on its error. */
+export function listening(server: Http.Server | import("node:net").Server, target: unknown): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    (server.listen as (t: unknown, cb: () => void) => void)(target, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+}
+
+/** The node:net target of a fallback (abstract `@name` as a leading NUL). */
+export function netTarget(target: { hostname: string; port: number } | { path: string }): unknown {
+  return "path" in target
+    ? { path: target.path.startsWith("@") ? "\0" + target.path.slice(1) : target.path }
+    : { port: target.port, host: target.hostname, exclusive: true };
+}
