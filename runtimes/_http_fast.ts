@@ -1,52 +1,13 @@
-// The contract of the fast HTTP paths (runtimes/_http_fast_deno.ts,
-// _http_fast_bun.ts): each runtime's own native HTTP server put on an
-// inherited listening fd through runtime internals, behind feature detection.
-// A fast path answers null wherever an internal it leans on is missing, and
-// the caller serves through the supported node:http path instead. The shapes
-// are those of serve() (ServeHandler, ServeInfo, TlsOptions, FastServer).
-import type { Addr, RawListener } from "../src/_net.ts";
+// What the fast HTTP paths (runtimes/_http_fast_deno.ts, _http_fast_bun.ts)
+// share: each runtime's own native HTTP server put on an inherited listening
+// fd through runtime internals, behind feature detection. A fast path answers
+// null wherever an internal it leans on is missing, and serve() serves through
+// the supported node:http path instead. The contract (FastServer,
+// FastServeOptions) is src/_http.ts's.
+import type { Addr } from "../src/_net.ts";
+import type { ServeErrorHandler, ServeHandler, ServeInfo } from "../src/_http.ts";
 
-/** A certificate chain and its private key, PEM-encoded. */
-export interface TlsOptions {
-  /** The certificate chain (PEM), leaf first. */
-  cert: string | Uint8Array;
-  /** The private key (PEM) of the leaf certificate. */
-  key: string | Uint8Array;
-}
-
-/** What a fetch-style handler gets beside the request. */
-export interface ServeInfo {
-  /** The client's address (`path: ""` over a unix socket). */
-  readonly remoteAddr: Addr;
-  /** Settles when the response has been sent or the client went away. */
-  readonly completed: Promise<void>;
-}
-
-/** A fetch-style request handler: the signature of `Deno.serve` and `Bun.serve`. */
-export type ServeHandler = (request: Request, info: ServeInfo) => Response | Promise<Response>;
-
-/** What happens to an error a {@linkcode ServeHandler} threw. */
-export type ServeErrorHandler = (error: unknown, request: Request) => Response | Promise<Response> | void;
-
-/** Options of a fast path. */
-export interface FastServeOptions {
-  /** HTTPS with this certificate and key; a fast path that cannot terminate TLS answers null. */
-  tls?: TlsOptions;
-  /** Answers a request whose handler threw; by default the error is logged and a 500 sent. */
-  onError?: ServeErrorHandler;
-  /** What the fd is, as the caller's inspection found it. */
-  transport: "tcp" | "unix";
-}
-
-/** A server from a fast path. */
-export interface FastServer {
-  /** Where it listens, for the wrong-bind guard. */
-  listener: RawListener;
-  /** Stops accepting, lets responses in flight finish within `timeout` ms, then closes. */
-  close(timeout: number): Promise<void>;
-  /** Open connections (Bun: requests in flight, the count it keeps). */
-  readonly connections: number;
-}
+export type { FastServeOptions, FastServer, ServeHandler, ServeInfo } from "../src/_http.ts";
 
 const INTERNAL_SERVER_ERROR = "Internal Server Error";
 
@@ -75,7 +36,8 @@ export function failed(
 }
 
 function logged(error: unknown): Response {
-  console.error("socket-activate: the request handler threw:", error);
+  // The words of the node:http path's (runtimes/_http.ts) default.
+  console.error(`socket-activate: serve() handler failed: ${(error as Error)?.stack ?? error}`);
   return new Response(INTERNAL_SERVER_ERROR, { status: 500 });
 }
 

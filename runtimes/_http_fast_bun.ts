@@ -22,13 +22,8 @@
 // The private TCP listener exists for the microseconds between Bun.serve()
 // and dup3(): a connection to it then is reset, never served.
 import type { Addr, RawListener } from "../src/_net.ts";
-import {
-  callHandler,
-  type FastServeOptions,
-  type FastServer,
-  type ServeHandler,
-  type ServeInfo,
-} from "./_http_fast.ts";
+import type { FastServeOptions, FastServer, ServeHandler, ServeInfo } from "../src/_http.ts";
+import { callHandler } from "./_http_fast.ts";
 
 // deno-lint-ignore no-explicit-any
 type Any = any;
@@ -268,6 +263,9 @@ export function serveFast(
 }
 
 function serveFastSync(fd: number, handler: ServeHandler, options: FastServeOptions): FastServer | null {
+  // Bun.serve tells no connection opening or closing (only requests in
+  // flight): whoever needs each connection gets the node:http path.
+  if (options.onSocket !== undefined) return null;
   const t = tools();
   if (typeof t === "string") return null;
   const { libc } = t;

@@ -17,14 +17,8 @@
 // has no takeStream).
 import type * as Net from "node:net";
 import type { Addr, RawListener } from "../src/_net.ts";
-import {
-  callHandler,
-  type FastServeOptions,
-  type FastServer,
-  type ServeHandler,
-  type ServeInfo,
-  tcpAddr,
-} from "./_http_fast.ts";
+import type { FastServeOptions, FastServer, ServeHandler, ServeInfo } from "../src/_http.ts";
+import { callHandler, tcpAddr } from "./_http_fast.ts";
 
 // deno-lint-ignore no-explicit-any
 type Any = any;
@@ -125,15 +119,19 @@ export async function serveFast(
     // forgotten (its server's connection count goes down), not closed.
     sock.destroy();
     if (typeof rid !== "number") return;
+    // One signal per connection: aborting it cuts that connection (serve()'s
+    // drain cuts them one by one); the server's close cuts them all.
+    const cut = new AbortController();
     const s = serveOn(
       connFor(rid, localAddr),
-      abort.signal,
+      AbortSignal.any([abort.signal, cut.signal]),
       (req, inner) => callHandler(handler, req, new Info(remoteAddr, inner), onError),
       onDenoError,
       () => {},
     );
     open.add(s);
-    s.finished.then(() => open.delete(s), () => open.delete(s));
+    const closed = s.finished.then(() => void open.delete(s), () => void open.delete(s));
+    options.onSocket?.({ closed, close: () => cut.abort() });
     if (closing !== undefined) s.shutdown().catch(() => {});
   };
 

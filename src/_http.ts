@@ -36,17 +36,37 @@ export interface TrackedSocket {
 }
 
 /**
- * A server from an adapter's fast path: runtime internals serving the fd
- * directly (say Deno's own HTTP server on an accepted socket). `serve()`
- * tries it first and falls back to node:http when it answers null.
+ * A server from an adapter's fast path: the runtime's own native HTTP server
+ * put on the fd through runtime internals (runtimes/_http_fast_deno.ts,
+ * _http_fast_bun.ts). `serve()` tries it first and falls back to node:http
+ * when it answers null.
  */
 export interface FastServer {
   /** Where it listens, for the wrong-bind guard. */
   listener: RawListener;
-  /** Stops accepting, lets responses in flight finish within `timeout` ms, then closes. */
+  /**
+   * Stops accepting, lets responses in flight finish within `timeout` ms,
+   * closes idle keep-alive connections, then cuts the rest. Called again, it
+   * returns the first call's promise.
+   */
   close(timeout: number): Promise<void>;
-  /** Open connections. */
+  /** Open connections (Bun: requests in flight, the only count it keeps). */
   readonly connections: number;
+}
+
+/** What a fast path is asked for. */
+export interface FastServeOptions {
+  /** HTTPS with this certificate and key; a fast path that cannot terminate TLS answers null. */
+  tls?: TlsOptions;
+  /** As serve()'s: answers a request whose handler threw. */
+  onError?: ServeErrorHandler;
+  /** What the fd is, as adopt() found it. */
+  transport: "tcp" | "unix";
+  /**
+   * Every connection, as it is accepted (for idleExit): a fast path that
+   * cannot report connections answers null when this is given.
+   */
+  onSocket?: (socket: TrackedSocket) => void;
 }
 
 /** An HTTP adapter: node:http servers and how each runtime puts one on an fd. */
@@ -94,5 +114,5 @@ export interface HttpAdapter {
    * A faster server on the fd through runtime internals, behind feature
    * detection: null where they are missing, and serve() uses node:http.
    */
-  fastServe?(fd: number, handler: ServeHandler, options: { tls?: TlsOptions }): Promise<FastServer | null>;
+  fastServe?(fd: number, handler: ServeHandler, options: FastServeOptions): Promise<FastServer | null>;
 }
