@@ -187,6 +187,6 @@ export const denoRuntime: Runtime = {
   },
   net: () => Promise.resolve(denoNet),
   dgram: () => import("./_dgram_deno.ts").then((m) => m.denoDgram),
-  http: () => import("./_http_node.ts").then((m) => m.nodeHttp),
+  http: () => import("./_http_node.ts").then((m) => m.denoHttp),
   fifoReadable: (fd) => import("./_dgram_deno.ts").then((m) => m.fifoReadable(fd)),
 };

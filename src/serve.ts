@@ -1,6 +1,13 @@
 import type { Server as HttpServer } from "node:http";
 import { ActivationError } from "./errors.ts";
-import type { HttpAdapter, ServeErrorHandler, ServeHandler, TlsOptions, TrackedSocket } from "./_http.ts";
+import type {
+  FastServer,
+  HttpAdapter,
+  ServeErrorHandler,
+  ServeHandler,
+  TlsOptions,
+  TrackedSocket,
+} from "./_http.ts";
 import {
   adopt,
   type Adoption,
@@ -17,7 +24,7 @@ import {
 } from "./listen.ts";
 import { release } from "./listen_fds.ts";
 import type { Addr, Conn, RawListener } from "./_net.ts";
-import { getRuntime } from "./_runtime.ts";
+import { getRuntime, type Runtime } from "./_runtime.ts";
 
 export type { ServeErrorHandler, ServeHandler, ServeInfo, TlsOptions } from "./_http.ts";
 
@@ -104,6 +111,10 @@ export async function serve(options: ServeOptions, handler: ServeHandler): Promi
   if (a === undefined) requireFallback(options.fallback);
   else if (a.mode === "connection") throw acceptYes(a, "serve()");
   const http = await rt.http();
+  if (a !== undefined && http.fastServe !== undefined && rt.getEnv("SOCKET_ACTIVATE_HTTP_FAST") !== "0") {
+    const fast = await serveFast(rt, http, a, options, handler);
+    if (fast !== undefined) return fast;
+  }
   // Every connection goes through the Tracker, as a stream connection would:
   // it counts them, drains them on close, and drives idleExit and the watchdog.
   const tracker = new Tracker({ ...options, onError: undefined }, () => {});
@@ -138,6 +149,57 @@ export async function serve(options: ServeOptions, handler: ServeHandler): Promi
     throw listenFailed(rt, a, e);
   }
   return tracker.server(true, verifyListener(a, l), a.f, stop(l));
+}
+
+/**
+ * serve() through the adapter's fast path (the runtime's own HTTP server on
+ * the fd, through internals): undefined when it answers null, and the fd is
+ * then served through node:http as if it had not been tried. The same
+ * guarantees: the guard checks where it listens, the Tracker drives the
+ * drain, idleExit and the watchdog.
+ */
+async function serveFast(
+  rt: Runtime,
+  http: HttpAdapter,
+  a: Adoption,
+  options: ServeOptions,
+  handler: ServeHandler,
+): Promise<Server | undefined> {
+  const tracker = new Tracker({ ...options, onError: undefined }, () => {});
+  // idleExit needs to see each connection open and close; only then are
+  // they asked for (Bun's fast path cannot tell them and answers null).
+  const each = options.idleExit !== undefined;
+  let fast: FastServer | null;
+  try {
+    fast = await http.fastServe!(a.f.fd, handler, {
+      tls: options.tls,
+      onError: options.onError,
+      transport: a.info.family === "unix" ? "unix" : "tcp",
+      onSocket: each ? (s) => tracker.accept(s as Conn) : undefined,
+    });
+  } catch (e) {
+    throw listenFailed(rt, a, e);
+  }
+  if (fast === null) return undefined;
+  const f = fast;
+  const addr = verifyListener(a, f.listener);
+  const drain = options.drainTimeout ?? 10_000;
+  let drained: Promise<void> | undefined;
+  const stop = () => void (drained ??= f.close(drain));
+  if (!each) {
+    // Without per-connection events the whole server stands in the Tracker
+    // as one connection, closed once its own drain (same timeout) is over.
+    let closed!: () => void;
+    const whole = { closed: new Promise<void>((r) => (closed = r)), close: () => {} };
+    tracker.accept(whole as unknown as Conn);
+    const stopWhole = stop;
+    const server = tracker.server(true, addr, a.f, () => {
+      stopWhole();
+      drained!.then(closed, closed);
+    });
+    return Object.defineProperty(server, "connections", { get: () => f.connections });
+  }
+  return tracker.server(true, addr, a.f, stop);
 }
 
 /** Options for {@linkcode listenHttp}. */
