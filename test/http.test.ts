@@ -43,12 +43,32 @@ async function activated(
   scheme = "http",
 ): Promise<{ r: Run; port: number; base: string }> {
   const port = await freePort();
-  const r = start([SSA, "-l", `127.0.0.1:${port}`, ...fixtureCommand("http.ts"), mode], env);
+  // systemd-socket-activate passes on only the variables -E names.
+  const pass = Object.keys(env).flatMap((k) => ["-E", k]);
+  const r = start([
+    SSA,
+    "-l",
+    `127.0.0.1:${port}`,
+    ...pass,
+    ...fastSwitch(),
+    ...fixtureCommand("http.ts"),
+    mode,
+  ], env);
   const base = `${scheme}://127.0.0.1:${port}`;
   // The first connection is what starts the server (wait up to 20 s for it).
   const first = await run("curl", ["-sS", "-m", "20", ...curlTls(env), `${base}/n/0`]);
   if (first.code !== 0) await ready(r).catch(() => {});
   return { r, port, base };
+}
+
+/**
+ * SOCKET_ACTIVATE_HTTP_FAST=0 in the test's environment forces serve() onto
+ * its supported node:http path in the servers too (systemd-socket-activate
+ * passes on only what -E names): test/run.sh runs this file both ways.
+ */
+function fastSwitch(): string[] {
+  const v = process.env.SOCKET_ACTIVATE_HTTP_FAST;
+  return v === undefined ? [] : ["-E", `SOCKET_ACTIVATE_HTTP_FAST=${v}`];
 }
 
 function curlTls(env: Record<string, string>): string[] {
