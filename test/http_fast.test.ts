@@ -53,7 +53,7 @@ async function serveFixture(
       await new Promise((r) => setTimeout(r, 25));
     }
   }
-  if (!/^(fast|fallback)/m.test(run.stderr())) {
+  if (!/^(fast|fallback|serve)/m.test(run.stderr())) {
     throw new Error(`the fixture did not say how it serves:\n${run.stderr()}`);
   }
   return run;
@@ -309,5 +309,75 @@ test(
     assert.match(c.stdout, /"method":"GET"\} 200posted 200$/);
     run.signal("SIGKILL");
     await run.exited();
+  },
+);
+
+/** One GET over curl with the response headers: [head, body]. */
+async function headAndBody(url: string): Promise<[string, string]> {
+  const c = await curl(["-i", url]);
+  assert.equal(c.code, 0, c.stderr);
+  const at = c.stdout.indexOf("\r\n\r\n");
+  return [c.stdout.slice(0, at), c.stdout.slice(at + 4)];
+}
+
+// node:http announces its keep-alive time-out in a header on every
+// keep-alive response; hyper (Deno.serve) and uWebSockets (Bun.serve) send
+// none: the header tells which server answered.
+const NODE_HTTP = /^keep-alive: timeout=/im;
+
+test(
+  "serve() answers through the fast path, and through node:http with SOCKET_ACTIVATE_HTTP_FAST=0",
+  { skip: !FAST },
+  async () => {
+    for (const fast of [true, false]) {
+      const port = await freePort();
+      const base = `http://127.0.0.1:${port}`;
+      const env: Record<string, string> = { FAST_VIA_SERVE: "1" };
+      if (!fast) env.SOCKET_ACTIVATE_HTTP_FAST = "0";
+      const run = await serveFixture(`127.0.0.1:${port}`, () => curlOk([`${base}/`]), env);
+      assert.match(run.stderr(), /^serve \{"transport":"tcp","hostname":"127\.0\.0\.1","port":\d+\}/m);
+      const [head, body] = await headAndBody(`${base}/`);
+      assert.match(head, /^HTTP\/1\.1 200/);
+      if (fast) assert.doesNotMatch(head, NODE_HTTP, "the fast path was not taken");
+      else assert.match(head, NODE_HTTP, "SOCKET_ACTIVATE_HTTP_FAST=0 did not force node:http");
+      assert.equal(JSON.parse(body).remoteAddr.hostname, "127.0.0.1");
+      const r = await fetch(`${base}/throw`);
+      assert.equal(r.status, 500);
+      await r.text();
+      assert.match(run.stderr(), /socket-activate: serve\(\) handler failed: Error: thrown on purpose/);
+      assert.equal(await stop(run), 0, run.stderr());
+    }
+  },
+);
+
+test(
+  "serve() with idleExit: an open keep-alive connection keeps the server; once it closes, the server exits",
+  { skip: !FAST },
+  async () => {
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const run = await serveFixture(`127.0.0.1:${port}`, () => curlOk([`${base}/`]), {
+      FAST_VIA_SERVE: "1",
+      FAST_IDLE_EXIT: "1",
+    });
+    // Deno's fast path reports each connection and serves; Bun.serve cannot
+    // tell connections, so idleExit takes node:http there.
+    const [head] = await headAndBody(`${base}/`);
+    if (RUNTIME === "deno") assert.doesNotMatch(head, NODE_HTTP);
+    else assert.match(head, NODE_HTTP);
+    const s = net.connect(port, "127.0.0.1");
+    await new Promise<void>((resolve, reject) => {
+      s.once("error", reject);
+      s.once("data", () => resolve());
+      s.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    });
+    let exited = false;
+    run.exited(20000).then(() => (exited = true), () => {});
+    await new Promise((r) => setTimeout(r, 2000));
+    assert.equal(exited, false, "the server exited with a connection open");
+    s.end();
+    const t0 = Date.now();
+    assert.equal(await run.exited(10000), 0, run.stderr());
+    assert.ok(Date.now() - t0 < 5000, "the idle exit came late");
   },
 );
