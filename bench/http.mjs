@@ -1,10 +1,24 @@
-// The HTTP benchmark driver (run it through bench/http.sh, which explains what
-// is measured). Progress goes to stderr, the markdown tables to stdout.
+// HTTP requests/s (issue 4): `node bench/http.mjs` alone (every alternative
+// measured, several minutes), or part 4 of `npm run bench` (bench/run.sh:
+// the package's serve() against the baselines only). Progress goes to
+// stderr, the markdown table to stdout.
+//
+// Per runtime, the runtime's fastest server on an ordinary port (the
+// baseline: node:http, Deno.serve, Bun.serve) and servers on a socket
+// activated by systemd-socket-activate (the package's serve() through its
+// fast path, the same forced onto node:http with SOCKET_ACTIVATE_HTTP_FAST=0,
+// and the hand-written alternatives in bench/http/server.mjs), all answering
+// GET with "Hello, World!". wrk -t1 -c64 keep-alive for HTTP_SECONDS each,
+// the variants interleaved (A B C, then C B A, ...) for HTTP_ROUNDS rounds
+// after one unmeasured warm-up each; medians, min-max, and the ratio of the
+// medians to the baseline's. The server runs pinned to CPU 1 (taskset), wrk
+// to CPU 0. Every server is checked to answer "Hello, World!" before it is
+// measured, started by this driver and stopped by PID.
 //
 // Knobs (environment): HTTP_ROUNDS (default 5, min 3), HTTP_SECONDS (per
 // wrk run, default 3), HTTP_CONNS (wrk -c, default 64), HTTP_RUNTIMES
 // (default "node deno bun"), HTTP_VARIANTS (a space-separated subset of the
-// variant names below, default all that can run).
+// variant names below, default all; the baselines always run).
 import { execFile, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import net from "node:net";
@@ -49,13 +63,14 @@ const SERVER = "bench/http/server.mjs";
 const VARIANTS = {
   node: [
     ["node-http-port", "node:http on a port (baseline)"],
-    ["pkg-serve", "the package's serve() on the fd"],
+    ["pkg-serve", "serve() on the fd (node:http: Node has no fast path)"],
     ["node-http-fd", "node:http listen({ fd })"],
     ["node-bridge-fd", "node:http listen({ fd }) + hand-written fetch bridge"],
   ],
   deno: [
     ["deno-serve-port", "Deno.serve on a port (baseline)"],
-    ["pkg-serve", "the package's serve() on the fd"],
+    ["pkg-serve", "serve() on the fd (fast path)"],
+    ["pkg-serve-supported", "serve() on the fd, SOCKET_ACTIVATE_HTTP_FAST=0 (node:http)"],
     ["deno-fast-fd", "fast path: serveHttpOnConnection on node:net's taken streams"],
     ["deno-servehttp-fd", "deprecated Deno.serveHttp on node:net's taken streams"],
     ["deno-http-fd", "node:http listen({ fd })"],
@@ -63,7 +78,8 @@ const VARIANTS = {
   ],
   bun: [
     ["bun-serve-port", "Bun.serve on a port (baseline)"],
-    ["pkg-serve", "the package's serve() on the fd"],
+    ["pkg-serve", "serve() on the fd (fast path)"],
+    ["pkg-serve-supported", "serve() on the fd, SOCKET_ACTIVATE_HTTP_FAST=0 (node:net relay + node:http)"],
     ["bun-fast-fd", "fast path: Bun.serve with the fd dup3()'d under its listener"],
     ["bun-relay-fd", "Bun.listen({ fd }) relaying to a private Bun.serve (unix)"],
     ["bun-emit-fd", "node:net listen({ fd }) + http emit('connection')"],
@@ -110,7 +126,7 @@ function get(port, ms) {
 
 async function startServer(rt, variant) {
   const port = await freePort();
-  const fd = variant.endsWith("-fd") || variant === "pkg-serve";
+  const fd = variant.endsWith("-fd") || variant.startsWith("pkg-serve");
   const cmd = fd
     ? [
       SSA,
@@ -120,6 +136,7 @@ async function startServer(rt, variant) {
       "DENO_NO_UPDATE_CHECK=1",
       "-E",
       "NO_COLOR=1",
+      ...(variant === "pkg-serve-supported" ? ["-E", "SOCKET_ACTIVATE_HTTP_FAST=0"] : []),
       ...RUN[rt](SERVER),
       variant,
     ]

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # socket-activate benchmark: `bash bench/run.sh` (or `npm run bench`); prints
-# markdown tables on stdout, progress on stderr; about 2 minutes on 2 cores (bounded at 330 s + 120 s).
+# markdown tables on stdout, progress on stderr; about 5 minutes on 2 cores (bounded at 330 s + 120 s
+# + 300 s).
 #
 # What is measured, each runtime (Node, Deno, Bun) side by side in ONE run,
 # the variants interleaved (A B A B ...) because the machine is noisy; medians
@@ -35,6 +36,12 @@
 #    the packed tarball, the size of each built entry and what importing it
 #    loads, and the time to import the package in each runtime. Alone:
 #    `node bench/footprint.mjs` (about 30 s).
+# 4. HTTP requests/s (bench/http.mjs, which explains it; needs wrk and
+#    taskset): serve() on an activated socket (its fast path, and forced onto
+#    node:http with SOCKET_ACTIVATE_HTTP_FAST=0) against the runtime's fastest
+#    server on an ordinary port (node:http, Deno.serve, Bun.serve), wrk
+#    keep-alive, interleaved, as ratios. Every other alternative measured:
+#    `node bench/http.mjs` alone (several minutes).
 #
 # Every process is started by the driver (bench/bench.mjs) and stopped by PID
 # (SIGTERM, bounded wait, SIGKILL); systemd-socket-activate execs the program,
@@ -60,6 +67,15 @@ if [ "$status" -eq 0 ]; then
   echo
   timeout -k 10 120 node bench/footprint.mjs || status=$?
   [ "$status" -ne 124 ] || echo "bench: footprint timed out after 120 s" >&2
+fi
+if [ "$status" -eq 0 ]; then
+  if [ -x /usr/bin/wrk ] && [ -x /usr/bin/taskset ]; then
+    echo
+    HTTP_VARIANTS="${HTTP_VARIANTS:-pkg-serve pkg-serve-supported}" timeout -k 10 300 node bench/http.mjs || status=$?
+    [ "$status" -ne 124 ] || echo "bench: http timed out after 300 s" >&2
+  else
+    echo "bench: HTTP part skipped: wrk or taskset is missing (apt-get install -y wrk)" >&2
+  fi
 fi
 echo "bench: took $(( $(date +%s) - start )) s" >&2
 exit "$status"

@@ -1,6 +1,6 @@
 // Bun.serve itself (uWebSockets, in native code) on an inherited listening
 // fd: about 2.5x the requests/s of node:http fed through
-// emit('connection') in Bun (bench/http.sh).
+// emit('connection') in Bun (bench/http.mjs).
 //
 // Why this way: Bun.serve takes no fd and silently serves on port 3000 when
 // given one, and Bun's http.Server.listen({ fd }) binds a random port instead

@@ -1,6 +1,6 @@
 // Deno's own HTTP server (hyper, the engine of Deno.serve) on connections
 // accepted from an inherited fd: about 2x the requests/s of node:http in Deno
-// (bench/http.sh).
+// (bench/http.mjs).
 //
 // Why internals: Deno.serve and Deno.listen take no fd and serve on
 // 0.0.0.0:8000 when given one (denoland/deno#14006, #6529), and no public API

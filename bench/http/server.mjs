@@ -134,14 +134,17 @@ const variants = {
     });
   },
 
-  // The package's serve(), once it exists: the activated socket, fetch-style.
-  "pkg-serve": async () => {
-    const entry = rt === "node" ? "../../dist/node.js" : "../../mod.ts";
-    const mod = await import(entry);
-    if (typeof mod.serve !== "function") throw new Error("socket-activate has no serve() yet");
-    await mod.serve({}, fetchHandler);
-  },
+  // The package's serve() on the activated socket (Node: the build, as
+  // users get it; Deno and Bun: the source, as JSR users get it).
+  "pkg-serve": () => pkgServe(),
+  // The same, run with SOCKET_ACTIVATE_HTTP_FAST=0 (bench/http.mjs passes it).
+  "pkg-serve-supported": () => pkgServe(),
 };
+
+async function pkgServe() {
+  const mod = await import(rt === "node" ? "../../dist/node.js" : "../../mod.ts");
+  await mod.serve({}, fetchHandler);
+}
 
 async function fast(runtime) {
   const { serveFast } = await import(`../../runtimes/_http_fast_${runtime}.ts`);
