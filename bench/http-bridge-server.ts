@@ -1,7 +1,8 @@
 // One HTTP server for bench/http-bridge.mjs: node:http on 127.0.0.1:<port>,
 // the fetch-style handler bridged by one of:
-//   hand         this package's bridge (runtimes/_http.ts: srvx's NodeRequest, its own
-//                response writer); commit 3e6e02c has the fully hand-written one
+//   hand         this package's bridge (runtimes/_http.ts): a Request built for each request,
+//                its own response writer
+//   lazy         the same response writer with srvx's lazy NodeRequest
 //   hono         @hono/node-server's getRequestListener, globals left alone
 //   hono-global  the same with its default overrideGlobalObjects (it replaces
 //                the global Request and Response: not something a library
@@ -23,8 +24,19 @@ let listener: Listener;
 const handler = (request: Request) => new Response(`hello ${new URL(request.url).pathname}`);
 if (variant === "hand") {
   const { requestListener } = await import("../runtimes/_http.ts");
+  listener = requestListener(handler, "http", undefined, () => false);
+} else if (variant === "lazy") {
+  // The same response writer, with srvx's NodeRequest, which builds the real
+  // Request only when the handler needs more than method, URL and headers.
+  const { requestListener } = await import("../runtimes/_http.ts");
   const { NodeRequest } = await import("srvx/node");
-  listener = requestListener(NodeRequest, handler, undefined, () => false);
+  listener = requestListener(
+    handler,
+    "http",
+    undefined,
+    () => false,
+    (req, res) => new NodeRequest({ req, res }) as unknown as Request,
+  );
 } else if (variant === "hono" || variant === "hono-global") {
   const { getRequestListener } = await import("@hono/node-server");
   listener = getRequestListener(handler, { overrideGlobalObjects: variant === "hono-global" }) as Listener;

@@ -10,6 +10,10 @@
 // by round (BRIDGE_ROUNDS, default 5); medians and the ratio to "hand" are
 // reported. Every response is checked by wrk's non-2xx count and the
 // server's first answer is checked by the driver. Servers are stopped by PID.
+//
+// Then the import cost of srvx/node (bench/http-import.mjs): IMPORT_SAMPLES
+// (default 15) cold processes per runtime and variant, interleaved, each
+// timing its own dynamic import()s with performance.now(); medians.
 import { execFileSync, spawn } from "node:child_process";
 import { dirname, resolve } from "node:path";
 import net from "node:net";
@@ -19,7 +23,7 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const ROUNDS = Number(process.env.BRIDGE_ROUNDS ?? 5);
 const SECONDS = Number(process.env.BRIDGE_SECONDS ?? 3);
 const RUNTIMES = (process.env.BRIDGE_RUNTIMES ?? "node deno bun").split(/\s+/).filter(Boolean);
-const VARIANTS = (process.env.BRIDGE_VARIANTS ?? "hand hono srvx hono-global").split(/\s+/).filter(Boolean);
+const VARIANTS = (process.env.BRIDGE_VARIANTS ?? "hand lazy hono srvx").split(/\s+/).filter(Boolean);
 const server = resolve(ROOT, "bench/http-bridge-server.ts");
 const CMD = {
   node: [process.execPath, "--import", "tsx", server],
@@ -113,4 +117,32 @@ for (const rt of RUNTIMES) {
     return `${m.toFixed(0)} (${(m / base).toFixed(2)})`;
   });
   console.log(`| ${rt} | ${cells.join(" | ")} |`);
+}
+
+const SAMPLES = Number(process.env.IMPORT_SAMPLES ?? 15);
+const importer = resolve(ROOT, "bench/http-import.mjs");
+const ICMD = {
+  node: [process.execPath, importer],
+  deno: [resolve(ROOT, "node_modules/.bin/deno"), "run", "-A", importer],
+  bun: [resolve(ROOT, "node_modules/.bin/bun"), "run", importer],
+};
+const times = {};
+for (let i = 0; i < SAMPLES; i++) {
+  for (const rt of RUNTIMES) {
+    for (const v of ["base", "srvx"]) {
+      const [cmd, ...args] = ICMD[rt];
+      const ms = Number(
+        execFileSync(cmd, [...args, v], { cwd: ROOT, encoding: "utf8", timeout: 30000 }).trim(),
+      );
+      if (!(ms >= 0)) throw new Error(`${rt} ${v}: no time printed`);
+      ((times[rt] ??= {})[v] ??= []).push(ms);
+    }
+  }
+}
+console.log("");
+console.log("| runtime | node:http (ms) | node:http + srvx/node (ms) | srvx/node adds (ms) |");
+console.log("|---|---|---|---|");
+for (const rt of RUNTIMES) {
+  const b = median(times[rt].base), x = median(times[rt].srvx);
+  console.log(`| ${rt} | ${b.toFixed(1)} | ${x.toFixed(1)} | ${(x - b).toFixed(1)} |`);
 }

@@ -2,15 +2,15 @@
 // serves HTTP through node:http: see src/_http.ts). Loaded on the first
 // serve() or listenHttp(), never at import.
 //
-// The Request side is srvx's NodeRequest, which builds the real Request only
-// when a handler needs more than method, URL and headers: with it serve()
-// answered about 1.6 times as many requests a second in Node and Deno as with
-// a Request built for every request (bench/http-bridge.mjs; README "HTTP").
-// It is loaded only by serve() (srvx/node costs start-up: it loads node:http2
-// and node:https), and the npm build inlines it, so the package keeps no
-// runtime dependency. The Response side is this file's: a body that is all
-// there goes out with Content-Length, a streamed one chunk by chunk with
-// backpressure, and a graceful close turns keep-alive off.
+// A bridge of its own rather than srvx's or @hono/node-server's: srvx's lazy
+// NodeRequest answered about 1.2 times as many requests a second, but loading
+// srvx/node (it brings node:http2 and node:https) cost 6 to 16 ms more on the
+// first request after activation, and the package keeps no runtime
+// dependency (bench/http-bridge.mjs; README "Why a bridge of its own").
+// Requests: a real Request, its body a web stream that reads only as fast as
+// the handler consumes it. Responses: a body that is all there goes out with
+// Content-Length, a streamed one chunk by chunk with backpressure, and a
+// graceful close turns keep-alive off.
 import type * as Http from "node:http";
 import type * as Https from "node:https";
 import type { Addr } from "../src/_net.ts";
@@ -55,11 +55,87 @@ class Info implements ServeInfo {
   }
 }
 
-const LATER = () => Promise.resolve().then(() => undefined);
+const NO_BODY = new Set(["GET", "HEAD"]);
+
+/** The body of an IncomingMessage as a web stream that reads only as fast as it is consumed. */
+function bodyOf(req: Http.IncomingMessage): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>({
+    start(c) {
+      req.on("data", (d: Buffer) => {
+        c.enqueue(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+        if ((c.desiredSize ?? 1) <= 0) req.pause();
+      });
+      req.once("end", () => c.close());
+      req.once("error", (e) => c.error(e));
+      req.pause();
+    },
+    pull() {
+      req.resume();
+    },
+    cancel() {
+      // The handler does not want the rest: let node:http read and drop it,
+      // so the connection stays usable for the next request.
+      req.removeAllListeners("data");
+      req.resume();
+    },
+  });
+}
+
+/** Builds the Request a handler gets from node:http's request and response. */
+export type RequestFactory = (
+  req: Http.IncomingMessage,
+  res: Http.ServerResponse,
+  scheme: "http" | "https",
+) => Request;
+
+/** The fetch Request for an IncomingMessage; its signal aborts when the client goes away. */
+export const toRequest: RequestFactory = (req, res, scheme) => {
+  const headers = new Headers();
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) headers.append(raw[i], raw[i + 1]);
+  const path = req.url ?? "/";
+  // An absolute-form target (a request meant for a proxy) is already a URL.
+  const url = path[0] === "/" ? `${scheme}://${req.headers.host || "localhost"}${path}` : path;
+  const method = req.method ?? "GET";
+  const ac = new AbortController();
+  res.once("close", () => {
+    if (!res.writableFinished) ac.abort();
+  });
+  const init: RequestInit & { duplex?: "half" } = { method, headers, signal: ac.signal };
+  if (!NO_BODY.has(method)) {
+    init.body = bodyOf(req);
+    init.duplex = "half"; // a streamed request body (fetch spec; required by Node's undici)
+  }
+  return new Request(url, init);
+};
+
+// Settles a few microtasks on: long enough for the next read() of a body
+// that is all there (Node's undici takes two, Deno one, Bun two), far too
+// short for a stream that is still producing.
+const LATER = () => Promise.resolve().then().then().then().then(() => undefined);
+
+type Head = { status: number; text: string | undefined; headers: Record<string, string | string[]> };
+
+/** A status whose response has no body, so no Content-Length either. */
+const bodiless = (status: number) => status < 200 || status === 204 || status === 304;
+
+/**
+ * Sends the head with a Content-Length when the body's length is known:
+ * node:http picks chunked encoding when writeHead() runs without one, even
+ * if end() brings the whole body right after.
+ */
+function head(res: Http.ServerResponse, h: Head, length: number | undefined): void {
+  if (length !== undefined && !bodiless(h.status) && h.headers["content-length"] === undefined) {
+    h.headers["content-length"] = String(length);
+  }
+  res.writeHead(h.status, h.text, h.headers);
+}
 
 async function sendBody(
   res: Http.ServerResponse,
+  h: Head,
   body: ReadableStream<Uint8Array>,
+  isHead: boolean,
 ): Promise<void> {
   const reader = body.getReader();
   let gone = false;
@@ -71,13 +147,24 @@ async function sendBody(
   res.once("close", onClose);
   try {
     const first = await reader.read();
-    if (first.done) return void res.end();
+    if (first.done) {
+      head(res, h, 0);
+      return void res.end();
+    }
     // A body that is all there (the usual `new Response(text)`) goes out in
-    // one end(), which lets node:http send Content-Length instead of chunks;
-    // a stream still producing gets its first chunk sent at once.
+    // one end() with a Content-Length; a stream still producing gets its
+    // first chunk sent at once, chunked.
     let pending: Promise<ReadableStreamReadResult<Uint8Array>> = reader.read();
     const now = await Promise.race([pending, LATER()]);
-    if (now?.done) return void res.end(first.value);
+    if (now?.done) {
+      head(res, h, first.value.byteLength);
+      return void (isHead ? res.end() : res.end(first.value));
+    }
+    head(res, h, undefined);
+    if (isHead) {
+      reader.cancel().catch(() => {});
+      return void res.end();
+    }
     let chunk = first.value;
     for (;;) {
       if (gone) return;
@@ -107,7 +194,7 @@ async function sendBody(
   }
 }
 
-function writeHead(res: Http.ServerResponse, response: Response, closing: boolean): void {
+function headOf(response: Response, closing: boolean): Head {
   const headers: Record<string, string | string[]> = {};
   response.headers.forEach((v, k) => {
     if (k !== "set-cookie") headers[k] = v;
@@ -115,7 +202,7 @@ function writeHead(res: Http.ServerResponse, response: Response, closing: boolea
   const cookies = response.headers.getSetCookie();
   if (cookies.length > 0) headers["set-cookie"] = cookies;
   if (closing) headers["connection"] = "close";
-  res.writeHead(response.status, response.statusText || undefined, headers);
+  return { status: response.status, text: response.statusText || undefined, headers };
 }
 
 function send(
@@ -131,14 +218,14 @@ function send(
       } instead of a Response: return new Response(...)`,
     );
   }
-  writeHead(res, response, closing);
+  const h = headOf(response, closing);
   const body = response.body;
-  if (body === null || method === "HEAD") {
-    body?.cancel().catch(() => {});
+  if (body === null) {
+    head(res, h, 0);
     res.end();
     return;
   }
-  sendBody(res, body);
+  sendBody(res, h, body, method === "HEAD");
 }
 
 function defaultError(error: unknown): void {
@@ -150,10 +237,11 @@ function defaultError(error: unknown): void {
 
 /** A node:http request listener that runs a fetch-style handler. */
 export function requestListener(
-  NodeRequest: NodeRequestClass,
   handler: ServeHandler,
+  scheme: "http" | "https",
   onError: ServeErrorHandler | undefined,
   closing: () => boolean,
+  makeRequest: RequestFactory = toRequest,
 ): (req: Http.IncomingMessage, res: Http.ServerResponse) => void {
   const fail = (res: Http.ServerResponse, request: Request, error: unknown): void => {
     let answer: ReturnType<ServeErrorHandler> = undefined;
@@ -175,7 +263,7 @@ export function requestListener(
     });
   };
   return (req, res) => {
-    const request = new NodeRequest({ req, res }) as Request;
+    const request = makeRequest(req, res, scheme);
     let result;
     try {
       result = handler(request, new Info(remoteOf(req.socket), res));
@@ -196,9 +284,6 @@ export function requestListener(
   };
 }
 
-/** srvx's lazy Request over an IncomingMessage. */
-export type NodeRequestClass = new (ctx: { req: Http.IncomingMessage; res: Http.ServerResponse }) => unknown;
-
 /** An http.Server, or an https.Server with `tls`, running a fetch-style handler. */
 export async function fetchServer(
   handler: ServeHandler,
@@ -210,8 +295,7 @@ export async function fetchServer(
     closing: () => boolean;
   },
 ): Promise<Http.Server> {
-  const { NodeRequest } = await import("srvx/node");
-  const listener = requestListener(NodeRequest, handler, options.onError, options.closing);
+  const listener = requestListener(handler, options.tls ? "https" : "http", options.onError, options.closing);
   const server = options.tls && !options.tlsOutside
     ? httpsm().createServer(pem(options.tls), listener)
     : httpm().createServer(listener);

@@ -62,9 +62,4 @@ export const bunHttp: HttpAdapter = {
     await listening(server, netTarget(target));
     return { addr: addrOf(server), sameFd: undefined, close: () => server.close() };
   },
-  // Bun.serve itself with the fd put under its listener (about 2.5 times the
-  // requests/s of node:http here; README "HTTP"), loaded only when an
-  // activated serve() asks for it.
-  fastServe: (fd, handler, options) =>
-    import("./_http_fast_bun.ts").then((m) => m.serveFast(fd, handler, options)),
 };

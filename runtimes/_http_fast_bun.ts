@@ -263,9 +263,6 @@ export function serveFast(
 }
 
 function serveFastSync(fd: number, handler: ServeHandler, options: FastServeOptions): FastServer | null {
-  // Bun.serve tells no connection opening or closing (only requests in
-  // flight): whoever needs each connection gets the node:http path.
-  if (options.onSocket !== undefined) return null;
   const t = tools();
   if (typeof t === "string") return null;
   const { libc } = t;

@@ -119,19 +119,15 @@ export async function serveFast(
     // forgotten (its server's connection count goes down), not closed.
     sock.destroy();
     if (typeof rid !== "number") return;
-    // One signal per connection: aborting it cuts that connection (serve()'s
-    // drain cuts them one by one); the server's close cuts them all.
-    const cut = new AbortController();
     const s = serveOn(
       connFor(rid, localAddr),
-      AbortSignal.any([abort.signal, cut.signal]),
+      abort.signal,
       (req, inner) => callHandler(handler, req, new Info(remoteAddr, inner), onError),
       onDenoError,
       () => {},
     );
     open.add(s);
-    const closed = s.finished.then(() => void open.delete(s), () => void open.delete(s));
-    options.onSocket?.({ closed, close: () => cut.abort() });
+    s.finished.then(() => open.delete(s), () => open.delete(s));
     if (closing !== undefined) s.shutdown().catch(() => {});
   };
 

@@ -35,17 +35,6 @@ export const nodeHttp: HttpAdapter = {
   },
 };
 
-/**
- * The Deno adapter: node:http as in Node, and first a try at Deno's own HTTP
- * server on the fd (about twice node:http's requests/s in Deno; README
- * "HTTP"), loaded only when an activated serve() asks for it.
- */
-export const denoHttp: HttpAdapter = {
-  ...nodeHttp,
-  fastServe: (fd, handler, options) =>
-    import("./_http_fast_deno.ts").then((m) => m.serveFast(fd, handler, options)),
-};
-
 /** Stops accepting; connections stay until the drain ends them. */
 function closeListener(server: Http.Server): void {
   server.close();

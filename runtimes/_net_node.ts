@@ -106,16 +106,21 @@ function listenOn(
     // allowHalfOpen: a peer that shuts down its side may still be owed bytes
     // (an echo in flight); the Conn ends our side when its writable closes.
     const server = netm().createServer({ allowHalfOpen: true }, (s) => {
-      // Deno 2.9: a write issued in the same tick as accepting a connection
-      // whose peer has already sent FIN (the activating connection, waiting
-      // in the backlog while the service started) fails with EPIPE and the
-      // bytes are lost: strace shows no write(2) at all, only a recv of 0
-      // bytes and a MSG_PEEK of 0 bytes, after which Deno's libuv emulation
-      // fails the pending write (uv_compat's poll_tcp_handle took a 0-byte
-      // peek for a closed peer; denoland/deno#33860 changed that upstream,
-      // 2.9.6 still fails). A macrotask later it works. Node is unaffected.
-      // Costs Deno about 1.8 ms of start-up (bench, interleaved A/B). Test
-      // "listen() serves two named sockets at once" covers it.
+      // Deno 2.9.6: the first write to a connection whose peer has already
+      // sent FIN with no data (a client that connected and shut down its
+      // side while the service started) fails with EPIPE, the bytes lost.
+      // Deno's libuv emulation writes through tokio, whose try_write is
+      // WouldBlock until the reactor has reported the new socket writable, so
+      // the write is queued; the next poll of the handle (uv_compat
+      // poll_tcp_handle) reads the EOF, stops reading, then, finding writes
+      // queued and the handle not reading, peeks the socket, gets 0 and fails
+      // the whole queue with EPIPE: strace shows no write(2) at all.
+      // pauseOnConnect, microtasks, setImmediate and an async op (Deno.stat)
+      // all lose the bytes; only a timer, which lets the reactor turn before
+      // the write, makes the first try_write succeed (denoland/deno#33860
+      // reworked that peek upstream). It costs about 2 ms per connection:
+      // Deno's timers fire no sooner than that (setTimeout(0) measured 2.1 ms).
+      // Test "listen() serves two named sockets at once" covers it.
       if (IS_DENO) setTimeout(() => onConn(fromSocket(s, localPath)), 0);
       else onConn(fromSocket(s, localPath));
     });

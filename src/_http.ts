@@ -7,7 +7,18 @@
 import type { Server as HttpServer } from "node:http";
 import type { Addr, RawListener, Target } from "./_net.ts";
 
-/** A certificate chain and its private key, PEM-encoded. */
+/**
+ * A certificate chain and its private key, PEM-encoded.
+ *
+ * @example HTTPS with files made by openssl
+ * ```ts
+ * import { readFileSync } from "node:fs";
+ * import { serve, type TlsOptions } from "@socket-activate/socket-activate";
+ *
+ * const tls: TlsOptions = { cert: readFileSync("cert.pem", "utf8"), key: readFileSync("key.pem") };
+ * await serve({ tls, fallback: { port: 8443 } }, () => new Response("hello over TLS\n"));
+ * ```
+ */
 export interface TlsOptions {
   /** The certificate chain (PEM), leaf first. */
   cert: string | Uint8Array;
@@ -15,7 +26,19 @@ export interface TlsOptions {
   key: string | Uint8Array;
 }
 
-/** What a fetch-style handler gets beside the request. */
+/**
+ * What a fetch-style handler gets beside the request.
+ *
+ * @example Log each client once its response is sent
+ * ```ts
+ * import { serve, type ServeInfo } from "@socket-activate/socket-activate";
+ *
+ * await serve({ fallback: { port: 8080 } }, (request: Request, info: ServeInfo) => {
+ *   info.completed.then(() => console.error(`${request.method} ${request.url} for`, info.remoteAddr));
+ *   return new Response("ok\n");
+ * });
+ * ```
+ */
 export interface ServeInfo {
   /** The client's address (`path: ""` over a unix socket). */
   readonly remoteAddr: Addr;
@@ -23,10 +46,35 @@ export interface ServeInfo {
   readonly completed: Promise<void>;
 }
 
-/** A fetch-style request handler: the signature of `Deno.serve` and `Bun.serve`. */
+/**
+ * A fetch-style request handler: the signature of `Deno.serve` and `Bun.serve`.
+ *
+ * @example A handler of its own
+ * ```ts
+ * import { serve, type ServeHandler } from "@socket-activate/socket-activate";
+ *
+ * const echo: ServeHandler = (request) =>
+ *   request.method === "POST" ? new Response(request.body) : new Response("POST something\n", { status: 405 });
+ * await serve({ fallback: { port: 8080 } }, echo);
+ * ```
+ */
 export type ServeHandler = (request: Request, info: ServeInfo) => Response | Promise<Response>;
 
-/** What happens to an error a {@linkcode ServeHandler} threw. */
+/**
+ * What happens to an error a {@linkcode ServeHandler} threw: a Response it
+ * returns is sent, otherwise the client gets a 500.
+ *
+ * @example A JSON error body
+ * ```ts
+ * import { serve, type ServeErrorHandler } from "@socket-activate/socket-activate";
+ *
+ * const onError: ServeErrorHandler = (error) =>
+ *   Response.json({ error: String(error) }, { status: 500 });
+ * await serve({ fallback: { port: 8080 }, onError }, () => {
+ *   throw new Error("not yet");
+ * });
+ * ```
+ */
 export type ServeErrorHandler = (error: unknown, request: Request) => Response | Promise<Response> | void;
 
 /** One accepted connection, as the drain logic sees it. */
@@ -35,38 +83,28 @@ export interface TrackedSocket {
   close(): void;
 }
 
+/** What a fast path (`Runtime.serveFast`) is asked to serve. */
+export interface FastServeOptions {
+  /** HTTPS with this certificate and key; a fast path that cannot terminate TLS answers null. */
+  tls?: TlsOptions;
+  /** Answers a request whose handler threw; by default the error is logged and a 500 sent. */
+  onError?: ServeErrorHandler;
+  /** What the fd is, as adopt() found it. */
+  transport: "tcp" | "unix";
+}
+
 /**
- * A server from an adapter's fast path: the runtime's own native HTTP server
- * put on the fd through runtime internals (runtimes/_http_fast_deno.ts,
- * _http_fast_bun.ts). `serve()` tries it first and falls back to node:http
- * when it answers null.
+ * A server from a runtime's fast path: its own native HTTP server put on the
+ * fd through runtime internals. serve() checks `listener` with the same
+ * wrong-bind guard as every other listener, and drains through `close`.
  */
 export interface FastServer {
   /** Where it listens, for the wrong-bind guard. */
   listener: RawListener;
-  /**
-   * Stops accepting, lets responses in flight finish within `timeout` ms,
-   * closes idle keep-alive connections, then cuts the rest. Called again, it
-   * returns the first call's promise.
-   */
+  /** Stops accepting, lets responses in flight finish within `timeout` ms, then closes. */
   close(timeout: number): Promise<void>;
-  /** Open connections (Bun: requests in flight, the only count it keeps). */
+  /** Open connections. */
   readonly connections: number;
-}
-
-/** What a fast path is asked for. */
-export interface FastServeOptions {
-  /** HTTPS with this certificate and key; a fast path that cannot terminate TLS answers null. */
-  tls?: TlsOptions;
-  /** As serve()'s: answers a request whose handler threw. */
-  onError?: ServeErrorHandler;
-  /** What the fd is, as adopt() found it. */
-  transport: "tcp" | "unix";
-  /**
-   * Every connection, as it is accepted (for idleExit): a fast path that
-   * cannot report connections answers null when this is given.
-   */
-  onSocket?: (socket: TrackedSocket) => void;
 }
 
 /** An HTTP adapter: node:http servers and how each runtime puts one on an fd. */
@@ -110,9 +148,4 @@ export interface HttpAdapter {
   tlsOf?(server: HttpServer): TlsOptions | "none" | undefined;
   /** Whether this runtime needs `tlsOf` (or the caller's `tls`) for an https.Server on an fd. */
   readonly needsTlsOutside: boolean;
-  /**
-   * A faster server on the fd through runtime internals, behind feature
-   * detection: null where they are missing, and serve() uses node:http.
-   */
-  fastServe?(fd: number, handler: ServeHandler, options: FastServeOptions): Promise<FastServer | null>;
 }

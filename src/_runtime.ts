@@ -65,7 +65,7 @@ export interface Files {
 export type FdState = "cloexec" | "inheritable" | "closed" | "unknown";
 
 import type { DgramAdapter, NetAdapter } from "./_net.ts";
-import type { HttpAdapter } from "./_http.ts";
+import type { FastServeOptions, FastServer, HttpAdapter, ServeHandler } from "./_http.ts";
 
 export interface Runtime {
   readonly name: "node" | "deno" | "bun";
@@ -129,6 +129,14 @@ export interface Runtime {
   net(): Promise<NetAdapter>;
   /** The HTTP adapter (node:http and how it reaches an fd), loaded on first use. */
   http(): Promise<HttpAdapter>;
+  /**
+   * The seam for a faster HTTP server than node:http: the runtime's own,
+   * put on the listening socket `fd` through its internals, behind feature
+   * detection. serve() tries it first on an activated fd and serves through
+   * node:http when it is absent or answers null (an internal missing, TLS or
+   * a unix socket it cannot do); it must then leave the fd untouched.
+   */
+  serveFast?(fd: number, handler: ServeHandler, options: FastServeOptions): Promise<FastServer | null>;
 }
 
 let current: Runtime | undefined;

@@ -24,11 +24,27 @@ import {
 } from "./listen.ts";
 import { release } from "./listen_fds.ts";
 import type { Addr, Conn, RawListener } from "./_net.ts";
-import { getRuntime, type Runtime } from "./_runtime.ts";
+import { getRuntime } from "./_runtime.ts";
 
 export type { ServeErrorHandler, ServeHandler, ServeInfo, TlsOptions } from "./_http.ts";
 
-/** Options for {@linkcode serve}. */
+/**
+ * Options for {@linkcode serve}: those of `listen()` and TLS.
+ *
+ * @example The fd named "web", HTTPS, 5 s to drain
+ * ```ts
+ * import { readFileSync } from "node:fs";
+ * import { serve, type ServeOptions } from "@socket-activate/socket-activate";
+ *
+ * const options: ServeOptions = {
+ *   name: "web",
+ *   fallback: { port: 8443 },
+ *   tls: { cert: readFileSync("cert.pem", "utf8"), key: readFileSync("key.pem", "utf8") },
+ *   drainTimeout: 5000,
+ * };
+ * await serve(options, () => new Response("hello\n"));
+ * ```
+ */
 export interface ServeOptions extends Omit<ListenOptions, "onError"> {
   /**
    * Serve HTTPS with this certificate and key (PEM, as strings or bytes)
@@ -74,7 +90,12 @@ function acceptYes(a: Adoption, what: string): ActivationError {
  * Node, Deno and Bun, each through the way in that works there (node:http's
  * `listen({ fd })` in Node and Deno; in Bun a node:net or node:tls listener on
  * the fd handing its connections to node:http, since Bun's own HTTP servers
- * ignore the fd). Request and response bodies stream both ways with
+ * ignore the fd). On an activated TCP socket in Deno (and any socket, TLS
+ * included, in Bun) it first puts the runtime's own server there (the engine
+ * of `Deno.serve`, `Bun.serve` itself) through runtime internals, about 2 to
+ * 5 times as many requests a second; where an internal is missing, with
+ * `idleExit`, or with `SOCKET_ACTIVATE_HTTP_FAST=0` in the environment, it
+ * uses node:http. Request and response bodies stream both ways with
  * backpressure; connections are kept alive; `close()` stops accepting, lets
  * the requests in flight finish (up to `drainTimeout`) and closes idle
  * keep-alive connections.
@@ -110,11 +131,25 @@ export async function serve(options: ServeOptions, handler: ServeHandler): Promi
   const a = adopt(rt, options);
   if (a === undefined) requireFallback(options.fallback);
   else if (a.mode === "connection") throw acceptYes(a, "serve()");
-  const http = await rt.http();
-  if (a !== undefined && http.fastServe !== undefined && rt.getEnv("SOCKET_ACTIVATE_HTTP_FAST") !== "0") {
-    const fast = await serveFast(rt, http, a, options, handler);
-    if (fast !== undefined) return fast;
+  // A runtime's own server first, where it has a fast path that takes the fd
+  // (the seam: Runtime.serveFast). Not with idleExit: a fast server reports a
+  // count of connections, not when each opens and closes. Not with
+  // SOCKET_ACTIVATE_HTTP_FAST=0: the way out, without a code change, should
+  // a runtime release change an internal in a way feature detection misses.
+  const transport = a?.info.kind === "tcp" || a?.info.kind === "unix" ? a.info.kind : undefined;
+  if (
+    a !== undefined && transport !== undefined && rt.serveFast && options.idleExit === undefined &&
+    rt.getEnv("SOCKET_ACTIVATE_HTTP_FAST") !== "0"
+  ) {
+    let fast: FastServer | null;
+    try {
+      fast = await rt.serveFast(a.f.fd, handler, { tls: options.tls, onError: options.onError, transport });
+    } catch (e) {
+      throw listenFailed(rt, a, e);
+    }
+    if (fast !== null) return fastServer(a, fast, options);
   }
+  const http = await rt.http();
   // Every connection goes through the Tracker, as a stream connection would:
   // it counts them, drains them on close, and drives idleExit and the watchdog.
   const tracker = new Tracker({ ...options, onError: undefined }, () => {});
@@ -148,61 +183,55 @@ export async function serve(options: ServeOptions, handler: ServeHandler): Promi
   } catch (e) {
     throw listenFailed(rt, a, e);
   }
-  return tracker.server(true, verifyListener(a, l), a.f, stop(l));
+  let addr: Addr;
+  try {
+    addr = verifyListener(a, l);
+  } catch (e) {
+    l.close(); // a runtime that listened elsewhere must not go on serving there
+    throw e;
+  }
+  return tracker.server(true, addr, a.f, stop(l));
+}
+
+/** A fast path's server as a Server, checked by the same guard as node:http's. */
+function fastServer(a: Adoption, fast: FastServer, options: ServeOptions): Server {
+  let addr: Addr;
+  try {
+    addr = verifyListener(a, fast.listener);
+  } catch (e) {
+    fast.close(0).catch(() => {});
+    throw e;
+  }
+  // The Tracker keeps no connections here: it runs the watchdog and settles
+  // `finished` once the fast server has drained.
+  const tracker = new Tracker({ ...options, onError: undefined }, () => {});
+  const s = tracker.server(true, addr, a.f, () => {});
+  let closed: Promise<void> | undefined;
+  return {
+    activated: true,
+    addr,
+    fd: a.f.fd,
+    name: a.f.name,
+    get connections() {
+      return fast.connections;
+    },
+    close: () => (closed ??= fast.close(options.drainTimeout ?? 10_000).then(() => tracker.close())),
+    finished: s.finished,
+  };
 }
 
 /**
- * serve() through the adapter's fast path (the runtime's own HTTP server on
- * the fd, through internals): undefined when it answers null, and the fd is
- * then served through node:http as if it had not been tried. The same
- * guarantees: the guard checks where it listens, the Tracker drives the
- * drain, idleExit and the watchdog.
+ * Options for {@linkcode listenHttp}.
+ *
+ * @example The fd named "web", else port 8080
+ * ```ts
+ * import { createServer } from "node:http";
+ * import { listenHttp, type ListenHttpOptions } from "@socket-activate/socket-activate";
+ *
+ * const options: ListenHttpOptions = { name: "web", fallback: { port: 8080 } };
+ * await listenHttp(createServer((_req, res) => res.end("hello\n")), options);
+ * ```
  */
-async function serveFast(
-  rt: Runtime,
-  http: HttpAdapter,
-  a: Adoption,
-  options: ServeOptions,
-  handler: ServeHandler,
-): Promise<Server | undefined> {
-  const tracker = new Tracker({ ...options, onError: undefined }, () => {});
-  // idleExit needs to see each connection open and close; only then are
-  // they asked for (Bun's fast path cannot tell them and answers null).
-  const each = options.idleExit !== undefined;
-  let fast: FastServer | null;
-  try {
-    fast = await http.fastServe!(a.f.fd, handler, {
-      tls: options.tls,
-      onError: options.onError,
-      transport: a.info.family === "unix" ? "unix" : "tcp",
-      onSocket: each ? (s) => tracker.accept(s as Conn) : undefined,
-    });
-  } catch (e) {
-    throw listenFailed(rt, a, e);
-  }
-  if (fast === null) return undefined;
-  const f = fast;
-  const addr = verifyListener(a, f.listener);
-  const drain = options.drainTimeout ?? 10_000;
-  let drained: Promise<void> | undefined;
-  const stop = () => void (drained ??= f.close(drain));
-  if (!each) {
-    // Without per-connection events the whole server stands in the Tracker
-    // as one connection, closed once its own drain (same timeout) is over.
-    let closed!: () => void;
-    const whole = { closed: new Promise<void>((r) => (closed = r)), close: () => {} };
-    tracker.accept(whole as unknown as Conn);
-    const stopWhole = stop;
-    const server = tracker.server(true, addr, a.f, () => {
-      stopWhole();
-      drained!.then(closed, closed);
-    });
-    return Object.defineProperty(server, "connections", { get: () => f.connections });
-  }
-  return tracker.server(true, addr, a.f, stop);
-}
-
-/** Options for {@linkcode listenHttp}. */
 export interface ListenHttpOptions {
   /** The fd to serve by its LISTEN_FDNAMES name. @default {the only fd passed} */
   name?: string;
@@ -220,7 +249,20 @@ export interface ListenHttpOptions {
   tls?: TlsOptions;
 }
 
-/** Where a node:http server listens, and whether the socket came from the service manager. */
+/**
+ * Where a node:http server listens, and whether the socket came from the service manager.
+ *
+ * @example Say where
+ * ```ts
+ * import { createServer } from "node:http";
+ * import { type HttpListening, listenHttp } from "@socket-activate/socket-activate";
+ *
+ * const where: HttpListening = await listenHttp(createServer((_req, res) => res.end("hi\n")), {
+ *   fallback: { port: 8080 },
+ * });
+ * console.error(where.activated ? `activated fd ${where.fd} "${where.name}"` : "port 8080");
+ * ```
+ */
 export interface HttpListening {
   /** True when the socket came from the service manager. */
   readonly activated: boolean;
@@ -314,5 +356,12 @@ export async function listenHttp(
   } catch (e) {
     throw listenFailed(rt, a, e);
   }
-  return { activated: true, fd: a.f.fd, name: a.f.name, addr: verifyListener(a, l) };
+  let addr: Addr;
+  try {
+    addr = verifyListener(a, l);
+  } catch (e) {
+    l.close();
+    throw e;
+  }
+  return { activated: true, fd: a.f.fd, name: a.f.name, addr };
 }

@@ -43,7 +43,7 @@ async function activated(
   scheme = "http",
 ): Promise<{ r: Run; port: number; base: string }> {
   const port = await freePort();
-  // systemd-socket-activate passes on only the variables -E names.
+  // systemd-socket-activate passes on only the variables named by -E.
   const pass = Object.keys(env).flatMap((k) => ["-E", k]);
   const r = start([
     SSA,
@@ -55,6 +55,12 @@ async function activated(
     mode,
   ], env);
   const base = `${scheme}://127.0.0.1:${port}`;
+  // curl must not connect before systemd-socket-activate listens (a refused
+  // connection starts nothing).
+  const deadline = Date.now() + 10000;
+  while (!/Listening on/.test(r.stderr()) && Date.now() < deadline) {
+    await new Promise((res) => setTimeout(res, 10));
+  }
   // The first connection is what starts the server (wait up to 20 s for it).
   const first = await run("curl", ["-sS", "-m", "20", ...curlTls(env), `${base}/n/0`]);
   if (first.code !== 0) await ready(r).catch(() => {});
@@ -260,6 +266,19 @@ test("serve() closes gracefully: a request in flight is answered, then the proce
   assert.equal(c.stdout, "slow");
   assert.equal(await r.exited(), 0);
   assert.match(r.stderr(), /closed\n/);
+});
+
+test("serve({ idleExit }) exits 0 once no connection has been open for that long, not before", async () => {
+  const t0 = Date.now();
+  const { r, base } = await activated("serve", { IDLE_EXIT: "1" });
+  // curl's connection from activated() has closed: the idle clock runs.
+  const again = await run("curl", ["-sS", "-H", "Connection: close", `${base}/n/1`]);
+  assert.equal(again.stdout, "n=1");
+  const closedAt = Date.now();
+  assert.equal(await r.exited(10000), 0, r.stderr());
+  const idle = Date.now() - closedAt;
+  assert.ok(idle >= 900, `exited ${idle} ms after the last connection closed, 1 s expected`);
+  assert.ok(Date.now() - t0 < 10000);
 });
 
 test("serve() with tls: HTTPS checked by a TLS client that trusts the self-signed certificate", async () => {
