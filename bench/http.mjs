@@ -10,8 +10,9 @@
 // and the hand-written alternatives in bench/http/server.mjs), all answering
 // GET with "Hello, World!". wrk -t1 -c64 keep-alive for HTTP_SECONDS each,
 // the variants interleaved (A B C, then C B A, ...) for HTTP_ROUNDS rounds
-// after one unmeasured warm-up each; medians, min-max, and the ratio of the
-// medians to the baseline's. The server runs pinned to CPU 1 (taskset), wrk
+// after one unmeasured warm-up each; medians, min-max, the ratio of the
+// medians to the baseline's, and the median of each round's own ratio (the
+// robust one when the machine's load drifts). The server runs pinned to CPU 1 (taskset), wrk
 // to CPU 0. Every server is checked to answer "Hello, World!" before it is
 // measured, started by this driver and stopped by PID.
 //
@@ -242,7 +243,7 @@ async function main() {
     } finally {
       await Promise.all(servers.map((s) => s.server.stop()));
     }
-    const base = median(servers[0]?.runs ?? [NaN]);
+    const base = servers[0]?.runs ?? [];
     for (const s of servers) {
       results.push({
         rt,
@@ -251,7 +252,10 @@ async function main() {
         median: median(s.runs),
         min: Math.min(...s.runs),
         max: Math.max(...s.runs),
-        ratio: median(s.runs) / base,
+        ratio: median(s.runs) / median(base),
+        // The load of a shared machine drifts: each round's own ratio
+        // compares runs seconds apart, their median is the robust figure.
+        roundRatio: median(s.runs.map((x, i) => x / base[i])),
         errors: s.errors,
       });
     }
@@ -260,15 +264,17 @@ async function main() {
     `\n### HTTP requests/s (wrk -t1 -c${CONNS}, ${SECONDS} s per run, ${ROUNDS} interleaved rounds, ` +
       `server on CPU ${SERVER_CPU}, wrk on CPU ${CLIENT_CPU}; "Hello, World!", keep-alive)\n`,
   );
-  console.log("| runtime | server | req/s median | min - max | ratio to baseline | errors |");
-  console.log("|---|---|---|---|---|---|");
+  console.log(
+    "| runtime | server | req/s median | min - max | ratio of medians | median of per-round ratios | errors |",
+  );
+  console.log("|---|---|---|---|---|---|---|");
   for (const r of results) {
     if (r.skipped) {
-      console.log(`| ${r.rt} | ${r.label} | - | - | not run: ${r.skipped.replace(/\|/g, "/")} | - |`);
+      console.log(`| ${r.rt} | ${r.label} | - | - | not run: ${r.skipped.replace(/\|/g, "/")} | - | - |`);
     } else {
       console.log(
-        `| ${r.rt} | ${r.label} | ${k(r.median)} | ${k(r.min)} - ${k(r.max)} | ${
-          r.ratio.toFixed(2)
+        `| ${r.rt} | ${r.label} | ${k(r.median)} | ${k(r.min)} - ${k(r.max)} | ${r.ratio.toFixed(2)} | ${
+          r.roundRatio.toFixed(2)
         } | ${r.errors} |`,
       );
     }
