@@ -8,7 +8,8 @@
 // the fd (it takes fds), each accepted socket's TCP stream is taken out of
 // node:net (`TCPWrap.prototype.takeStream()`, which returns the stream's
 // resource id) and given to `Deno[Deno.internal].serveHttpOnConnection`,
-// the function Deno.serve itself runs per listener. Both are private: every
+// the engine of Deno.serve for one connection (exposed internally for
+// node:http2, denoland/deno#19331). Both are private: every
 // one is feature-detected, and serveFast() answers null (the caller then
 // serves through node:http) when one is missing, before anything is accepted.
 //
@@ -32,12 +33,30 @@ type ServeOnConnection = (
   onListen: () => void,
 ) => { finished: Promise<void>; shutdown(): Promise<void> };
 
+interface Internals {
+  serveOn: ServeOnConnection;
+  /** The key under which Deno's resources keep their id (core.internalRidSymbol). */
+  rid: symbol;
+  /** Closes a resource (core.close). */
+  closeRid: (rid: number) => void;
+}
+
 /** The internals, or the name of the one that is missing. */
-function internals(): { serveOn: ServeOnConnection } | string {
+function internals(): Internals | string {
   const D = (globalThis as Any).Deno;
   if (D === undefined) return "Deno";
-  const serveOn = D.internal === undefined ? undefined : D[D.internal]?.serveHttpOnConnection;
-  if (typeof serveOn !== "function") return "Deno[Deno.internal].serveHttpOnConnection";
+  const inner = D.internal === undefined ? undefined : D[D.internal];
+  const serveOn = inner?.serveHttpOnConnection;
+  // Five parameters: (conn, signal, handler, onError, onListen), as in 2.9.
+  if (typeof serveOn !== "function" || serveOn.length !== 5) {
+    return "Deno[Deno.internal].serveHttpOnConnection(conn, signal, handler, onError, onListen)";
+  }
+  // serveHttpOnConnection reads the connection's resource id through this
+  // symbol, as it does from a Deno.Conn.
+  const rid = inner.core?.internalRidSymbol;
+  if (typeof rid !== "symbol") return "Deno[Deno.internal].core.internalRidSymbol";
+  const closeRid = inner.core.close;
+  if (typeof closeRid !== "function") return "Deno[Deno.internal].core.close";
   // process.binding() names node:net's TCP handle class without opening a
   // socket: the check runs before the fd is touched.
   let tcp: Any;
@@ -47,7 +66,7 @@ function internals(): { serveOn: ServeOnConnection } | string {
     return "process.binding('tcp_wrap')";
   }
   if (typeof tcp?.prototype?.takeStream !== "function") return "TCPWrap.prototype.takeStream";
-  return { serveOn };
+  return { serveOn, rid, closeRid: (r: number) => closeRid.call(inner.core, r) };
 }
 
 /** Why serveFast() would answer null in this process, or undefined when it would serve. */
@@ -56,19 +75,6 @@ export function unavailable(options: Pick<FastServeOptions, "tls" | "transport">
   if (options.transport !== "tcp") return "a unix socket";
   const i = internals();
   return typeof i === "string" ? `${i} is missing` : undefined;
-}
-
-// The connection's resource id is read through a symbol Deno keeps private
-// (core.internalRidSymbol, description "Deno.internal.rid"): a proxy answers
-// it by description, so no Deno.Conn has to be built (its class is not
-// exported either).
-function connFor(rid: number, localAddr: Addr): object {
-  return new Proxy({ localAddr }, {
-    get(target, key) {
-      if (typeof key === "symbol" && key.description === "Deno.internal.rid") return rid;
-      return (target as Any)[key];
-    },
-  });
 }
 
 class Info implements ServeInfo {
@@ -95,7 +101,7 @@ export async function serveFast(
   options: FastServeOptions,
 ): Promise<FastServer | null> {
   if (unavailable(options) !== undefined) return null;
-  const { serveOn } = internals() as { serveOn: ServeOnConnection };
+  const { serveOn, rid: ridKey, closeRid } = internals() as Internals;
   const net = (process as Any).getBuiltinModule("node:net") as typeof Net;
   const onError = options.onError;
   const abort = new AbortController();
@@ -119,13 +125,26 @@ export async function serveFast(
     // forgotten (its server's connection count goes down), not closed.
     sock.destroy();
     if (typeof rid !== "number") return;
-    const s = serveOn(
-      connFor(rid, localAddr),
-      abort.signal,
-      (req, inner) => callHandler(handler, req, new Info(remoteAddr, inner), onError),
-      onDenoError,
-      () => {},
-    );
+    let s: ReturnType<ServeOnConnection>;
+    try {
+      s = serveOn(
+        // What it reads of a Deno.Conn (whose class is not exported): the
+        // resource id and localAddr.
+        { [ridKey]: rid, localAddr },
+        abort.signal,
+        (req, inner) => callHandler(handler, req, new Info(remoteAddr, inner), onError),
+        onDenoError,
+        () => {},
+      );
+    } catch (e) {
+      // An internal that changed beyond what the detection saw: this
+      // connection is lost, said once per connection, not silently.
+      console.error("socket-activate: Deno's HTTP server refused a connection:", e);
+      try {
+        closeRid(rid);
+      } catch { /* closed */ }
+      return;
+    }
     open.add(s);
     s.finished.then(() => open.delete(s), () => open.delete(s));
     if (closing !== undefined) s.shutdown().catch(() => {});
