@@ -4,7 +4,10 @@ import { defineConfig } from "tsup";
 // file of its own, which the bin imports at run time, rather than compiled
 // with the bin on every start (unit.ts alone added about 0.7 ms of compiling
 // to the echo server's start-up in Node).
-const lazyCommands = ["unit"];
+const lazyCommands = ["unit", "run"];
+// The same for the runtimes' halves of `run` (runtimes/_run_*.ts), which the
+// shims import on first use: about 19 KB the echo server need not parse.
+const lazyRuntimeParts = ["_run_node", "_run_ffi"];
 
 // One bundle per runtime entry (picked by export conditions in package.json)
 // plus the bin. ESM and CJS, with declarations for both.
@@ -23,6 +26,7 @@ export default defineConfig([
     entry: {
       cli: "runtimes/cli.ts",
       ...Object.fromEntries(lazyCommands.map((c) => [c, `src/${c}.ts`])),
+      ...Object.fromEntries(lazyRuntimeParts.map((c) => [c, `runtimes/${c}.ts`])),
     },
     format: ["esm"],
     target: "es2022",
@@ -32,7 +36,7 @@ export default defineConfig([
     esbuildPlugins: [{
       name: "lazy-commands",
       setup(build) {
-        const filter = new RegExp(`^\\./(${lazyCommands.join("|")})\\.ts$`);
+        const filter = new RegExp(`^\\./(${[...lazyCommands, ...lazyRuntimeParts].join("|")})\\.ts$`);
         build.onResolve({ filter }, (args) => ({ path: args.path.replace(/\.ts$/, ".js"), external: true }));
       },
     }, {

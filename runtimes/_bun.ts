@@ -119,4 +119,5 @@ export const bunRuntime: Runtime = {
   // an internal is missing.
   serveFast: (fd, handler, options) =>
     import("./_http_fast_bun.ts").then((m) => m.serveFast(fd, handler, options)),
+  launcher: () => import("./_run_ffi.ts").then((m) => m.ffiLauncher("bun")),
 };

@@ -53,13 +53,13 @@ export const bunHttp: HttpAdapter = {
     return {
       addr: addrOf(relay),
       sameFd: typeof handleFd !== "number" || handleFd < 0 ? undefined : handleFd === fd,
-      close: () => server.close(),
+      close: () => void server.close(),
     };
   },
   async listenAddr(server, target) {
     // On an address of its own Bun's http.Server (and https.Server) listens
     // where it is told.
     await listening(server, netTarget(target));
-    return { addr: addrOf(server), sameFd: undefined, close: () => server.close() };
+    return { addr: addrOf(server), sameFd: undefined, close: () => void server.close() };
   },
 };

@@ -134,7 +134,7 @@ export async function listenServer(
   const addr = verifyListener(a, {
     addr: addrOf(server),
     sameFd: typeof handleFd !== "number" || handleFd < 0 ? undefined : handleFd === a.f.fd,
-    close: () => server.close(),
+    close: () => void server.close(),
   });
   return { activated: true, fd: a.f.fd, name: a.f.name, addr };
 }

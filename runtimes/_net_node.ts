@@ -102,6 +102,10 @@ function listenOn(
   localPath: string,
   fd?: number,
 ): Promise<RawListener> {
+  // Connections accepted but not yet handed to onConn (Deno's deferral below):
+  // close() waits for them, they belong to the drain.
+  let inFlight = 0;
+  let delivered: (() => void) | undefined;
   return new Promise((resolve, reject) => {
     // allowHalfOpen: a peer that shuts down its side may still be owed bytes
     // (an echo in flight); the Conn ends our side when its writable closes.
@@ -121,8 +125,13 @@ function listenOn(
       // reworked that peek upstream). It costs about 2 ms per connection:
       // Deno's timers fire no sooner than that (setTimeout(0) measured 2.1 ms).
       // Test "listen() serves two named sockets at once" covers it.
-      if (IS_DENO) setTimeout(() => onConn(fromSocket(s, localPath)), 0);
-      else onConn(fromSocket(s, localPath));
+      if (IS_DENO) {
+        inFlight++;
+        setTimeout(() => {
+          onConn(fromSocket(s, localPath));
+          if (--inFlight === 0) delivered?.();
+        }, 0);
+      } else onConn(fromSocket(s, localPath));
     });
     server.once("error", reject);
     // A raw handle from openTcp (Node) is tried with listen() first, in the
@@ -146,7 +155,10 @@ function listenOn(
         sameFd: fd === undefined || typeof handleFd !== "number" || handleFd < 0
           ? undefined
           : handleFd === fd,
-        close: () => server.close(),
+        close: () => {
+          server.close();
+          return inFlight === 0 ? undefined : new Promise<void>((r) => (delivered = r));
+        },
       });
     });
   });

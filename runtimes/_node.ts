@@ -184,6 +184,7 @@ export const nodeRuntime: Runtime = {
   net: () => import("./_net_node.ts").then((m) => m.nodeNet),
   dgram: () => import("./_dgram_node.ts").then((m) => m.nodeDgram),
   http: () => import("./_http_node.ts").then((m) => m.nodeHttp),
+  launcher: () => import("./_run_node.ts").then((m) => m.nodeLauncher),
   fifoReadable: (fd) => {
     // A pipe handle on the fd (libuv polls it) rather than fs.createReadStream:
     // fs reads block a thread-pool thread on an empty FIFO, and Node's exit

@@ -80,8 +80,12 @@ export interface RawListener {
    * true or false where the adapter can tell, undefined where it cannot.
    */
   sameFd: boolean | undefined;
-  /** Stops accepting; open connections stay. */
-  close(): void;
+  /**
+   * Stops accepting; open connections stay. A promise, where connections the
+   * runtime accepted before the stop are still on their way to `onConn`,
+   * settles once they have all been delivered.
+   */
+  close(): void | Promise<void>;
 }
 
 export type Target = { hostname: string; port: number } | { path: string };

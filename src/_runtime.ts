@@ -66,6 +66,7 @@ export type FdState = "cloexec" | "inheritable" | "closed" | "unknown";
 
 import type { DgramAdapter, NetAdapter } from "./_net.ts";
 import type { FastServeOptions, FastServer, HttpAdapter, ServeHandler } from "./_http.ts";
+import type { Launcher } from "./_launcher.ts";
 
 export interface Runtime {
   readonly name: "node" | "deno" | "bun";
@@ -137,6 +138,8 @@ export interface Runtime {
    * a unix socket it cannot do); it must then leave the fd untouched.
    */
   serveFast?(fd: number, handler: ServeHandler, options: FastServeOptions): Promise<FastServer | null>;
+  /** What `socket-activate run` needs, loaded on first use. */
+  launcher(): Promise<Launcher>;
 }
 
 let current: Runtime | undefined;

@@ -10,7 +10,7 @@ import { type EchoOptions, echoServer, Notifier } from "./echo.ts";
 import { formatAddr } from "./_net.ts";
 
 const USAGE =
-  "usage: socket-activate [echo [OPTIONS] | inspect [--json] | unit NAME --listen ADDR ... -- COMMAND]";
+  "usage: socket-activate [echo [OPTIONS] | inspect [--json] | unit NAME --listen ADDR ... -- COMMAND | run -l ADDR ... -- COMMAND]";
 
 const HELP = `socket-activate ${VERSION}: systemd socket activation for Node, Deno and Bun
 
@@ -25,6 +25,10 @@ Commands (socket-activate COMMAND --help tells more, with examples):
                      to the program itself (no npx, npm start or shell between
                      systemd and it), with Deno's permissions and the
                      NotifyAccess= that works for the runtime
+  run -l ADDR ... -- COMMAND
+                     open the sockets and start COMMAND socket-activated, as
+                     systemd-socket-activate does; --restart and --watch start
+                     it again on the same sockets without refusing a connection
 
 Options:
   -h, --help         this help (socket-activate help COMMAND: that command's)
@@ -40,6 +44,7 @@ Examples:
   systemd-socket-activate -l 8888 deno run -A mod.ts echo
   systemd-socket-activate -l 8080 --fdname=web deno run -A mod.ts inspect
   npx socket-activate unit echo --listen 8888 --notify -- npx socket-activate
+  npx socket-activate run -l 8080 --restart --watch src -- node server.js
 `;
 
 const ECHO_USAGE =
@@ -100,8 +105,8 @@ Examples:
 type Out = (s: string) => void;
 
 /**
- * The commands, their help and their entry. `unit` (and, with its branch,
- * `run`) is imported only when used, from a file of its own in the npm build
+ * The commands, their help and their entry. `unit` and `run` are imported
+ * only when used, from a file of its own in the npm build
  * (tsup.config.ts): compiling it with the bin cost the echo server's start-up
  * about 0.7 ms in Node.
  */
@@ -121,6 +126,12 @@ const COMMANDS: Record<
       const [{ unitMain }, files] = await Promise.all([import("./unit.ts"), rt.files()]);
       return unitMain(a, out, err, { files, getEnv: rt.getEnv });
     },
+  },
+  run: {
+    help: () => import("./run.ts").then((m) => m.RUN_HELP),
+    // The launcher is handed in: run.ts is a bundle of its own in the npm
+    // build, with its own (unset) copy of getRuntime()'s registry.
+    main: (a, out, err) => import("./run.ts").then((m) => m.runMain(a, out, err, getRuntime().launcher)),
   },
 };
 
@@ -200,11 +211,24 @@ async function echo(args: string[], _out: Out, err: Out): Promise<number> {
     }
   }
   const rt = getRuntime();
-  let server;
+  let server: Awaited<ReturnType<typeof echoServer>> | undefined;
+  let stopWanted = false;
   const notifier = new Notifier();
+  const stop = () => {
+    if (!server) return void (stopWanted = true);
+    err("echo: stopping: open connections may finish\n");
+    notifier.send("STOPPING=1");
+    server.close();
+  };
+  // Before listening: the server accepts from an inherited backlog before
+  // listen() resolves, and a SIGTERM then (socket-activate run --restart
+  // stopping a child that has just started) would kill it with those
+  // connections unanswered.
+  const offs = [rt.onSignal("SIGTERM", stop), rt.onSignal("SIGINT", stop)];
   try {
     server = await echoServer(opts, notifier);
   } catch (e) {
+    for (const off of offs) off();
     if (!(e instanceof ActivationError)) throw e;
     err(`socket-activate: ${e.code}: ${e.message}\n`);
     return 1;
@@ -213,12 +237,7 @@ async function echo(args: string[], _out: Out, err: Out): Promise<number> {
     `echo: listening on ${formatAddr(server.addr)} (socket from the service manager: ${server.activated})\n`,
   );
   notifier.send("READY=1");
-  const stop = () => {
-    err("echo: stopping: open connections may finish\n");
-    notifier.send("STOPPING=1");
-    server.close();
-  };
-  const offs = [rt.onSignal("SIGTERM", stop), rt.onSignal("SIGINT", stop)];
+  if (stopWanted) stop();
   await server.finished;
   for (const off of offs) off();
   await notifier.flush(); // the last notifications go out before the exit

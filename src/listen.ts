@@ -515,7 +515,8 @@ export class Tracker {
   closing: Promise<void> | undefined;
   resolveFinished!: () => void;
   readonly finished = new Promise<void>((r) => (this.resolveFinished = r));
-  stopAccepting: () => void = () => {};
+  stopAccepting: () => void | Promise<void> = () => {};
+  drained = false;
   stopWatchdog: (() => void) | undefined;
   idleTimer: ReturnType<typeof setTimeout> | undefined;
   idleExit = false;
@@ -523,7 +524,10 @@ export class Tracker {
   constructor(readonly options: ListenOptions, readonly handler: ConnHandler) {}
 
   accept(conn: Conn): void {
-    if (this.closing) {
+    // A connection the runtime accepted before the stop but delivers during
+    // the drain (Deno's, a timer late) is served like the others: the kernel
+    // cannot take it back. Only one arriving after the drain is closed.
+    if (this.drained) {
       conn.close();
       return;
     }
@@ -573,23 +577,22 @@ export class Tracker {
     return (this.closing ??= (async () => {
       clearTimeout(this.idleTimer);
       this.stopWatchdog?.();
-      this.stopAccepting();
       const timeout = this.options.drainTimeout ?? 10_000;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const expired = new Promise<void>((r) => (timer = setTimeout(r, timeout)));
+      await Promise.race([this.stopAccepting(), expired]);
       if (this.open.size > 0) {
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        await Promise.race([
-          Promise.all([...this.open].map((c) => c.closed)),
-          new Promise<void>((r) => (timer = setTimeout(r, timeout))),
-        ]);
-        clearTimeout(timer);
+        await Promise.race([Promise.all([...this.open].map((c) => c.closed)), expired]);
         for (const c of this.open) c.close();
         await Promise.all([...this.open].map((c) => c.closed));
       }
+      clearTimeout(timer);
+      this.drained = true;
       this.resolveFinished();
     })());
   }
 
-  server(activated: boolean, addr: Addr, f: ListenFd | undefined, stop: () => void): Server {
+  server(activated: boolean, addr: Addr, f: ListenFd | undefined, stop: () => void | Promise<void>): Server {
     this.stopAccepting = stop;
     if (this.options.watchdog) {
       this.stopWatchdog = keepAlive((e) =>

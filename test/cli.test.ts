@@ -25,7 +25,7 @@ test("socket-activate with an unknown command prints usage and exits 2", async (
   assert.equal(await r.exited(), 2);
   assert.match(
     r.stderr(),
-    /unknown command "frobnicate": the commands are echo, inspect, unit\nusage: socket-activate/,
+    /unknown command "frobnicate": the commands are echo, inspect, unit, run\nusage: socket-activate/,
   );
   assert.equal(r.stdout(), "");
 });

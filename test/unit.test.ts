@@ -492,7 +492,7 @@ test("unit with bad arguments exits 2 with one line naming the value, then the u
 });
 
 test("every command has --help with examples and the exit status, and help COMMAND shows it", async () => {
-  for (const cmd of ["echo", "inspect", "unit"]) {
+  for (const cmd of ["echo", "inspect", "unit", "run"]) {
     for (const args of [[cmd, "--help"], [cmd, "-h"], ["help", cmd]]) {
       const r = start([...cliCommand(), ...args]);
       assert.equal(await r.exited(), 0, r.stderr());
@@ -505,7 +505,7 @@ test("every command has --help with examples and the exit status, and help COMMA
   assert.equal(await r.exited(), 2);
   assert.match(
     r.stderr(),
-    /^socket-activate: unknown command "frob": the commands are echo, inspect, unit\nusage: /,
+    /^socket-activate: unknown command "frob": the commands are echo, inspect, unit, run\nusage: /,
   );
 });
 

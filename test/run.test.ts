@@ -1,0 +1,554 @@
+// `socket-activate run`, the launcher, in the runtime running this file, with
+// the echo server of the same runtime as COMMAND, real clients and real
+// sockets. Every launcher is stopped by PID.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import * as dgram from "node:dgram";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as path from "node:path";
+import {
+  abstractClient,
+  cliCommand,
+  connect,
+  exchange,
+  expectedEcho,
+  fixtureCommand,
+  freePort,
+  ROOT,
+  type Run,
+  RUNTIME,
+  start,
+  tempDir,
+} from "./_util.ts";
+
+const run = (args: string[], env: Record<string, string> = {}) =>
+  start([...cliCommand(), "run", ...args], env);
+const echo = () => [...cliCommand(), "--quiet"];
+const enc = new TextEncoder();
+
+async function until(cond: () => boolean, ms = 15000, what = "condition"): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const startedCount = (r: Run) => (r.stderr().match(/ started .* as PID \d+/g) ?? []).length;
+const lastPid = (r: Run) => Number([...r.stderr().matchAll(/ as PID (\d+)\n/g)].pop()?.[1]);
+
+async function echoOnce(target: { port: number } | { path: string }, text = "hello\n"): Promise<string> {
+  const s = await connect(target);
+  return new TextDecoder().decode(await exchange(s, enc.encode(text)));
+}
+
+test("run: a connection made before COMMAND listens waits in the backlog and is served", async () => {
+  const port = await freePort();
+  // COMMAND sleeps before it becomes the echo server: a launcher that
+  // accepted itself (or did not listen) would lose or refuse this connection.
+  const cmd = echo().map((a) => `'${a}'`).join(" ");
+  const r = run(["-l", `127.0.0.1:${port}`, "--", "/bin/sh", "-c", `sleep 0.7; exec ${cmd}`]);
+  await until(() => r.stderr().includes("listening on"), 15000, "the launcher");
+  const s = await connect({ port }, 2000);
+  const t0 = Date.now();
+  const got = await exchange(s, enc.encode("early bird\n"));
+  assert.deepEqual(got, expectedEcho(enc.encode("early bird\n"), true));
+  assert.ok(Date.now() - t0 >= 300, "served before COMMAND ran: the launcher itself answered");
+  r.signal("SIGTERM");
+  assert.equal(await r.exited(), 0, r.stderr());
+});
+
+test("run: TCP on HOST:PORT, the echo server activated", async () => {
+  const port = await freePort();
+  const r = run(["-l", `127.0.0.1:${port}`, "--", ...echo()]);
+  assert.equal(await echoOnce({ port }), "OHAI! systemd socket: true\nHELLO\n");
+  assert.match(r.stderr(), new RegExp(`listening on tcp 127\\.0\\.0\\.1:${port} as fd 3`));
+  r.signal("SIGTERM");
+  assert.equal(await r.exited(), 0, r.stderr());
+});
+
+test("run: PORT alone listens on IPv6 and IPv4", async () => {
+  const port = await freePort("::");
+  const r = run(["-l", String(port), "--", ...echo()]);
+  assert.equal(await echoOnce({ port }), "OHAI! systemd socket: true\nHELLO\n");
+  const s6 = await connect({ port, host: "::1" });
+  assert.deepEqual(await exchange(s6, enc.encode("v6")), expectedEcho(enc.encode("v6"), true));
+  r.signal("SIGTERM");
+  assert.equal(await r.exited(), 0, r.stderr());
+});
+
+test("run: a unix socket path", async () => {
+  const sock = path.join(tempDir(), "echo.sock");
+  const r = run(["-l", sock, "--", ...echo()]);
+  assert.equal(await echoOnce({ path: sock }), "OHAI! systemd socket: true\nHELLO\n");
+  r.signal("SIGTERM");
+  assert.equal(await r.exited(), 0, r.stderr());
+  assert.equal(fs.existsSync(sock), false, "the launcher removes the socket file it made");
+});
+
+test("run: an @abstract unix socket (Deno, Bun) or a clear refusal (Node)", async () => {
+  const name = `sa-run-${process.pid}-${Date.now()}`;
+  const r = run(["-l", `@${name}`, "--", ...echo()]);
+  if (RUNTIME === "node") {
+    assert.equal(await r.exited(), 1);
+    assert.match(
+      r.stderr(),
+      /^socket-activate run: -l "@sa-run-[^"]+": Node 20 binds abstract names .*nodejs\/node#50889/,
+    );
+    return;
+  }
+  const c = abstractClient(name, "abstract\n");
+  assert.equal(await c.exited(), 0, c.stderr());
+  assert.equal(c.stdout(), "OHAI! systemd socket: true\nABSTRACT\n");
+  r.signal("SIGTERM");
+  assert.equal(await r.exited(), 0, r.stderr());
+});
+
+test("run: two named sockets reach COMMAND in order, with LISTEN_FDNAMES and its own PID", async () => {
+  const [p1, p2] = [await freePort(), await freePort()];
+  const r = run([
+    "-l",
+    `127.0.0.1:${p1}`,
+    "-l",
+    `127.0.0.1:${p2}`,
+    "--fdname",
+    "web:admin",
+    "--",
+    ...cliCommand(),
+    "inspect",
+    "--json",
+  ]);
+  assert.equal(await r.exited(), 0, r.stderr());
+  const out = JSON.parse(r.stdout());
+  // activated: listenFds() found LISTEN_PID equal to its own PID.
+  assert.equal(out.activated, true, r.stdout());
+  assert.deepEqual(
+    out.fds.map((
+      f: { fd: number; name: string; kind: string; listening: boolean; port: number },
+    ) => [f.fd, f.name, f.kind, f.listening, f.port]),
+    [[3, "web", "tcp", true, p1], [4, "admin", "tcp", true, p2]],
+  );
+});
+
+test("run: the echo server picks the socket named by --name among two", async () => {
+  const [p1, p2] = [await freePort(), await freePort()];
+  const r = run([
+    "-l",
+    `127.0.0.1:${p1}`,
+    "-l",
+    `127.0.0.1:${p2}`,
+    "--fdname",
+    "web:admin",
+    "--",
+    ...echo(),
+    "--name",
+    "admin",
+  ]);
+  assert.equal(await echoOnce({ port: p2 }), "OHAI! systemd socket: true\nHELLO\n");
+  r.signal("SIGTERM");
+  assert.equal(await r.exited(), 0, r.stderr());
+});
+
+test("run: COMMAND holds fds 0-2 and the sockets only, and LISTEN_PID is its real PID", async () => {
+  const port = await freePort();
+  // The launcher itself is started with extra fds that lack FD_CLOEXEC (pipes
+  // as fds 3 and 7): none of them may reach COMMAND. COMMAND is sh itself
+  // (exec'd by the launcher's sh), listing its own fd table through ls.
+  const cli = cliCommand();
+  const child = spawn(cli[0], [
+    ...cli.slice(1),
+    "run",
+    "-l",
+    `127.0.0.1:${port}`,
+    "--",
+    "/bin/sh",
+    "-c",
+    'echo "pid=$$ listen_pid=$LISTEN_PID"; ls /proc/$$/fd',
+  ], {
+    stdio: ["ignore", "pipe", "pipe", "pipe", "ignore", "ignore", "ignore", "pipe"],
+    env: { PATH: process.env.PATH },
+  });
+  let out = "", err = "";
+  child.stdout!.on("data", (d) => (out += d));
+  child.stderr!.on("data", (d) => (err += d));
+  const code = await new Promise((resolve) => child.on("exit", resolve));
+  await until(() => /\n3\n/.test(out), 5000, "COMMAND's output");
+  assert.equal(code, 0, err);
+  const m = /^pid=(\d+) listen_pid=(\d+)\n([\d\n]*)$/.exec(out);
+  assert.ok(m, out);
+  assert.equal(m[2], m[1], "LISTEN_PID is the PID of the process running COMMAND");
+  assert.match(err, new RegExp(`started .* as PID ${m[1]}\\n`));
+  assert.deepEqual(m[3].trim().split("\n").map(Number).sort((a, b) => a - b), [0, 1, 2, 3]);
+  child.stdio.forEach((s) => (s as net.Socket | null)?.destroy());
+});
+
+test("run: --datagram hands COMMAND a UDP socket; datagrams sent before it starts are kept", async () => {
+  const port = await freePort();
+  const sock = dgram.createSocket("udp4");
+  const replies: string[] = [];
+  sock.on("message", (m) => replies.push(String(m)));
+  await new Promise<void>((r) => sock.bind(0, "127.0.0.1", r));
+  const cmd = fixtureCommand("udp.ts").map((a) => `'${a}'`).join(" ");
+  const r = run(["-d", "-l", `127.0.0.1:${port}`, "--", "/bin/sh", "-c", `sleep 0.5; exec ${cmd}`]);
+  await until(() => r.stderr().includes("listening on udp"), 15000, "the launcher");
+  sock.send("early", port, "127.0.0.1");
+  await until(() => replies.length > 0, 15000, "a reply");
+  assert.deepEqual(replies, ["EARLY"]);
+  sock.close();
+  r.signal("SIGTERM");
+  await r.exited();
+});
+
+test("run: --datagram on a unix path (Deno, Bun) or a clear refusal (Node)", async () => {
+  const dir = tempDir();
+  const sock = path.join(dir, "dgram.sock");
+  const r = run(["-d", "-l", sock, "--", ...fixtureCommand("udp.ts")]);
+  if (RUNTIME === "node") {
+    assert.equal(await r.exited(), 1);
+    assert.match(
+      r.stderr(),
+      /^socket-activate run: -l "[^"]+": Node has no unix datagram socket .*Deno .*Bun/,
+    );
+    return;
+  }
+  await until(() => r.stderr().includes("listening on unix datagram"), 15000, "the launcher");
+  // python3: no runtime's node:dgram has unix datagram sockets. The datagram
+  // may arrive before COMMAND is up: it waits in the socket's queue.
+  const client = start([
+    "/usr/bin/python3",
+    "-c",
+    `
+import socket, sys
+c = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); c.bind(sys.argv[2]); c.settimeout(15)
+c.sendto(b"unix dgram", sys.argv[1])
+sys.stdout.write(c.recv(100).decode())`,
+    sock,
+    path.join(dir, "client.sock"),
+  ]);
+  assert.equal(await client.exited(), 0, client.stderr());
+  assert.equal(client.stdout(), "UNIX DGRAM");
+  r.signal("SIGTERM");
+  await r.exited();
+});
+
+test("run: --accept starts one COMMAND per connection with REMOTE_ADDR, REMOTE_PORT and fd 3 named connection", async () => {
+  const port = await freePort();
+  const r = run([
+    "-a",
+    "-l",
+    `127.0.0.1:${port}`,
+    "--",
+    "/bin/sh",
+    "-c",
+    'echo "$REMOTE_ADDR $REMOTE_PORT $LISTEN_FDNAMES $LISTEN_FDS $$ $LISTEN_PID" >&3',
+  ]);
+  const s = await connect({ port });
+  const local = s.localPort;
+  const got = new TextDecoder().decode(await exchange(s, new Uint8Array()));
+  const [addr, rport, name, n, pid, lpid] = got.trim().split(" ");
+  assert.deepEqual([addr, Number(rport), name, n], ["127.0.0.1", local, "connection", "1"]);
+  assert.equal(lpid, pid);
+  r.signal("SIGTERM");
+  assert.equal(await r.exited(), 0, r.stderr());
+});
+
+test("run: --accept with the echo server, three connections at once, each its own process", async () => {
+  const port = await freePort();
+  const r = run(["-a", "-l", `127.0.0.1:${port}`, "--", ...echo()]);
+  const texts = ["one\n", "two\n", "three\n"];
+  const got = await Promise.all(texts.map((t) => echoOnce({ port }, t)));
+  assert.deepEqual(got, texts.map((t) => `OHAI! systemd socket: true\n${t.toUpperCase()}`));
+  assert.equal(startedCount(r) + (r.stderr().match(/connection from .*: started PID/g) ?? []).length, 3);
+  r.signal("SIGTERM");
+  assert.equal(await r.exited(), 0, r.stderr());
+});
+
+/**
+ * Opens connections one after another until `stop()`, each checked against
+ * the echo; `ok` counts the served ones as they come, `done` has the failures.
+ */
+function clientLoop(port: number) {
+  let going = true;
+  const state = {
+    ok: 0,
+    failures: [] as string[],
+    stop: () => void (going = false),
+    done: undefined as unknown as Promise<void>,
+  };
+  state.done = (async () => {
+    while (going) {
+      try {
+        const s = await new Promise<net.Socket>((resolve, reject) => {
+          const c = net.connect(port, "127.0.0.1");
+          c.once("connect", () => resolve(c));
+          c.once("error", reject);
+        });
+        const text = `n${state.ok}\n`;
+        const got = await exchange(s, enc.encode(text), 65536, 20000);
+        if (new TextDecoder().decode(got).endsWith(text.toUpperCase())) state.ok++;
+        else state.failures.push(`bad answer ${JSON.stringify(new TextDecoder().decode(got))}`);
+      } catch (e) {
+        state.failures.push((e as NodeJS.ErrnoException).code ?? String(e));
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    }
+  })();
+  return state;
+}
+
+/**
+ * 20 restarts by SIGHUP of `command` under the launcher while clientLoop
+ * runs; each restart waits until the new child has served a connection, so
+ * the load spans every restart.
+ */
+async function restartsUnderLoad(command: string[]) {
+  const port = await freePort();
+  const r = run(["--restart", "-l", `127.0.0.1:${port}`, "--", ...command]);
+  await until(() => startedCount(r) === 1, 15000, "the first start");
+  const load = clientLoop(port);
+  for (let i = 1; i <= 20; i++) {
+    const served = load.ok + load.failures.length;
+    await until(() => load.ok + load.failures.length > served, 20000, `a connection before restart ${i}`);
+    r.signal("SIGHUP");
+    await until(() => startedCount(r) === i + 1, 20000, `restart ${i}`);
+  }
+  const served = load.ok + load.failures.length;
+  await until(() => load.ok + load.failures.length > served, 20000, "a connection after the last restart");
+  load.stop();
+  await load.done;
+  r.signal("SIGTERM");
+  assert.equal(await r.exited(), 0, r.stderr());
+  return load;
+}
+
+const failed = (f: string[]) => [...new Set(f)].join(", ") || "-";
+
+test("run --restart: 20 restarts by SIGHUP under continuous load, not one connection refused or reset", async () => {
+  const { ok, failures } = await restartsUnderLoad(echo());
+  console.log(
+    `run --restart (${RUNTIME}): 20 restarts, ${ok} connections served, ${failures.length} failed (${
+      failed(failures)
+    })`,
+  );
+  assert.deepEqual(failures, []);
+
+  // The same load against the same server restarted without the launcher.
+  const port2 = await freePort();
+  let server = start([...echo(), "--host", "127.0.0.1", "--port", String(port2)]);
+  await connect({ port: port2 }).then((s) => s.destroy());
+  const plain = clientLoop(port2);
+  for (let i = 0; i < 20; i++) {
+    server.signal("SIGTERM");
+    await server.exited();
+    server = start([...echo(), "--host", "127.0.0.1", "--port", String(port2)]);
+    await connect({ port: port2 }, 15000).then((s) => s.destroy());
+    await new Promise((res) => setTimeout(res, 30));
+  }
+  plain.stop();
+  await plain.done;
+  console.log(
+    `plain restarts (${RUNTIME}): 20 restarts, ${plain.ok} connections served, ${plain.failures.length} failed ` +
+      `(${failed(plain.failures)})`,
+  );
+  server.signal("SIGTERM");
+  await server.exited();
+  assert.ok(plain.failures.length > 0, "without the launcher, restarts refuse connections");
+});
+
+/**
+ * 40 connections wait in the backlog before the first COMMAND starts; it stops
+ * accepting at its first connection and answers "first" on what it was handed.
+ * The rest must reach the second COMMAND (the echo server). Returns how many
+ * each served.
+ */
+async function backlogAcrossStop(
+  first: string[],
+): Promise<{ first: number; next: number; answers: string[] }> {
+  const dir = tempDir();
+  const port = await freePort();
+  const q = (a: string[]) => a.map((x) => `'${x}'`).join(" ");
+  const script = `if [ -e '${dir}/second' ]; then exec ${q(echo())}; fi; ` +
+    `touch '${dir}/second'; sleep 0.5; exec ${q(first)}`;
+  const r = run(["--restart", "-l", `127.0.0.1:${port}`, "--", "/bin/sh", "-c", script]);
+  await until(() => r.stderr().includes("listening on"), 15000, "the launcher");
+  const answers = await Promise.all(Array.from({ length: 40 }, async (_, i) => {
+    try {
+      const s = await connect({ port });
+      const got = new TextDecoder().decode(await exchange(s, enc.encode(`c${i}\n`), 65536, 20000));
+      return got === "first\n" ? "first" : got.startsWith("OHAI!") ? "next" : got === "" ? "EOF" : got;
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code ?? String(e);
+    }
+  }));
+  const count = (k: string) => answers.filter((a) => a === k).length;
+  console.log(
+    `backlog across a stop (${RUNTIME}, ${path.basename(first.at(-1)!)}): ${count("first")} served by the ` +
+      `first COMMAND, ${count("next")} by the next, ${40 - count("first") - count("next")} lost (${
+        failed(answers.filter((a) => a !== "first" && a !== "next"))
+      })`,
+  );
+  r.signal("SIGTERM");
+  assert.ok([0, 143].includes(await r.exited() as number), r.stderr());
+  return { first: count("first"), next: count("next"), answers };
+}
+
+test("run --restart: connections in the backlog when a node:net server stops accepting go to the next one", async () => {
+  // Node and Bun leave them in the kernel's queue. Deno's node:net server has
+  // already accepted them (it accepts eagerly, which denoland/deno#36749 also
+  // describes) and closes them with the server when close() is called from
+  // the connection callback: the peer gets a reset (or EOF when it had sent
+  // nothing). This test says so when that changes.
+  const r = await backlogAcrossStop(fixtureCommand("close_after_first.ts"));
+  if (RUNTIME === "deno") {
+    assert.ok(
+      r.first + r.next < 40,
+      "Deno's node:net server no longer loses its backlog on close: update this test and the README",
+    );
+  } else assert.deepEqual([r.first, r.next], [1, 39], r.answers.join(" "));
+});
+
+test("run --restart: a server of the package that stops accepting serves what it was handed, the rest go to the next", async () => {
+  // In Deno the package hands each connection over a timer late (the
+  // half-close workaround in runtimes/_net_node.ts), so connections Deno had
+  // already accepted arrive after close() began: they are part of the drain.
+  const r = await backlogAcrossStop([...fixtureCommand("server.ts"), "first"]);
+  assert.ok(r.first >= 1, r.answers.join(" "));
+  assert.equal(r.first + r.next, 40, r.answers.join(" "));
+});
+
+test("run --restart: COMMAND that exits by itself is started again on the same socket", async () => {
+  const port = await freePort();
+  const r = run(["--restart", "-l", `127.0.0.1:${port}`, "--", ...echo(), "--idle-exit", "0.2"]);
+  for (let i = 0; i < 3; i++) {
+    assert.equal(await echoOnce({ port }), "OHAI! systemd socket: true\nHELLO\n");
+    const n = startedCount(r);
+    await until(() => startedCount(r) > n, 15000, "a restart after the idle exit");
+  }
+  r.signal("SIGTERM");
+  // 143: the SIGTERM may reach a COMMAND that has not yet set up its handler.
+  assert.ok([0, 143].includes(await r.exited() as number), r.stderr());
+});
+
+test("run --watch: a changed file restarts COMMAND; a connection meanwhile is served", async () => {
+  const dir = tempDir();
+  fs.writeFileSync(path.join(dir, "app.txt"), "v1");
+  const port = await freePort();
+  const r = run(["--watch", dir, "-l", `127.0.0.1:${port}`, "--", ...echo()]);
+  await until(() => startedCount(r) === 1, 15000, "the first start");
+  const first = lastPid(r);
+  assert.equal(await echoOnce({ port }), "OHAI! systemd socket: true\nHELLO\n");
+  await new Promise((res) => setTimeout(res, 300)); // let the watcher settle
+  fs.writeFileSync(path.join(dir, "app.txt"), "v2");
+  await until(() => startedCount(r) === 2, 15000, "the restart after the change");
+  assert.notEqual(lastPid(r), first);
+  assert.match(r.stderr(), /a change in .*app\.txt: restarting PID/);
+  assert.equal(await echoOnce({ port }), "OHAI! systemd socket: true\nHELLO\n");
+  r.signal("SIGTERM");
+  assert.equal(await r.exited(), 0, r.stderr());
+});
+
+test("run: SIGINT and SIGTERM go to COMMAND, and the launcher exits with its status", async () => {
+  const port = await freePort();
+  const trap = (sig: string, code: number) =>
+    run([
+      "-l",
+      `127.0.0.1:${port}`,
+      "--",
+      "/bin/sh",
+      "-c",
+      `trap "exit ${code}" ${sig}; echo up; while :; do sleep 0.05; done`,
+    ]);
+  for (const [sig, code] of [["INT", 42], ["TERM", 43]] as const) {
+    const r = trap(sig, code);
+    await until(() => r.stdout().includes("up"), 15000, "COMMAND");
+    r.signal(`SIG${sig}`);
+    assert.equal(await r.exited(), code, r.stderr());
+  }
+  // COMMAND by name, looked up in PATH.
+  const plain = run(["-l", `127.0.0.1:${port}`, "--", "sh", "-c", "exit 3"]);
+  assert.equal(await plain.exited(), 3);
+  const killed = run(["-l", `127.0.0.1:${port}`, "--", "/bin/sh", "-c", "kill -KILL $$"]);
+  assert.equal(await killed.exited(), 137);
+  assert.match(killed.stderr(), /was killed by SIGKILL/);
+});
+
+test("run: bad arguments exit 2 with a one-line reason and the usage", async () => {
+  const cases: [string[], RegExp][] = [
+    [["-l", "8080"], /COMMAND is missing/],
+    [["--", "true"], /nothing to listen on: give at least one -l ADDR/],
+    [
+      ["-l", "localhost:80", "--", "true"],
+      /-l "localhost:80": "localhost" is not an IPv4 address \(host names are not resolved/,
+    ],
+    [["-l", "99999", "--", "true"], /-l "99999": "99999" is not a port \(1-65535\)/],
+    [["-l", "80", "--fdname", "a:b", "--", "true"], /--fdname gives 2 names for 1 socket/],
+    [["-d", "-a", "-l", "80", "--", "true"], /--datagram and --accept do not go together/],
+    [["--frob", "-l", "80", "--", "true"], /unknown option "--frob"/],
+    [["-l"], /-l needs a value/],
+    [
+      ["-E", "NOT_SET_ANYWHERE_X", "-l", "80", "--", "true"],
+      /-E "NOT_SET_ANYWHERE_X": NOT_SET_ANYWHERE_X is not set/,
+    ],
+  ];
+  for (const [args, want] of cases) {
+    const r = run(args);
+    assert.equal(await r.exited(), 2, `${args.join(" ")}: ${r.stderr()}`);
+    assert.match(r.stderr(), want);
+    assert.match(r.stderr(), /\nusage: socket-activate run /);
+    assert.equal(r.stderr().split("\n").length, 3, r.stderr());
+  }
+  const missing = run(["-l", `127.0.0.1:${await freePort()}`, "--", "no-such-command-x"]);
+  assert.equal(await missing.exited(), 127);
+  assert.match(
+    missing.stderr(),
+    /COMMAND "no-such-command-x" is not in PATH=".*": give its path, or install it/,
+  );
+});
+
+test("run under Deno without --allow-ffi says which flag it needs, in one line", async () => {
+  if (RUNTIME !== "deno") return;
+  const r = start([
+    process.execPath,
+    "run",
+    "--allow-read",
+    "--allow-env",
+    "--allow-run",
+    "--allow-write",
+    path.join(ROOT, "mod.ts"),
+    "run",
+    "-l",
+    `127.0.0.1:${await freePort()}`,
+    "--",
+    "true",
+  ]);
+  assert.equal(await r.exited(), 1);
+  assert.equal(
+    r.stderr(),
+    "socket-activate run: Deno may not call libc, which the launcher opens its sockets with: run it with " +
+      "--allow-ffi (or -A)\n",
+  );
+});
+
+test("run: a port in use fails in one line that names the address", async () => {
+  const blocker = net.createServer().listen(0, "127.0.0.1");
+  await new Promise((r) => blocker.once("listening", r));
+  const port = (blocker.address() as net.AddressInfo).port;
+  const r = run(["-l", `127.0.0.1:${port}`, "--", "true"]);
+  assert.equal(await r.exited(), 1);
+  assert.equal(
+    r.stderr(),
+    `socket-activate run: -l "127.0.0.1:${port}": cannot listen on tcp 127.0.0.1:${port}: EADDRINUSE: another ` +
+      "process listens there (ss -ltnp shows which); stop it or pick another address\n",
+  );
+  blocker.close();
+});
+
+test("run --help shows the options and examples", async () => {
+  const r = run(["--help"]);
+  assert.equal(await r.exited(), 0);
+  assert.match(r.stdout(), /^usage: socket-activate run /);
+  assert.match(r.stdout(), /--restart/);
+  assert.match(r.stdout(), /Examples:/);
+});
