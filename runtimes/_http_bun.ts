@@ -4,7 +4,8 @@
 // servers do take the fd, so one of them accepts and hands each socket to
 // the http.Server with emit("connection"). TLS is terminated by node:tls in
 // front of a plain http.Server: Bun's https.Server fed a raw socket through
-// emit("connection") answers in plain text, without TLS and without an error.
+// emit("connection") parses the TLS ClientHello as HTTP and answers in plain
+// text, without TLS (oven-sh/bun#42594, a fix still open; #42239 closed).
 import type * as Net from "node:net";
 import type * as Tls from "node:tls";
 import type { HttpAdapter, TlsOptions } from "../src/_http.ts";

@@ -256,6 +256,39 @@ test("serve() with curl: keep-alive reuse, HEAD, 404, the client's address", asy
   await stop(r);
 });
 
+test("serve() drops a request body the handler left unread: the next request on the connection is answered", async () => {
+  // Deno's node:http stalls the connection otherwise (denoland/deno#36821).
+  const { r, base } = await activated("serve");
+  const dir = tempDir();
+  fs.writeFileSync(path.join(dir, "in"), "x".repeat(300000));
+  const post = ["-m", "10", "--data-binary", `@${path.join(dir, "in")}`];
+  const c = await run("curl", [
+    "-sS",
+    ...post,
+    `${base}/n/1`,
+    "--next",
+    ...post,
+    "-w",
+    " %{num_connects}",
+    `${base}/n/2`,
+  ]);
+  assert.equal(c.code, 0, c.stderr);
+  assert.equal(c.stdout, "n=1n=2 0"); // the second request made no new connection
+  await stop(r);
+});
+
+test("serve(): request.signal aborts when the client goes away before the response", async () => {
+  const { r, base } = await activated("serve");
+  const c = await run("curl", ["-sS", "-m", "1", `${base}/wait`]);
+  assert.equal(c.code, 28, c.stderr); // curl gave up: time-out
+  const deadline = Date.now() + 5000;
+  while (!/signal aborted/.test(r.stderr()) && Date.now() < deadline) {
+    await new Promise((res) => setTimeout(res, 20));
+  }
+  assert.match(r.stderr(), /signal aborted/);
+  await stop(r);
+});
+
 test("serve() closes gracefully: a request in flight is answered, then the process exits 0", async () => {
   const { r, base } = await activated("serve");
   const slow = run("curl", ["-sS", "-m", "10", `${base}/slow`]);
