@@ -114,7 +114,7 @@ export const bunRuntime: Runtime = {
   dgram: () => import("./_dgram_bun.ts").then((m) => m.bunDgram),
   http: () => import("./_http_bun.ts").then((m) => m.bunHttp),
   // Bun.serve itself with the fd put under its listener (about five times
-  // the requests/s of node:http in Bun: README "The fast paths"), loaded
+  // the requests/s of serve() over node:http in Bun: README "The fast paths"), loaded
   // only when an activated serve() asks for it; null (node:http then) where
   // an internal is missing.
   serveFast: (fd, handler, options) =>
