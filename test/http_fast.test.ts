@@ -326,20 +326,22 @@ async function headAndBody(url: string): Promise<[string, string]> {
 const NODE_HTTP = /^keep-alive: timeout=/im;
 
 test(
-  "serve() answers through the fast path, and through node:http with SOCKET_ACTIVATE_HTTP_FAST=0",
+  "serve() answers through the fast path, and through node:http with SOCKET_ACTIVATE_HTTP_FAST=0 or an internal missing",
   { skip: !FAST },
   async () => {
-    for (const fast of [true, false]) {
+    for (const how of ["fast", "switched off", "internal missing"]) {
+      const fast = how === "fast";
       const port = await freePort();
       const base = `http://127.0.0.1:${port}`;
       const env: Record<string, string> = { FAST_VIA_SERVE: "1" };
-      if (!fast) env.SOCKET_ACTIVATE_HTTP_FAST = "0";
+      if (how === "switched off") env.SOCKET_ACTIVATE_HTTP_FAST = "0";
+      if (how === "internal missing") env.FAST_HIDE = "1";
       const run = await serveFixture(`127.0.0.1:${port}`, () => curlOk([`${base}/`]), env);
       assert.match(run.stderr(), /^serve \{"transport":"tcp","hostname":"127\.0\.0\.1","port":\d+\}/m);
       const [head, body] = await headAndBody(`${base}/`);
       assert.match(head, /^HTTP\/1\.1 200/);
       if (fast) assert.doesNotMatch(head, NODE_HTTP, "the fast path was not taken");
-      else assert.match(head, NODE_HTTP, "SOCKET_ACTIVATE_HTTP_FAST=0 did not force node:http");
+      else assert.match(head, NODE_HTTP, `${how}: not served by node:http`);
       assert.equal(JSON.parse(body).remoteAddr.hostname, "127.0.0.1");
       const r = await fetch(`${base}/throw`);
       assert.equal(r.status, 500);
