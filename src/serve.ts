@@ -95,10 +95,11 @@ function acceptYes(a: Adoption, what: string): ActivationError {
  * of `Deno.serve`, `Bun.serve` itself) through runtime internals, which
  * answers about 3.5 (Deno) and 5 (Bun) times as many requests a second;
  * where an internal is missing, with `idleExit`, or with
- * `SOCKET_ACTIVATE_HTTP_FAST=0` in the environment, it uses node:http. Request and response bodies stream both ways with
- * backpressure; connections are kept alive; `close()` stops accepting, lets
- * the requests in flight finish (up to `drainTimeout`) and closes idle
- * keep-alive connections.
+ * `SOCKET_ACTIVATE_HTTP_FAST=0` in the environment, it uses node:http.
+ * Request and response bodies stream both ways with backpressure;
+ * connections are kept alive; `close()` stops accepting, lets the requests in
+ * flight finish (up to `drainTimeout`) and closes idle keep-alive
+ * connections.
  *
  * @param options Which fd to serve, the fallback, TLS, the drain timeout.
  * @param handler Turns each request into a response.
