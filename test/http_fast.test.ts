@@ -382,3 +382,39 @@ test(
     assert.ok(Date.now() - t0 < 5000, "the idle exit came late");
   },
 );
+
+/** The TCP ports process `pid` listens on (its socket inodes in /proc/net/tcp{,6} in state LISTEN). */
+function listeningPorts(pid: number): number[] {
+  const inodes = new Set<string>();
+  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) inodes.add(m[1]);
+    } catch { /* closed meanwhile */ }
+  }
+  const ports: number[] = [];
+  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    for (const line of fs.readFileSync(table, "latin1").split("\n").slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length > 9 && f[3] === "0A" && inodes.has(f[9])) ports.push(parseInt(f[1].split(":")[1], 16));
+    }
+  }
+  return ports;
+}
+
+test(
+  "http fast path: the server listens on the inherited socket and nowhere else",
+  { skip: !FAST },
+  async () => {
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const run = await serveFixture(`127.0.0.1:${port}`, () => curlOk([`${base}/`]), { FAST_VIA_SERVE: "1" });
+    // Bun's fast path had Bun.serve open a private listener for a moment: it
+    // must be gone, only the inherited socket left (systemd-socket-activate
+    // exec'd the runtime, so the child's PID is the server's).
+    assert.deepEqual(listeningPorts(run.child.pid!), [port]);
+    const [head] = await headAndBody(`${base}/`);
+    assert.doesNotMatch(head, NODE_HTTP, "the fast path was not taken");
+    assert.equal(await stop(run), 0, run.stderr());
+  },
+);
