@@ -46,7 +46,7 @@ export default defineConfig([
       // more to read on every start. Left out, an import fails with this.
       name: "no-http-in-cli",
       setup(build) {
-        build.onResolve({ filter: /^\.\/_http_(node|bun)\.ts$/ }, (args) => ({
+        build.onResolve({ filter: /^\.\/_http_(node|bun|fast_deno|fast_bun)\.ts$/ }, (args) => ({
           path: args.path,
           namespace: "no-http-in-cli",
         }));

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # socket-activate benchmark: `bash bench/run.sh` (or `npm run bench`); prints
-# markdown tables on stdout, progress on stderr; about 2 minutes on 2 cores (bounded at 330 s + 120 s).
+# markdown tables on stdout, progress on stderr; about 10 minutes on 2 cores (bounded at 330 s + 120 s
+# + 420 s + 300 s).
 #
 # What is measured, each runtime (Node, Deno, Bun) side by side in ONE run,
 # the variants interleaved (A B A B ...) because the machine is noisy; medians
@@ -41,6 +42,13 @@
 #    import cost of srvx/node; needs wrk (skipped with a note without it);
 #    about 4 minutes. Alone: `node bench/http-bridge.mjs`.
 #
+# 5. HTTP requests/s of serve() (bench/http.mjs, which explains it; needs wrk
+#    and taskset): serve() on an activated socket (its fast path, and forced
+#    onto node:http with SOCKET_ACTIVATE_HTTP_FAST=0) against the runtime's
+#    fastest server on an ordinary port (node:http, Deno.serve, Bun.serve),
+#    interleaved, as ratios; about 3 minutes. Every other alternative
+#    measured: `node bench/http.mjs` alone (about 6 minutes).
+#
 # Every process is started by the driver (bench/bench.mjs) and stopped by PID
 # (SIGTERM, bounded wait, SIGKILL); systemd-socket-activate execs the program,
 # so it is the same PID. Every wait is bounded; a server that fails to start
@@ -73,6 +81,15 @@ if [ "$status" -eq 0 ]; then
     [ "$status" -ne 124 ] || echo "bench: http-bridge timed out after 420 s" >&2
   else
     echo "bench: wrk is missing (Debian package wrk): the HTTP bridge benchmark is skipped" >&2
+  fi
+fi
+if [ "$status" -eq 0 ]; then
+  if [ -x /usr/bin/wrk ] && [ -x /usr/bin/taskset ]; then
+    echo
+    HTTP_VARIANTS="${HTTP_VARIANTS:-pkg-serve pkg-serve-supported}" timeout -k 10 300 node bench/http.mjs || status=$?
+    [ "$status" -ne 124 ] || echo "bench: http timed out after 300 s" >&2
+  else
+    echo "bench: wrk or taskset is missing (Debian package wrk): the HTTP serve() benchmark is skipped" >&2
   fi
 fi
 echo "bench: took $(( $(date +%s) - start )) s" >&2

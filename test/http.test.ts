@@ -45,7 +45,15 @@ async function activated(
   const port = await freePort();
   // systemd-socket-activate passes on only the variables named by -E.
   const pass = Object.keys(env).flatMap((k) => ["-E", k]);
-  const r = start([SSA, "-l", `127.0.0.1:${port}`, ...pass, ...fixtureCommand("http.ts"), mode], env);
+  const r = start([
+    SSA,
+    "-l",
+    `127.0.0.1:${port}`,
+    ...pass,
+    ...fastSwitch(),
+    ...fixtureCommand("http.ts"),
+    mode,
+  ], env);
   const base = `${scheme}://127.0.0.1:${port}`;
   // curl must not connect before systemd-socket-activate listens (a refused
   // connection starts nothing).
@@ -57,6 +65,16 @@ async function activated(
   const first = await run("curl", ["-sS", "-m", "20", ...curlTls(env), `${base}/n/0`]);
   if (first.code !== 0) await ready(r).catch(() => {});
   return { r, port, base };
+}
+
+/**
+ * SOCKET_ACTIVATE_HTTP_FAST=0 in the test's environment forces serve() onto
+ * its supported node:http path in the servers too (systemd-socket-activate
+ * passes on only what -E names): test/run.sh runs this file both ways.
+ */
+function fastSwitch(): string[] {
+  const v = process.env.SOCKET_ACTIVATE_HTTP_FAST;
+  return v === undefined ? [] : ["-E", `SOCKET_ACTIVATE_HTTP_FAST=${v}`];
 }
 
 function curlTls(env: Record<string, string>): string[] {
@@ -255,7 +273,12 @@ test("serve() drops a request body the handler left unread: the next request on 
     `${base}/n/2`,
   ]);
   assert.equal(c.code, 0, c.stderr);
-  assert.equal(c.stdout, "n=1n=2 0"); // the second request made no new connection
+  if (RUNTIME === "deno" && process.env.SOCKET_ACTIVATE_HTTP_FAST !== "0") {
+    // Deno's fast path is Deno.serve's own server, which closes a connection
+    // whose request body was left unread once it has answered (Deno.serve on
+    // a port does the same): curl opens a second one, and nothing stalls.
+    assert.match(c.stdout, /^n=1n=2 [01]$/);
+  } else assert.equal(c.stdout, "n=1n=2 0"); // the second request made no new connection
   await stop(r);
 });
 
