@@ -112,7 +112,7 @@ export async function listenDatagram(
   const rt = getRuntime();
   let resolveFinished!: () => void;
   const finished = new Promise<void>((r) => (resolveFinished = r));
-  const onMessage = (data: Uint8Array, from: Addr) => {
+  const deliver = (data: Uint8Array, from: Addr) => {
     try {
       const r = handler(data, from);
       if (r && typeof (r as Promise<void>).then === "function") {
@@ -124,25 +124,44 @@ export async function listenDatagram(
       rt.write("stderr", `socket-activate: datagram handler failed: ${(e as Error)?.stack ?? e}\n`);
     }
   };
+  // A datagram already waiting when the socket is taken (the one that made
+  // the service manager start the service) can be received before the caller
+  // holds the server it answers through (`const server = await
+  // listenDatagram(...)`; Deno's FFI receive resolves that early): datagrams
+  // wait here until a macrotask after the server was handed over.
+  let early: [Uint8Array, Addr][] | undefined = [];
+  const onMessage = (data: Uint8Array, from: Addr) => {
+    if (early) early.push([data, from]);
+    else deliver(data, from);
+  };
+  const handOver = (server: DatagramServer): DatagramServer => {
+    setImmediate(() => {
+      const q = early!;
+      early = undefined;
+      for (const [data, from] of q) deliver(data, from);
+    });
+    return server;
+  };
   const make = (
     raw: RawDgram,
     addr: Addr,
     activated: boolean,
     fd?: number,
     name?: string,
-  ): DatagramServer => ({
-    activated,
-    addr,
-    fd,
-    name,
-    send: (data, remote) => raw.send(data, remote),
-    close: () => {
-      raw.close();
-      resolveFinished();
-      return finished;
-    },
-    finished,
-  });
+  ): DatagramServer =>
+    handOver({
+      activated,
+      addr,
+      fd,
+      name,
+      send: (data, remote) => raw.send(data, remote),
+      close: () => {
+        raw.close();
+        resolveFinished();
+        return finished;
+      },
+      finished,
+    });
   const f = adoptFd(rt, options);
   const dgram = await rt.dgram();
   if (f === undefined) {

@@ -227,7 +227,8 @@ sys.stdout.write(c.recv(100).decode())`,
     sock,
     path.join(dir, "client.sock"),
   ]);
-  assert.equal(await client.exited(), 0, client.stderr());
+  const code = await client.exited().catch((e) => `${e.message}\nlauncher and COMMAND: ${r.stderr()}`);
+  assert.equal(code, 0, `${client.stderr()}\nlauncher and COMMAND: ${r.stderr()}`);
   assert.equal(client.stdout(), "UNIX DGRAM");
   r.signal("SIGTERM");
   await r.exited();
