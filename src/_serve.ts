@@ -21,6 +21,23 @@ function checkTls(tls: TlsOptions | undefined, where: string): void {
   }
 }
 
+/** The HTTP server on the fallback address (the process was not activated). */
+async function listenFallback(
+  i: Internals,
+  http: HttpAdapter,
+  server: HttpServer,
+  options: ListenHttpOptions | ServeOptions,
+): Promise<{ l: RawListener; addr: Addr }> {
+  const target = i.fallbackTarget(options.fallback!);
+  let l: RawListener;
+  try {
+    l = await http.listenAddr(server, target);
+  } catch (e) {
+    throw i.fallbackFailed(target, e);
+  }
+  return { l, addr: i.fallbackAddr(target, l) };
+}
+
 function acceptYes(i: Internals, a: Adoption, what: string): ActivationError {
   i.release(a.f.fd);
   return new ActivationError(
@@ -84,14 +101,8 @@ export async function serveImpl(
     server.closeIdleConnections?.();
   };
   if (a === undefined) {
-    const target = i.fallbackTarget(options.fallback!);
-    let l: RawListener;
-    try {
-      l = await http.listenAddr(server, target);
-    } catch (e) {
-      throw i.fallbackFailed(target, e);
-    }
-    return tracker.server(false, i.fallbackAddr(target, l), undefined, stop(l));
+    const { l, addr } = await listenFallback(i, http, server, options);
+    return tracker.server(false, addr, undefined, stop(l));
   }
   let l: RawListener;
   try {
@@ -168,14 +179,8 @@ export async function listenHttpImpl(
   else if (a.mode === "connection") throw acceptYes(i, a, "listenHttp()");
   const http = await rt.http();
   if (a === undefined) {
-    const target = i.fallbackTarget(options.fallback!);
-    let l: RawListener;
-    try {
-      l = await http.listenAddr(server, target);
-    } catch (e) {
-      throw i.fallbackFailed(target, e);
-    }
-    return { activated: false, fd: undefined, name: undefined, addr: i.fallbackAddr(target, l) };
+    const { addr } = await listenFallback(i, http, server, options);
+    return { activated: false, fd: undefined, name: undefined, addr };
   }
   let tls: TlsOptions | undefined;
   try {
