@@ -38,6 +38,28 @@ async function listenFallback(
   return { l, addr: i.fallbackAddr(target, l) };
 }
 
+/** The HTTP server on the adopted fd, checked by the wrong-bind guard. */
+async function listenAdopted(
+  i: Internals,
+  http: HttpAdapter,
+  server: HttpServer,
+  a: Adoption,
+  tls: TlsOptions | undefined,
+): Promise<{ l: RawListener; addr: Addr }> {
+  let l: RawListener;
+  try {
+    l = await http.listenFd(server, a.f.fd, a.handle, tls);
+  } catch (e) {
+    throw i.listenFailed(i.getRuntime(), a, e);
+  }
+  try {
+    return { l, addr: i.verifyListener(a, l) };
+  } catch (e) {
+    l.close(); // a runtime that listened elsewhere must not go on serving there
+    throw e;
+  }
+}
+
 function acceptYes(i: Internals, a: Adoption, what: string): ActivationError {
   i.release(a.f.fd);
   return new ActivationError(
@@ -104,19 +126,7 @@ export async function serveImpl(
     const { l, addr } = await listenFallback(i, http, server, options);
     return tracker.server(false, addr, undefined, stop(l));
   }
-  let l: RawListener;
-  try {
-    l = await http.listenFd(server, a.f.fd, a.handle, tlsOutside ? options.tls : undefined);
-  } catch (e) {
-    throw i.listenFailed(rt, a, e);
-  }
-  let addr: Addr;
-  try {
-    addr = i.verifyListener(a, l);
-  } catch (e) {
-    l.close(); // a runtime that listened elsewhere must not go on serving there
-    throw e;
-  }
+  const { l, addr } = await listenAdopted(i, http, server, a, tlsOutside ? options.tls : undefined);
   return tracker.server(true, addr, a.f, stop(l));
 }
 
@@ -189,18 +199,6 @@ export async function listenHttpImpl(
     i.release(a.f.fd);
     throw e;
   }
-  let l: RawListener;
-  try {
-    l = await http.listenFd(server, a.f.fd, a.handle, tls);
-  } catch (e) {
-    throw i.listenFailed(rt, a, e);
-  }
-  let addr: Addr;
-  try {
-    addr = i.verifyListener(a, l);
-  } catch (e) {
-    l.close();
-    throw e;
-  }
+  const { addr } = await listenAdopted(i, http, server, a, tls);
   return { activated: true, fd: a.f.fd, name: a.f.name, addr };
 }
