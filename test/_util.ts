@@ -107,6 +107,45 @@ export function start(cmd: string[], env: Record<string, string | undefined> = {
   };
 }
 
+/**
+ * A self-signed certificate for localhost and 127.0.0.1 made with openssl
+ * (an EC key, valid a day) in a fresh directory: PEM file paths.
+ */
+export async function selfSigned(): Promise<{ cert: string; key: string; dir: string }> {
+  const dir = tempDir();
+  const cert = path.join(dir, "cert.pem"), key = path.join(dir, "key.pem");
+  const r = start([
+    "openssl",
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-days",
+    "1",
+    "-subj",
+    "/CN=localhost",
+    "-addext",
+    "subjectAltName=DNS:localhost,IP:127.0.0.1",
+    "-keyout",
+    key,
+    "-out",
+    cert,
+  ]);
+  if ((await r.exited()) !== 0) throw new Error(`openssl could not make a certificate: ${r.stderr()}`);
+  return { cert, key, dir };
+}
+
+/** An example's own command line for this runtime (see the example's header). */
+export function exampleCommand(file: string): string[] {
+  const f = path.join(ROOT, "examples", file);
+  if (RUNTIME === "deno") return [g.Deno!.execPath(), "run", "--allow-env", "--allow-net", "--allow-ffi", f];
+  if (RUNTIME === "bun") return [process.execPath, "run", f];
+  return [process.execPath, "--import", "tsx", f];
+}
+
 /** Connects to a TCP port or unix path, retrying until it answers (bounded). */
 export async function connect(
   target: { port: number; host?: string } | { path: string },

@@ -2,18 +2,7 @@
 // under the real systemd-socket-activate and on its own.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import * as path from "node:path";
-import { activate, connect, exchange, expectedEcho, freePort, ROOT, RUNTIME, start } from "./_util.ts";
-
-const g = globalThis as { Deno?: { execPath(): string } };
-
-/** The example's own command line for this runtime (see its header). */
-function exampleCommand(file: string): string[] {
-  const f = path.join(ROOT, "examples", file);
-  if (RUNTIME === "deno") return [g.Deno!.execPath(), "run", "--allow-env", "--allow-net", "--allow-ffi", f];
-  if (RUNTIME === "bun") return [process.execPath, "run", f];
-  return [process.execPath, "--import", "tsx", f];
-}
+import { activate, connect, exampleCommand, exchange, expectedEcho, freePort, start } from "./_util.ts";
 
 test("examples/echo.ts greets as activated and echoes upper-cased under systemd-socket-activate", async () => {
   const port = await freePort();

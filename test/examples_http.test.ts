@@ -5,18 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import * as path from "node:path";
-import { freePort, ROOT, type Run, RUNTIME, SSA, start } from "./_util.ts";
-
-const g = globalThis as { Deno?: { execPath(): string } };
-
-/** The example's own command line for this runtime (see its header). */
-function exampleCommand(file: string): string[] {
-  const f = path.join(ROOT, "examples", file);
-  if (RUNTIME === "deno") return [g.Deno!.execPath(), "run", "--allow-env", "--allow-net", "--allow-ffi", f];
-  if (RUNTIME === "bun") return [process.execPath, "run", f];
-  return [process.execPath, "--import", "tsx", f];
-}
+import { exampleCommand, freePort, type Run, SSA, start } from "./_util.ts";
 
 function curl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {

@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
 import * as tls from "node:tls";
-import { fixtureCommand, freePort, type Run, RUNTIME, SSA, start, tempDir } from "./_util.ts";
+import { fixtureCommand, freePort, type Run, RUNTIME, selfSigned, SSA, start, tempDir } from "./_util.ts";
 
 /** Runs a program to its end (bounded), resolving with its exit code and output. */
 function run(
@@ -89,32 +89,6 @@ async function stop(r: Run): Promise<void> {
 }
 
 /** A self-signed certificate for localhost and 127.0.0.1, made by the openssl CLI. */
-async function selfSigned(): Promise<{ TLS_CERT: string; TLS_KEY: string; dir: string }> {
-  const dir = tempDir();
-  const cert = path.join(dir, "cert.pem"), key = path.join(dir, "key.pem");
-  const r = await run("openssl", [
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-days",
-    "1",
-    "-subj",
-    "/CN=localhost",
-    "-addext",
-    "subjectAltName=DNS:localhost,IP:127.0.0.1",
-    "-keyout",
-    key,
-    "-out",
-    cert,
-  ]);
-  assert.equal(r.code, 0, r.stderr);
-  return { TLS_CERT: cert, TLS_KEY: key, dir };
-}
-
 /**
  * `total` GET /n/<i> requests over `conns` keep-alive connections (each one
  * sends its requests one after another on the same socket), checking every
@@ -321,11 +295,11 @@ test("serve({ idleExit }) exits 0 once no connection has been open for that long
 
 test("serve() with tls: HTTPS checked by a TLS client that trusts the self-signed certificate", async () => {
   const certs = await selfSigned();
-  const env = { TLS_CERT: certs.TLS_CERT, TLS_KEY: certs.TLS_KEY };
+  const env = { TLS_CERT: certs.cert, TLS_KEY: certs.key };
   const { r, port } = await activated("serve", env, "https");
   const base = `https://localhost:${port}`;
   const resolve = ["--resolve", `localhost:${port}:127.0.0.1`];
-  const ok = await run("curl", ["-sS", "--cacert", certs.TLS_CERT, ...resolve, `${base}/who`, `${base}/n/3`]);
+  const ok = await run("curl", ["-sS", "--cacert", certs.cert, ...resolve, `${base}/who`, `${base}/n/3`]);
   assert.equal(ok.code, 0, ok.stderr);
   assert.equal(ok.stdout, "tcp 127.0.0.1 https:n=3");
   // The same client without the certificate must refuse (exit 60: it could
@@ -338,7 +312,7 @@ test("serve() with tls: HTTPS checked by a TLS client that trusts the self-signe
       port,
       host: "127.0.0.1",
       servername: "localhost",
-      ca: fs.readFileSync(certs.TLS_CERT),
+      ca: fs.readFileSync(certs.cert),
     });
     let out = "";
     const timer = setTimeout(() => rej(new Error(`no answer: ${out}`)), 10000);
@@ -374,7 +348,7 @@ test("serve() with tls: HTTPS checked by a TLS client that trusts the self-signe
 
 test("serve() with tls echoes a 1 MiB POST body over HTTPS", async () => {
   const certs = await selfSigned();
-  const env = { TLS_CERT: certs.TLS_CERT, TLS_KEY: certs.TLS_KEY };
+  const env = { TLS_CERT: certs.cert, TLS_KEY: certs.key };
   const { r, port } = await activated("serve", env, "https");
   const body = new Uint8Array(1 << 20).map((_, i) => (i * 31) & 0xff);
   fs.writeFileSync(path.join(certs.dir, "in"), body);
@@ -382,7 +356,7 @@ test("serve() with tls echoes a 1 MiB POST body over HTTPS", async () => {
     "-sS",
     "-f",
     "--cacert",
-    certs.TLS_CERT,
+    certs.cert,
     "--resolve",
     `localhost:${port}:127.0.0.1`,
     "--data-binary",
@@ -442,14 +416,14 @@ test("listenHttp() puts a node:http server on the activated socket", async () =>
 
 test("listenHttp() puts a node:https server on the activated socket, TLS included", async () => {
   const certs = await selfSigned();
-  const env = { TLS_CERT: certs.TLS_CERT, TLS_KEY: certs.TLS_KEY };
+  const env = { TLS_CERT: certs.cert, TLS_KEY: certs.key };
   const { r, port } = await activated("node-https", env, "https");
   assert.match(await ready(r), /ready \{"activated":true/);
   const resolve = ["--resolve", `localhost:${port}:127.0.0.1`];
   const c = await run("curl", [
     "-sS",
     "--cacert",
-    certs.TLS_CERT,
+    certs.cert,
     ...resolve,
     `https://localhost:${port}/n/6`,
   ]);

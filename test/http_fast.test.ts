@@ -10,7 +10,17 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
-import { fixtureCommand, freePort, refused, type Run, RUNTIME, SSA, start, tempDir } from "./_util.ts";
+import {
+  fixtureCommand,
+  freePort,
+  refused,
+  type Run,
+  RUNTIME,
+  selfSigned,
+  SSA,
+  start,
+  tempDir,
+} from "./_util.ts";
 
 const FAST = RUNTIME !== "node";
 const fixture = () => fixtureCommand("http_fast.ts");
@@ -245,30 +255,7 @@ test(
 );
 
 test("http fast path: HTTPS (Bun: fast; Deno: null, served by the fallback)", { skip: !FAST }, async () => {
-  const dir = tempDir();
-  const [cert, key] = [path.join(dir, "cert.pem"), path.join(dir, "key.pem")];
-  const gen = await new Promise<number>((resolve) =>
-    execFile("openssl", [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
-      "-keyout",
-      key,
-      "-out",
-      cert,
-      "-days",
-      "2",
-      "-subj",
-      "/CN=localhost",
-      "-addext",
-      "subjectAltName=IP:127.0.0.1",
-    ], (e) => resolve(e ? 1 : 0))
-  );
-  assert.equal(gen, 0, "openssl could not make a certificate");
+  const { cert, key, dir } = await selfSigned();
   const port = await freePort();
   const run = await serveFixture(
     `127.0.0.1:${port}`,
