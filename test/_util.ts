@@ -59,6 +59,12 @@ export interface Run {
   signal(sig: NodeJS.Signals): void;
   /** Resolves with the exit status (or signal name); rejects after `ms`. */
   exited(ms?: number): Promise<number | string>;
+  /**
+   * Resolves once stderr matches `re`; rejects after `ms` with what stderr
+   * holds. A line the child wrote before a response can still be in the pipe
+   * when the response arrives: assert on stderr through this, not directly.
+   */
+  stderrMatch(re: RegExp, ms?: number): Promise<void>;
 }
 
 // Every process a test starts dies with the test process, even when an
@@ -94,6 +100,8 @@ export function start(cmd: string[], env: Record<string, string | undefined> = {
     stdout: () => out,
     stderr: () => err,
     signal: (sig) => process.kill(child.pid!, sig),
+    stderrMatch: (re, ms = 10000) =>
+      until(() => re.test(err), ms, () => `stderr of ${cmd.join(" ")} to match ${re}; it holds:\n${err}`),
     exited(ms = 15000) {
       let timer: ReturnType<typeof setTimeout>;
       const timeout = new Promise<never>((_, reject) => {
@@ -144,6 +152,21 @@ export function exampleCommand(file: string): string[] {
   if (RUNTIME === "deno") return [g.Deno!.execPath(), "run", "--allow-env", "--allow-net", "--allow-ffi", f];
   if (RUNTIME === "bun") return [process.execPath, "run", f];
   return [process.execPath, "--import", "tsx", f];
+}
+
+/** Polls `cond` every 10 ms until it holds; throws after `ms`, naming `what` (read then). */
+export async function until(
+  cond: () => boolean,
+  ms = 10000,
+  what: string | (() => string) = "a condition",
+): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${ms} ms waiting for ${typeof what === "string" ? what : what()}`);
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
 
 /** Connects to a TCP port or unix path, retrying until it answers (bounded). */

@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as dgram from "node:dgram";
-import { cliCommand, fixtureCommand, freePort, RUNTIME, SSA, start, tempDir } from "./_util.ts";
+import { cliCommand, fixtureCommand, freePort, RUNTIME, SSA, start, tempDir, until } from "./_util.ts";
 
 function client(family: "udp4" | "udp6") {
   const s = dgram.createSocket(family);
@@ -21,11 +21,6 @@ async function knock(c: { s: dgram.Socket; replies: string[] }, text: string, po
   }
 }
 
-async function until(cond: () => boolean, ms = 10000) {
-  const deadline = Date.now() + ms;
-  while (!cond() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-}
-
 for (const [family, host] of [["udp4", "127.0.0.1"], ["udp6", "::1"]] as const) {
   test(`listenDatagram() answers on an activated ${family} socket`, async () => {
     const port = await freePort(host);
@@ -40,7 +35,7 @@ for (const [family, host] of [["udp4", "127.0.0.1"], ["udp6", "::1"]] as const) 
     // The first datagram that reaches systemd-socket-activate starts the service.
     await knock(c, "hello", port, host);
     assert.ok(c.replies.length >= 1 && c.replies.every((r) => r === "HELLO"), JSON.stringify(c.replies));
-    assert.match(run.stderr(), new RegExp(`ready true .*"port":${port}`));
+    await run.stderrMatch(new RegExp(`ready true .*"port":${port}`));
     c.s.close();
     run.child.kill("SIGKILL");
     await run.exited();
@@ -60,7 +55,11 @@ test("listenDatagram(): 10,000 datagrams on loopback, every one answered", async
     while (sent - c.replies.length < 64 && sent < total) c.s.send(`d${sent++}`, port, "127.0.0.1");
     await new Promise((r) => setTimeout(r, 0));
   }
-  await until(() => c.replies.length >= total, 20000);
+  await until(
+    () => c.replies.length >= total,
+    20000,
+    () => `${total - c.replies.length} of ${total} replies`,
+  );
   const got = new Set(c.replies);
   const lost = total - got.size;
   c.s.close();
@@ -73,8 +72,7 @@ test("listenDatagram(): 10,000 datagrams on loopback, every one answered", async
 test("listenDatagram() falls back to a port of its own when not activated", async () => {
   const port = await freePort();
   const run = start([...fixtureCommand("udp.ts"), String(port)]);
-  await until(() => run.stderr().includes("ready"));
-  assert.match(run.stderr(), /ready false/);
+  await run.stderrMatch(/ready false/);
   const c = client("udp4");
   await knock(c, "fallback", port, "127.0.0.1");
   assert.equal(c.replies[0], "FALLBACK");
@@ -126,7 +124,7 @@ for _ in range(100):
     if (RUNTIME !== "node") {
       assert.equal(await client.exited(), 0, client.stderr());
       assert.equal(client.stdout(), "UNIX DGRAM\n");
-      assert.match(run.stderr(), /ready true \{"transport":"unix","path":"/);
+      await run.stderrMatch(/ready true \{"transport":"unix","path":"/);
       run.child.kill("SIGKILL");
       await run.exited();
       return;

@@ -44,23 +44,17 @@ for (const name of ["express", "hono", "fastify", "koa"]) {
     const port = await freePort();
     const run = start([SSA, "-l", `127.0.0.1:${port}`, ...exampleCommand(`${name}.ts`)]);
     // curl must not connect before systemd-socket-activate listens.
-    const deadline = Date.now() + 10000;
-    while (!/Listening on/.test(run.stderr()) && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    await run.stderrMatch(/Listening on/);
     await check(run, port, name);
-    assert.match(run.stderr(), new RegExp(`${name}: listening \\(activated: true\\)`));
+    await run.stderrMatch(new RegExp(`${name}: listening \\(activated: true\\)`));
   });
 
   test(`examples/${name}.ts not activated listens on $PORT`, async () => {
     const port = await freePort();
     const run = start(exampleCommand(`${name}.ts`), { PORT: String(port) });
     // Not activated, nothing holds the port before the app listens: wait for it.
-    const deadline = Date.now() + 15000;
-    while (!/listening/.test(run.stderr()) && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await run.stderrMatch(/listening/, 15000);
     await check(run, port, name);
-    assert.match(run.stderr(), new RegExp(`${name}: listening \\(activated: false\\)`));
+    await run.stderrMatch(new RegExp(`${name}: listening \\(activated: false\\)`));
   });
 }

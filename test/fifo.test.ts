@@ -17,11 +17,7 @@ test("openFifo() streams what writers put into the FIFO", async () => {
     "-c",
     `LISTEN_FDS=1 LISTEN_FDNAMES=control LISTEN_PID=$$ exec ${cmd} 3<>'${fifo}'`,
   ]);
-  const deadline = Date.now() + 10000;
-  while (!run.stderr().includes("ready") && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  assert.match(run.stderr(), /ready 3 control/);
+  await run.stderrMatch(/ready 3 control/);
   // Two writers one after the other: the stream goes on across them.
   fs.writeFileSync(fifo, "hello fifo\n");
   fs.writeFileSync(fifo, "second writer\nEND\n");

@@ -57,10 +57,7 @@ async function activated(
   const base = `${scheme}://127.0.0.1:${port}`;
   // curl must not connect before systemd-socket-activate listens (a refused
   // connection starts nothing).
-  const deadline = Date.now() + 10000;
-  while (!/Listening on/.test(r.stderr()) && Date.now() < deadline) {
-    await new Promise((res) => setTimeout(res, 10));
-  }
+  await r.stderrMatch(/Listening on/);
   // The first connection is what starts the server (wait up to 20 s for it).
   const first = await run("curl", ["-sS", "-m", "20", ...curlTls(env), `${base}/n/0`]);
   if (first.code !== 0) await ready(r).catch(() => {});
@@ -260,11 +257,7 @@ test("serve(): request.signal aborts when the client goes away before the respon
   const { r, base } = await activated("serve");
   const c = await run("curl", ["-sS", "-m", "1", `${base}/wait`]);
   assert.equal(c.code, 28, c.stderr); // curl gave up: time-out
-  const deadline = Date.now() + 5000;
-  while (!/signal aborted/.test(r.stderr()) && Date.now() < deadline) {
-    await new Promise((res) => setTimeout(res, 20));
-  }
-  assert.match(r.stderr(), /signal aborted/);
+  await r.stderrMatch(/signal aborted/);
   await stop(r);
 });
 

@@ -105,7 +105,7 @@ test("http fast path: 1000 keep-alive requests at 50 concurrent, all correct", {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const run = await serveFixture(`127.0.0.1:${port}`, () => getJson(`${base}/`));
-  assert.match(run.stderr(), /^fast \{"transport":"tcp","hostname":"127\.0\.0\.1","port":\d+\}/m);
+  await run.stderrMatch(/^fast \{"transport":"tcp","hostname":"127\.0\.0\.1","port":\d+\}/m);
   // curl over one connection: the server's remoteAddr is curl's own port,
   // the same for every request (keep-alive).
   const c = await curl(["-w", " %{local_port}\\n", `${base}/`, `${base}/`, `${base}/`]);
@@ -214,11 +214,7 @@ test(
     assert.equal(r.status, 500);
     assert.equal(await r.text(), "onError: thrown on purpose");
     assert.equal(await (await fetch(`${base}/completed`)).text(), "watch completed");
-    const deadline = Date.now() + 5000;
-    while (!run.stderr().includes("completed settled") && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    assert.match(run.stderr(), /completed settled/);
+    await run.stderrMatch(/completed settled/);
     assert.equal(await stop(run), 0, run.stderr());
   },
 );
@@ -227,7 +223,7 @@ test("http fast path: IPv6", { skip: !FAST }, async () => {
   const port = await freePort("::1");
   const base = `http://[::1]:${port}`;
   const run = await serveFixture(`[::1]:${port}`, () => fetch(`${base}/`));
-  assert.match(run.stderr(), /^fast \{"transport":"tcp","hostname":"::1","port":\d+\}/m);
+  await run.stderrMatch(/^fast \{"transport":"tcp","hostname":"::1","port":\d+\}/m);
   const j = await getJson(`${base}/`);
   assert.equal((j.remoteAddr as { hostname: string }).hostname, "::1");
   assert.equal(await stop(run), 0, run.stderr());
@@ -262,7 +258,7 @@ test("http fast path: HTTPS (Bun: fast; Deno: null, served by the fallback)", { 
     () => curlOk(["--cacert", cert, `https://127.0.0.1:${port}/`]),
     { FAST_CERT: cert, FAST_KEY: key },
   );
-  assert.match(run.stderr(), RUNTIME === "bun" ? /^fast/m : /^fallback/m);
+  await run.stderrMatch(RUNTIME === "bun" ? /^fast/m : /^fallback/m);
   // Verified against the certificate, not -k.
   const c = await curl(["--cacert", cert, "-w", " %{http_code}", `https://127.0.0.1:${port}/`]);
   assert.equal(c.code, 0, c.stderr);
@@ -280,7 +276,7 @@ test(
     const port = await freePort();
     const base = `http://127.0.0.1:${port}`;
     const run = await serveFixture(`127.0.0.1:${port}`, () => fetch(`${base}/`), { FAST_HIDE: "1" });
-    assert.match(run.stderr(), /^fallback$/m);
+    await run.stderrMatch(/^fallback$/m);
     const c = await curl([
       "-w",
       " %{http_code}",
@@ -324,7 +320,7 @@ test(
       if (how === "switched off") env.SOCKET_ACTIVATE_HTTP_FAST = "0";
       if (how === "internal missing") env.FAST_HIDE = "1";
       const run = await serveFixture(`127.0.0.1:${port}`, () => curlOk([`${base}/`]), env);
-      assert.match(run.stderr(), /^serve \{"transport":"tcp","hostname":"127\.0\.0\.1","port":\d+\}/m);
+      await run.stderrMatch(/^serve \{"transport":"tcp","hostname":"127\.0\.0\.1","port":\d+\}/m);
       const [head, body] = await headAndBody(`${base}/`);
       assert.match(head, /^HTTP\/1\.1 200/);
       if (fast) assert.doesNotMatch(head, NODE_HTTP, "the fast path was not taken");
@@ -333,7 +329,7 @@ test(
       const r = await fetch(`${base}/throw`);
       assert.equal(r.status, 500);
       await r.text();
-      assert.match(run.stderr(), /socket-activate: serve\(\) handler failed: Error: thrown on purpose/);
+      await run.stderrMatch(/socket-activate: serve\(\) handler failed: Error: thrown on purpose/);
       assert.equal(await stop(run), 0, run.stderr());
     }
   },

@@ -16,7 +16,7 @@ test("listenServer() puts a net.Server on the activated socket", async () => {
   // accepts a connection whose FIN is already queued, and the native flavour
   // hands the caller's server the raw socket (listen() works around it).
   assert.equal(decode(await exchange(conn, text("x"))), "native net\n");
-  assert.match(run.stderr(), new RegExp(`ready .*"activated":true,"fd":3.*"port":${port}`));
+  await run.stderrMatch(new RegExp(`ready .*"activated":true,"fd":3.*"port":${port}`));
   run.child.kill("SIGKILL");
   await run.exited();
 });
@@ -56,7 +56,7 @@ if (RUNTIME === "bun") {
       { port },
     );
     assert.equal(decode(await exchange(conn, new Uint8Array())), "native bun\n");
-    assert.match(run.stderr(), /ready .*"activated":true,"fd":3/);
+    await run.stderrMatch(/ready .*"activated":true,"fd":3/);
     run.child.kill("SIGKILL");
     await run.exited();
   });

@@ -16,6 +16,7 @@ import {
   RUNTIME,
   start,
   tempDir,
+  until,
 } from "./_util.ts";
 
 interface Datagram {
@@ -25,20 +26,15 @@ interface Datagram {
 
 async function receiver(address: string): Promise<{ run: Run; messages(): Datagram[] }> {
   const run = start(["/usr/bin/python3", path.join(ROOT, "test", "_notify_receiver.py"), address, "20"]);
-  const deadline = Date.now() + 10000;
-  while (!run.stdout().startsWith("ready\n") && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  assert.ok(run.stdout().startsWith("ready\n"), run.stderr());
+  await until(
+    () => run.stdout().startsWith("ready\n"),
+    10000,
+    () => `the receiver's ready line: ${run.stderr()}`,
+  );
   return {
     run,
     messages: () => run.stdout().split("\n").slice(1).filter(Boolean).map((l) => JSON.parse(l)),
   };
-}
-
-async function waitFor(cond: () => boolean, ms = 10000) {
-  const deadline = Date.now() + ms;
-  while (!cond() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
 }
 
 const EXPECTED = [
@@ -62,7 +58,7 @@ for (const kind of ["path", "abstract"]) {
     const app = start(fixtureCommand("notify.ts"), { NOTIFY_SOCKET: address });
     assert.equal(await app.exited(), 0, app.stderr());
     assert.equal(app.stdout(), `done ${JSON.stringify(EXPECTED.map(() => true))}\n`);
-    await waitFor(() => r.messages().length >= EXPECTED.length);
+    await until(() => r.messages().length >= EXPECTED.length);
     const got = r.messages();
     r.run.child.kill("SIGKILL");
     // Node sends through systemd-notify, which ends the datagram with a newline.
@@ -109,7 +105,7 @@ test("reloading() sends CLOCK_MONOTONIC in microseconds", async () => {
   const r = await receiver(address);
   const app = start(fixtureCommand("notify.ts"), { NOTIFY_SOCKET: address });
   assert.equal(await app.exited(), 0, app.stderr());
-  await waitFor(() => r.messages().length >= 4);
+  await until(() => r.messages().length >= 4);
   const usec = Number(/MONOTONIC_USEC=(\d+)/.exec(r.messages()[3].data)![1]);
   const py = start(["/usr/bin/python3", "-c", "import time; print(int(time.monotonic() * 1e6))"]);
   await py.exited();
@@ -128,10 +124,10 @@ test("the echo server sends READY=1, STATUS and STOPPING=1 in order under system
     { port },
   );
   await exchange(conn, new TextEncoder().encode("x"));
-  await waitFor(() => r.messages().some((m) => m.data.startsWith("STATUS=")));
+  await until(() => r.messages().some((m) => m.data.startsWith("STATUS=")));
   run.signal("SIGTERM");
   assert.equal(await run.exited(), 0, run.stderr());
-  await waitFor(() => r.messages().some((m) => m.data.startsWith("STOPPING=1")));
+  await until(() => r.messages().some((m) => m.data.startsWith("STOPPING=1")));
   r.run.child.kill("SIGKILL");
   const texts = r.messages().map((m) => m.data.replace(/\n$/, ""));
   assert.deepEqual(texts, ["READY=1", "STATUS=1 connection(s) served", "STOPPING=1"]);
@@ -149,7 +145,7 @@ test("storeFds() passes the listening socket itself to the fd store, and barrier
   );
   // The socket's inode, read while the app holds fd 3.
   let inode = "";
-  await waitFor(() => {
+  await until(() => {
     try {
       inode = /socket:\[(\d+)\]/.exec(fs.readlinkSync(`/proc/${run.child.pid}/fd/3`))?.[1] ?? "";
     } catch { /* not yet exec'd, or gone */ }
@@ -166,7 +162,7 @@ test("storeFds() passes the listening socket itself to the fd store, and barrier
     return;
   }
   assert.equal(run.stdout(), "done [true,true,true]\n", run.stderr());
-  await waitFor(() => r.messages().length >= 3);
+  await until(() => r.messages().length >= 3);
   r.run.child.kill("SIGKILL");
   const [store, bar, remove] = r.messages() as (Datagram & { fds: number; inodes: number[] })[];
   assert.equal(store.data, "FDSTORE=1\nFDNAME=web");
@@ -191,7 +187,7 @@ s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind(sys.argv[1]); print
 kept = socket.recv_fds(s, 100, 4); time.sleep(10)`,
     address,
   ]);
-  await waitFor(() => hold.stdout().startsWith("ready"));
+  await until(() => hold.stdout().startsWith("ready"));
   const { barrier } = await import("../mod.ts");
   const t0 = Date.now();
   assert.equal(await barrier(300, { env: { NOTIFY_SOCKET: address } }), false);
@@ -229,7 +225,7 @@ test("Node as a non-root user: the datagram comes from systemd-notify's PID (Not
     ],
     { NOTIFY_SOCKET: address },
   );
-  await waitFor(() => r.messages().length >= 1 || run.child.exitCode !== null);
+  await until(() => r.messages().length >= 1 || run.child.exitCode !== null);
   assert.equal(r.messages().length >= 1, true, `no READY=1: ${run.stderr()}`);
   run.signal("SIGTERM");
   assert.equal(await run.exited(), 0, run.stderr());

@@ -21,20 +21,13 @@ import {
   RUNTIME,
   start,
   tempDir,
+  until,
 } from "./_util.ts";
 
 const run = (args: string[], env: Record<string, string> = {}) =>
   start([...cliCommand(), "run", ...args], env);
 const echo = () => [...cliCommand(), "--quiet"];
 const enc = new TextEncoder();
-
-async function until(cond: () => boolean, ms = 15000, what = "condition"): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 const startedCount = (r: Run) => (r.stderr().match(/ started .* as PID \d+/g) ?? []).length;
 const lastPid = (r: Run) => Number([...r.stderr().matchAll(/ as PID (\d+)\n/g)].pop()?.[1]);
@@ -64,7 +57,7 @@ test("run: TCP on HOST:PORT, the echo server activated", async () => {
   const port = await freePort();
   const r = run(["-l", `127.0.0.1:${port}`, "--", ...echo()]);
   assert.equal(await echoOnce({ port }), "OHAI! systemd socket: true\nHELLO\n");
-  assert.match(r.stderr(), new RegExp(`listening on tcp 127\\.0\\.0\\.1:${port} as fd 3`));
+  await r.stderrMatch(new RegExp(`listening on tcp 127\\.0\\.0\\.1:${port} as fd 3`));
   r.signal("SIGTERM");
   assert.equal(await r.exited(), 0, r.stderr());
 });

@@ -20,6 +20,7 @@ import {
   SSA,
   start,
   tempDir,
+  until,
 } from "./_util.ts";
 
 /** The node a shell would run: unit looks COMMAND up in PATH the same way. */
@@ -139,15 +140,11 @@ function boot(files: Record<string, string>, env: Record<string, string> = {}): 
 function notifyReceiver(): { address: string; run: Run; ready: Promise<void> } {
   const address = `@sa-unit-test-${process.pid}-${Math.random().toString(36).slice(2)}`;
   const run = start(["/usr/bin/python3", path.join(ROOT, "test", "_notify_receiver.py"), address, "25"]);
-  return { address, run, ready: until(() => run.stdout().startsWith("ready")) };
-}
-
-async function until(ok: () => boolean, ms = 15000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error("timed out");
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  return {
+    address,
+    run,
+    ready: until(() => run.stdout().startsWith("ready"), 15000, "the receiver's ready line"),
+  };
 }
 
 async function echoes(port: number): Promise<void> {
@@ -308,7 +305,7 @@ test("the --notify --watchdog unit sends READY=1 and WATCHDOG=1 from a PID its N
   const usec = String(Number(values(r.files["echo.service"], "WatchdogSec")[0]) * 1e6);
   const run = boot(r.files, { NOTIFY_SOCKET: recv.address, WATCHDOG_USEC: usec });
   await echoes(port);
-  await until(() => recv.run.stdout().includes('"WATCHDOG=1'));
+  await until(() => recv.run.stdout().includes('"WATCHDOG=1'), 15000, "WATCHDOG=1");
   run.signal("SIGTERM");
   assert.equal(await run.exited(), 0, run.stderr());
   recv.run.child.kill("SIGKILL");
