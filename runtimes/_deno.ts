@@ -4,6 +4,7 @@
 // -A, since Deno refuses explicit read grants on /proc.
 import { ActivationError } from "../src/errors.ts";
 import { type FdState, fdStateFromFdinfo, type Runtime } from "../src/_runtime.ts";
+import type { NetAdapter } from "../src/_net.ts";
 import { refused } from "../src/notify.ts";
 import {
   fdPassingVia,
@@ -18,13 +19,14 @@ import {
   sockInfoVia,
   type SymbolDef,
 } from "./_libc.ts";
-import { denoNet } from "./_net_deno.ts";
+import { makeDenoNet } from "./_net_deno.ts";
 
 // deno-lint-ignore no-explicit-any
 type Any = any;
 const D = (): Any => (globalThis as Any).Deno;
 
 let libc: Libc | null | undefined;
+let denoNet: NetAdapter | undefined;
 
 /** Whether the process may use FFI (granted, not prompting). */
 export function ffiGranted(): boolean {
@@ -185,7 +187,7 @@ export const denoRuntime: Runtime = {
     D().addSignalListener(signal, fn);
     return () => D().removeSignalListener(signal, fn);
   },
-  net: () => Promise.resolve(denoNet),
+  net: () => Promise.resolve(denoNet ??= makeDenoNet(loadLibc)),
   dgram: () => import("./_dgram_deno.ts").then((m) => m.denoDgram),
   http: () => import("./_http_node.ts").then((m) => m.nodeHttp),
   // Deno's own HTTP server on the fd (about 3.5 times the requests/s of

@@ -9,6 +9,7 @@ export interface Libc {
   getsockname(fd: number, addr: Uint8Array, len: Uint8Array): number;
   readlink(path: Uint8Array, buf: Uint8Array, size: number): number;
   write(fd: number, buf: Uint8Array, size: number): number;
+  send(fd: number, buf: Uint8Array, size: number, flags: number): number;
   pidfdOpen(pid: number): number;
   fstat(fd: number, buf: Uint8Array): number;
   fstatfs(fd: number, buf: Uint8Array): number;
@@ -39,6 +40,7 @@ const CORE = {
   getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  send: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
 } as const satisfies Record<string, SymbolDef>;
 const EXTRA = {
   // pidfd_open has no glibc wrapper before 2.36: go through syscall(2).
@@ -77,6 +79,7 @@ export function makeLibc(
     getsockname: (fd, addr, len) => c().getsockname(fd, addr, len),
     readlink: (path, buf, size) => Number(c().readlink(path, buf, n64(size))),
     write: (fd, buf, size) => Number(c().write(fd, buf, n64(size))),
+    send: (fd, buf, size, flags) => Number(c().send(fd, buf, n64(size), flags)),
     pidfdOpen: (pid) => Number(p().syscall(n64(SYS_PIDFD_OPEN[arch] ?? -1), n64(pid), n64(0))),
     fstat: (fd, buf) => p().fstat(fd, buf),
     fstatfs: (fd, buf) => p().fstatfs(fd, buf),

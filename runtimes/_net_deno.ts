@@ -2,7 +2,8 @@
 // fast), node:net for an inherited fd, since Deno.listen has no fd option and
 // no public API turns an fd into a Deno listener (denoland/deno#6529, #14006).
 import type { Addr, Conn, NetAdapter, Target } from "../src/_net.ts";
-import { importNet, nodeNet } from "./_net_node.ts";
+import type { Libc } from "./_libc.ts";
+import { connFdDirect, type DirectSend, importNet, listenFdDirect } from "./_net_node.ts";
 import { withStreams } from "../src/_streams.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -78,36 +79,52 @@ function fromDenoConn(c: Any, localPath: string): Conn {
   });
 }
 
-/** The Deno adapter. */
-export const denoNet: NetAdapter = {
-  listenFd: (fd, onConn) => importNet().then(() => nodeNet.listenFd(fd, onConn)),
-  connFd: (fd) => importNet().then(() => nodeNet.connFd(fd)),
-  listenAddr: (target: Target, onConn) => {
-    const path = "path" in target
-      ? (target.path.startsWith("@") ? "\0" + target.path.slice(1) : target.path)
-      : "";
-    const l = "path" in target
-      ? D().listen({ transport: "unix", path })
-      : D().listen({ transport: "tcp", hostname: target.hostname, port: target.port });
-    (async () => {
-      for (;;) {
-        let c;
-        try {
-          c = await l.accept();
-        } catch {
-          return; // the listener was closed
+const MSG_DONTWAIT = 0x40;
+const MSG_NOSIGNAL = 0x4000;
+
+/**
+ * The Deno adapter. `libc` gives the FFI bindings where --allow-ffi is
+ * granted (null otherwise): connections on an inherited fd then make their
+ * first writes with send(2) (see fromSocket in _net_node.ts).
+ */
+export function makeDenoNet(libc: () => Libc | null): NetAdapter {
+  let direct: DirectSend | undefined;
+  const sender = (): DirectSend | undefined => {
+    const c = libc();
+    return c === null
+      ? undefined
+      : (direct ??= (sock, chunk) => c.send(sock, chunk, chunk.length, MSG_DONTWAIT | MSG_NOSIGNAL));
+  };
+  return {
+    listenFd: (fd, onConn) => importNet().then(() => listenFdDirect(fd, onConn, sender())),
+    connFd: (fd) => importNet().then(() => connFdDirect(fd, sender())),
+    listenAddr: (target: Target, onConn) => {
+      const path = "path" in target
+        ? (target.path.startsWith("@") ? "\0" + target.path.slice(1) : target.path)
+        : "";
+      const l = "path" in target
+        ? D().listen({ transport: "unix", path })
+        : D().listen({ transport: "tcp", hostname: target.hostname, port: target.port });
+      (async () => {
+        for (;;) {
+          let c;
+          try {
+            c = await l.accept();
+          } catch {
+            return; // the listener was closed
+          }
+          onConn(fromDenoConn(c, "path" in target ? target.path : ""));
         }
-        onConn(fromDenoConn(c, "path" in target ? target.path : ""));
-      }
-    })();
-    return Promise.resolve({
-      addr: toAddr(l.addr, "path" in target ? target.path : ""),
-      sameFd: undefined,
-      close: () => {
-        try {
-          l.close();
-        } catch { /* closed */ }
-      },
-    });
-  },
-};
+      })();
+      return Promise.resolve({
+        addr: toAddr(l.addr, "path" in target ? target.path : ""),
+        sameFd: undefined,
+        close: () => {
+          try {
+            l.close();
+          } catch { /* closed */ }
+        },
+      });
+    },
+  };
+}

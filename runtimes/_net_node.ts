@@ -31,8 +31,37 @@ function tcpOrUnix(address: string | undefined, port: number | undefined, path: 
     : { transport: "unix", path };
 }
 
-/** A node:net socket as a runtime-neutral Conn. */
-export function fromSocket(s: Net.Socket, localPath = ""): Conn {
+/**
+ * A non-blocking send(2) of `chunk` straight to a connected socket's fd:
+ * the bytes the kernel took, or -1. Deno's shim passes one where FFI is
+ * granted (see `fromSocket`).
+ */
+export type DirectSend = (fd: number, chunk: Uint8Array) => number;
+
+/**
+ * A node:net socket as a runtime-neutral Conn.
+ *
+ * `deferWrites` (Deno only) holds the connection's writes until Deno can
+ * make them, working around a bug of Deno 2.9's node:net: the first write to
+ * a just-accepted connection whose peer has already sent FIN with no data (a
+ * client that connected and shut down its side while the service started)
+ * fails with EPIPE, the bytes lost. Deno's libuv emulation writes through
+ * tokio, whose try_write is WouldBlock until the reactor has reported the new
+ * socket writable, so the write is queued; the next poll of the handle
+ * (uv_compat poll_tcp_handle) reads the EOF, stops reading, then, finding
+ * writes queued and the handle not reading, peeks the socket, gets 0 and
+ * fails the whole queue with EPIPE: strace shows no write(2) at all
+ * (denoland/deno#33860 reworked that peek upstream). pauseOnConnect,
+ * microtasks, setImmediate and an async op (Deno.stat) all lose the bytes.
+ * What works: a write after the reactor has turned, which a timer (about
+ * 2 ms in Deno), the first 'data' or the 'end' each prove; or, where FFI is
+ * granted, send(2) on the socket's own fd, which never touches tokio's queue
+ * (`direct`). So the Conn is handed over at once and its writes go out
+ * through `direct` until the reactor has turned, or wait for that turn
+ * without it; either way in order. Test "listen() serves two named sockets
+ * at once" covers the FIN case.
+ */
+export function fromSocket(s: Net.Socket, localPath = "", deferWrites?: { direct?: DirectSend }): Conn {
   const closed = new Promise<void>((resolve) => s.once("close", () => resolve()));
   // Errors surface through the streams; without a listener an ECONNRESET
   // would be thrown as an uncaught exception.
@@ -55,29 +84,82 @@ export function fromSocket(s: Net.Socket, localPath = ""): Conn {
       s.once("close", gone);
     });
   };
-  const closeWrite = () =>
+  const closeWriteNow = () =>
     new Promise<void>((resolve) => {
       if (s.destroyed || s.writableEnded) return resolve();
       s.end(() => resolve());
     });
+
+  // Writes (and the closeWrite after them) waiting for Deno's reactor to
+  // turn; undefined once it has, or where nothing needs to wait.
+  let held: (() => void)[] | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let sendFd = -1;
+  const settle = () => {
+    if (held === undefined) return;
+    const run = held;
+    held = undefined;
+    clearTimeout(timer);
+    for (const f of run) f();
+  };
+  const whenSettled = (f: () => Promise<void>): Promise<void> =>
+    held === undefined ? f() : new Promise<void>((resolve, reject) => {
+      held!.push(() => f().then(resolve, reject));
+    });
+  if (deferWrites !== undefined) {
+    held = [];
+    timer = setTimeout(settle, 0);
+    s.prependOnceListener("end", settle);
+    s.prependOnceListener("close", settle);
+    // Deno's TCPWrap and PipeWrap expose their fd here (for IPC); an older or
+    // newer Deno without it only waits.
+    const h = (s as unknown as { _handle?: { fdForIpc?: () => number } })._handle;
+    if (deferWrites.direct && typeof h?.fdForIpc === "function") {
+      try {
+        sendFd = h.fdForIpc();
+      } catch { /* no fd: wait */ }
+    }
+  }
+  const startQueue = () => {
+    const q = new PushQueue(() => s.pause(), () => s.resume(), () => s.destroy());
+    s.on("data", (d: Buffer) => {
+      settle();
+      q.push(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+    });
+    s.once("end", () => q.end());
+    s.once("error", (e) => q.end(e));
+    s.once("close", () => q.end());
+    return q;
+  };
+  // Deno 2.9.6 also loses the peer's FIN on such a connection when nothing
+  // reads it at once: the poll above stops reading at the EOF, and a later
+  // resume() never reports it, so a handler that writes before it reads (a
+  // greeting, held until the reactor turns) would wait for an 'end' that
+  // never comes. Reading from the start takes the EOF as it happens, up to
+  // the queue's high-water mark of chunks before it pauses.
+  if (deferWrites !== undefined) queue = startQueue();
+  const writeChunk = (chunk: Uint8Array): Promise<void> => {
+    try {
+      return write(chunk) ?? RESOLVED;
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  };
   return withStreams({
     write: (chunk) => {
-      try {
-        return write(chunk) ?? RESOLVED;
-      } catch (e) {
-        return Promise.reject(e);
+      if (held === undefined) return writeChunk(chunk);
+      if (held.length === 0 && sendFd >= 0 && !s.destroyed) {
+        const n = deferWrites!.direct!(sendFd, chunk);
+        if (n === chunk.length) return RESOLVED;
+        // The kernel's buffer is full or the send failed: the rest goes
+        // through node:net once Deno can write, which reports any error.
+        if (n > 0) chunk = chunk.subarray(n);
       }
+      return whenSettled(() => writeChunk(chunk));
     },
-    closeWrite,
+    closeWrite: () => whenSettled(closeWriteNow),
     [Symbol.asyncIterator]() {
-      if (queue === undefined) {
-        const q = (queue = new PushQueue(() => s.pause(), () => s.resume(), () => s.destroy()));
-        s.on("data", (d: Buffer) => q.push(new Uint8Array(d.buffer, d.byteOffset, d.byteLength)));
-        s.once("end", () => q.end());
-        s.once("error", (e) => q.end(e));
-        s.once("close", () => q.end());
-      }
-      return queue.iterator();
+      return (queue ??= startQueue()).iterator();
     },
     remoteAddr: tcpOrUnix(s.remoteAddress, s.remotePort, ""),
     localAddr: tcpOrUnix(s.localAddress, s.localPort, localPath),
@@ -101,38 +183,17 @@ function listenOn(
   onConn: (conn: Conn) => void,
   localPath: string,
   fd?: number,
+  direct?: DirectSend,
 ): Promise<RawListener> {
-  // Connections accepted but not yet handed to onConn (Deno's deferral below):
-  // close() waits for them, they belong to the drain.
-  let inFlight = 0;
-  let delivered: (() => void) | undefined;
+  // Deno: see fromSocket's deferWrites.
+  const deferWrites = IS_DENO ? { direct } : undefined;
   return new Promise((resolve, reject) => {
     // allowHalfOpen: a peer that shuts down its side may still be owed bytes
     // (an echo in flight); the Conn ends our side when its writable closes.
-    const server = netm().createServer({ allowHalfOpen: true }, (s) => {
-      // Deno 2.9.6: the first write to a connection whose peer has already
-      // sent FIN with no data (a client that connected and shut down its
-      // side while the service started) fails with EPIPE, the bytes lost.
-      // Deno's libuv emulation writes through tokio, whose try_write is
-      // WouldBlock until the reactor has reported the new socket writable, so
-      // the write is queued; the next poll of the handle (uv_compat
-      // poll_tcp_handle) reads the EOF, stops reading, then, finding writes
-      // queued and the handle not reading, peeks the socket, gets 0 and fails
-      // the whole queue with EPIPE: strace shows no write(2) at all.
-      // pauseOnConnect, microtasks, setImmediate and an async op (Deno.stat)
-      // all lose the bytes; only a timer, which lets the reactor turn before
-      // the write, makes the first try_write succeed (denoland/deno#33860
-      // reworked that peek upstream). It costs about 2 ms per connection:
-      // Deno's timers fire no sooner than that (setTimeout(0) measured 2.1 ms).
-      // Test "listen() serves two named sockets at once" covers it.
-      if (IS_DENO) {
-        inFlight++;
-        setTimeout(() => {
-          onConn(fromSocket(s, localPath));
-          if (--inFlight === 0) delivered?.();
-        }, 0);
-      } else onConn(fromSocket(s, localPath));
-    });
+    const server = netm().createServer(
+      { allowHalfOpen: true },
+      (s) => onConn(fromSocket(s, localPath, deferWrites)),
+    );
     server.once("error", reject);
     // A raw handle from openTcp (Node) is tried with listen() first, in the
     // same tick as node:net takes it over (no connection can arrive in
@@ -155,10 +216,13 @@ function listenOn(
         sameFd: fd === undefined || typeof handleFd !== "number" || handleFd < 0
           ? undefined
           : handleFd === fd,
-        close: () => {
-          server.close();
-          return inFlight === 0 ? undefined : new Promise<void>((r) => (delivered = r));
-        },
+        // Deno's node:net server accepts eagerly and resets, on close(), the
+        // connections it has taken from the kernel but not yet handed to
+        // JavaScript (denoland/deno#36749 describes the eager accept): a
+        // timer lets those reach onConn first, to be served in the drain.
+        close: IS_DENO
+          ? () => new Promise<void>((r) => setTimeout(() => r(void server.close()), 0))
+          : () => void server.close(),
       });
     });
   });
@@ -169,6 +233,16 @@ function abstractBindWorks(): boolean {
   const [major, minor] = (process.versions.uv ?? "0.0").split(".").map(Number);
   return major > 1 || (major === 1 && minor >= 48);
 }
+
+/** nodeNet.listenFd with Deno's direct first writes (see fromSocket). */
+export const listenFdDirect = (
+  fd: number,
+  onConn: (conn: Conn) => void,
+  direct?: DirectSend,
+): Promise<RawListener> => listenOn({ fd } as Net.ListenOptions, onConn, "", fd, direct);
+
+/** nodeNet.connFd with Deno's direct first writes (see fromSocket). */
+export const connFdDirect = (fd: number, direct?: DirectSend): Promise<Conn> => connOn(fd, undefined, direct);
 
 /** The node:net adapter. */
 export const nodeNet: NetAdapter = {
@@ -197,17 +271,18 @@ export const nodeNet: NetAdapter = {
       target.path,
     );
   },
-  connFd: (fd, handle) =>
-    new Promise((resolve, reject) => {
-      try {
-        const options = handle === undefined ? { fd } : { handle } as unknown as Net.SocketConstructorOpts;
-        resolve(
-          fromSocket(
-            new (netm().Socket)({ ...options, readable: true, writable: true, allowHalfOpen: true }),
-          ),
-        );
-      } catch (e) {
-        reject(e);
-      }
-    }),
+  connFd: (fd, handle) => connOn(fd, handle),
 };
+
+function connOn(fd: number, handle?: unknown, direct?: DirectSend): Promise<Conn> {
+  return new Promise((resolve, reject) => {
+    try {
+      const options = handle === undefined ? { fd } : { handle } as unknown as Net.SocketConstructorOpts;
+      const s = new (netm().Socket)({ ...options, readable: true, writable: true, allowHalfOpen: true });
+      // Deno: an Accept=yes connection meets the same bugs (see fromSocket).
+      resolve(fromSocket(s, "", IS_DENO ? { direct } : undefined));
+    } catch (e) {
+      reject(e);
+    }
+  });
+}

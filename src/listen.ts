@@ -433,6 +433,14 @@ export function listenFailed(rt: Runtime, a: Adoption, e: unknown): ActivationEr
     full = inspectWith(rt, a.f.fd); // a precise error where the cheap probe was not
   } catch { /* the runtime closed the fd on failure */ }
   checkStream(a.f, full, rt.name);
+  if (full.target === "socket:[?]") {
+    return new ActivationError(
+      "ENOTSOCK",
+      `fd ${a.f.fd} "${a.f.name}" is a socket ${rt.name} could not inspect, and listening on it failed: ${e}. ` +
+        `If it is one connection (Accept=yes), name it "connection" (systemd does; systemd-socket-activate ` +
+        "--fdname=connection), or grant --allow-ffi so it can be inspected",
+    );
+  }
   return new ActivationError("ENOTSOCK", `${describeFd(a.f, full)}, and listening on it failed: ${e}`);
 }
 

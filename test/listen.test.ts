@@ -79,6 +79,56 @@ test("listen() serves two named sockets at once", async () => {
   await run.exited();
 });
 
+// Deno 2.9.6 lost both the greeting (EPIPE) and the peer's FIN (the server
+// waited forever) on a connection whose peer had shut down its side before
+// the server took it: fromSocket in runtimes/_net_node.ts. With --allow-ffi
+// the greeting goes out through send(2); without, after the reactor turns.
+const FIN_FIRST: [string, string[]][] = [["", ECHO()]];
+if (RUNTIME === "deno") {
+  const deno = (globalThis as unknown as { Deno: { execPath(): string } }).Deno.execPath();
+  const mod = path.join(import.meta.dirname!, "..", "mod.ts");
+  FIN_FIRST.push([" (Deno without --allow-ffi)", [
+    deno,
+    "run",
+    "--allow-env",
+    "--allow-net",
+    "--allow-read",
+    mod,
+  ]]);
+}
+for (const [label, cmd] of FIN_FIRST) {
+  test(`the echo server greets and closes a peer that shut down its side before it started${label}`, async () => {
+    for (let i = 0; i < 3; i++) {
+      const port = await freePort();
+      const { run, conn } = await activate(["-l", `127.0.0.1:${port}`], cmd, { port });
+      // exchange() sends nothing and shuts down at once; 10 s bounds the wait for the server's FIN.
+      assert.deepEqual(
+        await exchange(conn, new Uint8Array(), 65536, 10000),
+        expectedEcho(new Uint8Array(), true),
+      );
+      const again = await connect({ port });
+      assert.deepEqual(
+        await exchange(again, new Uint8Array(), 65536, 10000),
+        expectedEcho(new Uint8Array(), true),
+      );
+      assert.equal(await stop(run), 0, run.stderr());
+    }
+  });
+  test(`an Accept=yes echo greets and closes a peer that shut down its side before it started${label}`, async () => {
+    const port = await freePort();
+    // Without FFI or -A, Deno cannot inspect fd 3 to tell it is connected: systemd names it "connection".
+    const named = label === "" ? [] : ["--fdname=connection"];
+    const { run, conn } = await activate(["-a", ...named, "-l", `127.0.0.1:${port}`], cmd, { port });
+    assert.deepEqual(
+      await exchange(conn, new Uint8Array(), 65536, 10000),
+      expectedEcho(new Uint8Array(), true),
+    );
+    await run.stderrMatch(/Child \d+ died with code 0/);
+    run.signal("SIGTERM");
+    await run.exited();
+  });
+}
+
 test("listen() serves an Accept=yes connection as a single connection, then exits", async () => {
   const port = await freePort();
   const { run, conn } = await activate(["-a", "-l", `127.0.0.1:${port}`], ECHO(), { port });
@@ -244,6 +294,24 @@ if (RUNTIME === "deno") {
     assert.deepEqual(await exchange(conn, text("x")), expectedEcho(text("x"), true));
     assert.equal(await stop(run), 0, run.stderr());
     assert.equal(run.stderr().match(/cannot mark fd 3 close-on-exec in deno without FFI/g)?.length, 1);
+  });
+}
+
+if (RUNTIME === "deno") {
+  test("Deno without --allow-ffi or -A, handed an unnamed connected socket, says how to name it", async () => {
+    const port = await freePort();
+    const deno = (globalThis as unknown as { Deno: { execPath(): string } }).Deno.execPath();
+    const mod = path.join(import.meta.dirname!, "..", "mod.ts");
+    const { run, conn } = await activate(
+      ["-a", "-l", `127.0.0.1:${port}`],
+      [deno, "run", "--allow-env", "--allow-net", "--allow-read", mod],
+      { port },
+    );
+    await exchange(conn, new Uint8Array(), 65536, 10000);
+    await run.stderrMatch(/Child \d+ died with code 1/);
+    assert.match(run.stderr(), /fd 3 "unknown" is a socket deno could not inspect, .*name it "connection"/);
+    run.signal("SIGTERM");
+    await run.exited();
   });
 }
 
