@@ -8,6 +8,7 @@ import { withStreams } from "../src/_streams.ts";
 
 // deno-lint-ignore no-explicit-any
 type Any = any;
+const RESOLVED = Promise.resolve();
 const B = (): Any => (globalThis as Any).Bun;
 
 interface State {
@@ -36,16 +37,24 @@ function makeConn(s: Any, localPath: string): State {
     closedResolve,
     conn: undefined as unknown as Conn,
   };
-  const write = async (chunk: Uint8Array): Promise<void> => {
-    // Bun's write() may take only part of the chunk; the rest waits for drain.
-    let off = 0;
+  // Bun's write() may take only part of the chunk; the rest waits for drain.
+  const writeRest = async (chunk: Uint8Array, off: number): Promise<void> => {
     while (off < chunk.length) {
+      await new Promise<void>((r) => (st.drained = r));
       if (st.isClosed) throw new Error("The connection is closed");
-      const n = s.write(off === 0 ? chunk : chunk.subarray(off));
+      const n = s.write(chunk.subarray(off));
       if (n < 0) throw new Error("The connection is closed");
       off += n;
-      if (off < chunk.length) await new Promise<void>((r) => (st.drained = r));
     }
+  };
+  // The whole chunk taken at once (the common case) settles without an
+  // async function's extra promise hops: a few percent of echo throughput.
+  const write = (chunk: Uint8Array): Promise<void> => {
+    if (st.isClosed) return Promise.reject(new Error("The connection is closed"));
+    const n = s.write(chunk);
+    if (n === chunk.length) return RESOLVED;
+    if (n < 0) return Promise.reject(new Error("The connection is closed"));
+    return writeRest(chunk, n);
   };
   st.conn = withStreams({
     write,
