@@ -41,7 +41,7 @@ export type DirectSend = (fd: number, chunk: Uint8Array) => number;
 /**
  * A node:net socket as a runtime-neutral Conn.
  *
- * `deferWrites` (Deno only) holds the connection's writes until Deno can
+ * In Deno it holds the connection's writes until Deno can
  * make them, working around a bug of Deno 2.9's node:net: the first write to
  * a just-accepted connection whose peer has already sent FIN with no data (a
  * client that connected and shut down its side while the service started)
@@ -58,10 +58,10 @@ export type DirectSend = (fd: number, chunk: Uint8Array) => number;
  * granted, send(2) on the socket's own fd, which never touches tokio's queue
  * (`direct`). So the Conn is handed over at once and its writes go out
  * through `direct` until the reactor has turned, or wait for that turn
- * without it; either way in order. Test "listen() serves two named sockets
- * at once" covers the FIN case.
+ * without it; either way in order. The tests "... greets and closes a peer
+ * that shut down its side before it started" in test/listen.test.ts cover it.
  */
-export function fromSocket(s: Net.Socket, localPath = "", deferWrites?: { direct?: DirectSend }): Conn {
+export function fromSocket(s: Net.Socket, localPath = "", direct?: DirectSend): Conn {
   const closed = new Promise<void>((resolve) => s.once("close", () => resolve()));
   // Errors surface through the streams; without a listener an ECONNRESET
   // would be thrown as an uncaught exception.
@@ -106,7 +106,7 @@ export function fromSocket(s: Net.Socket, localPath = "", deferWrites?: { direct
     held === undefined ? f() : new Promise<void>((resolve, reject) => {
       held!.push(() => f().then(resolve, reject));
     });
-  if (deferWrites !== undefined) {
+  if (IS_DENO) {
     held = [];
     timer = setTimeout(settle, 0);
     s.prependOnceListener("end", settle);
@@ -114,7 +114,7 @@ export function fromSocket(s: Net.Socket, localPath = "", deferWrites?: { direct
     // Deno's TCPWrap and PipeWrap expose their fd here (for IPC); an older or
     // newer Deno without it only waits.
     const h = (s as unknown as { _handle?: { fdForIpc?: () => number } })._handle;
-    if (deferWrites.direct && typeof h?.fdForIpc === "function") {
+    if (direct && typeof h?.fdForIpc === "function") {
       try {
         sendFd = h.fdForIpc();
       } catch { /* no fd: wait */ }
@@ -137,7 +137,7 @@ export function fromSocket(s: Net.Socket, localPath = "", deferWrites?: { direct
   // greeting, held until the reactor turns) would wait for an 'end' that
   // never comes. Reading from the start takes the EOF as it happens, up to
   // the queue's high-water mark of chunks before it pauses.
-  if (deferWrites !== undefined) queue = startQueue();
+  if (IS_DENO) queue = startQueue();
   const writeChunk = (chunk: Uint8Array): Promise<void> => {
     try {
       return write(chunk) ?? RESOLVED;
@@ -149,7 +149,7 @@ export function fromSocket(s: Net.Socket, localPath = "", deferWrites?: { direct
     write: (chunk) => {
       if (held === undefined) return writeChunk(chunk);
       if (held.length === 0 && sendFd >= 0 && !s.destroyed) {
-        const n = deferWrites!.direct!(sendFd, chunk);
+        const n = direct!(sendFd, chunk);
         if (n === chunk.length) return RESOLVED;
         // The kernel's buffer is full or the send failed: the rest goes
         // through node:net once Deno can write, which reports any error.
@@ -185,14 +185,12 @@ function listenOn(
   fd?: number,
   direct?: DirectSend,
 ): Promise<RawListener> {
-  // Deno: see fromSocket's deferWrites.
-  const deferWrites = IS_DENO ? { direct } : undefined;
   return new Promise((resolve, reject) => {
     // allowHalfOpen: a peer that shuts down its side may still be owed bytes
     // (an echo in flight); the Conn ends our side when its writable closes.
     const server = netm().createServer(
       { allowHalfOpen: true },
-      (s) => onConn(fromSocket(s, localPath, deferWrites)),
+      (s) => onConn(fromSocket(s, localPath, direct)),
     );
     server.once("error", reject);
     // A raw handle from openTcp (Node) is tried with listen() first, in the
@@ -280,7 +278,7 @@ function connOn(fd: number, handle?: unknown, direct?: DirectSend): Promise<Conn
       const options = handle === undefined ? { fd } : { handle } as unknown as Net.SocketConstructorOpts;
       const s = new (netm().Socket)({ ...options, readable: true, writable: true, allowHalfOpen: true });
       // Deno: an Accept=yes connection meets the same bugs (see fromSocket).
-      resolve(fromSocket(s, "", IS_DENO ? { direct } : undefined));
+      resolve(fromSocket(s, "", direct));
     } catch (e) {
       reject(e);
     }
