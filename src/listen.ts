@@ -559,7 +559,11 @@ export class Tracker {
 
   /** (Re)arms the idle exit while no connection is open, disarms it otherwise. */
   idle(): void {
-    clearTimeout(this.idleTimer);
+    // Only a timer that exists is cleared: Deno 2.9 loads its Node timers on
+    // the first setTimeout or clearTimeout (denoland/deno#35373), about 3 ms
+    // that would otherwise fall between an activated start and its first
+    // connection.
+    if (this.idleTimer !== undefined) clearTimeout(this.idleTimer);
     this.idleTimer = undefined;
     if (!this.idleExit || this.open.size > 0 || this.closing) return;
     const rt = getRuntime();
