@@ -46,6 +46,7 @@ export function loadLibc(): Libc | null {
       true,
       D().build.arch,
       (buf) => BigInt(D().UnsafePointer.value(D().UnsafePointer.of(buf))),
+      true, // dup3 and epoll_ctl: an activated listen() takes the fd over (_net_deno.ts)
     );
     libc.fcntl(0, 1, 0); // bind now: a missing libc.so.6 (musl) fails here, not later
   } catch {

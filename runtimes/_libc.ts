@@ -10,6 +10,10 @@ export interface Libc {
   readlink(path: Uint8Array, buf: Uint8Array, size: number): number;
   write(fd: number, buf: Uint8Array, size: number): number;
   send(fd: number, buf: Uint8Array, size: number, flags: number): number;
+  dup3(oldfd: number, newfd: number, flags: number): number;
+  epollCtl(epfd: number, op: number, fd: number, event: Uint8Array): number;
+  open(path: Uint8Array, flags: number, mode: number): number;
+  read(fd: number, buf: Uint8Array, size: number): number;
   pidfdOpen(pid: number): number;
   fstat(fd: number, buf: Uint8Array): number;
   fstatfs(fd: number, buf: Uint8Array): number;
@@ -32,8 +36,11 @@ export interface SymbolDef {
   result: "i32" | "i64" | "isize";
 }
 
-// Two groups, each bound on first use: dlopen compiles a trampoline per
-// symbol, and the second group is needed only for LISTEN_PIDFDID and notify.
+// Three groups, each bound on first use: dlopen compiles a trampoline per
+// symbol (about 0.1 ms each in Deno), and EXTRA is needed only for
+// LISTEN_PIDFDID, notify and reading /proc without Deno's permission. SWAP
+// (runtimes/_takeover.ts) is bound with CORE where the shim asks for it, one
+// dlopen being cheaper than two.
 const CORE = {
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
   getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
@@ -42,12 +49,18 @@ const CORE = {
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   send: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
 } as const satisfies Record<string, SymbolDef>;
+const SWAP = {
+  dup3: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
+} as const satisfies Record<string, SymbolDef>;
 const EXTRA = {
   // pidfd_open has no glibc wrapper before 2.36: go through syscall(2).
   syscall: { parameters: ["i64", "i64", "i64"], result: "i64" },
   fstat: { parameters: ["i32", "buffer"], result: "i32" },
   fstatfs: { parameters: ["i32", "buffer"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
+  open: { parameters: ["buffer", "i32", "i32"], result: "i32" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
   sendmsg: { parameters: ["i32", "buffer", "i32"], result: "isize" },
@@ -60,17 +73,21 @@ type Fn = (...args: any[]) => any;
 
 /**
  * Binds libc through a runtime's dlopen. `big` says whether 64-bit integer
- * arguments must be BigInts (Deno) or plain numbers (Bun).
+ * arguments must be BigInts (Deno) or plain numbers (Bun); `withSwap` binds
+ * dup3 and epoll_ctl together with the core.
  */
 export function makeLibc(
   open: (defs: Record<string, SymbolDef>) => Record<string, Fn>,
   big: boolean,
   arch: string,
   address: (buf: Uint8Array) => bigint,
+  withSwap = false,
 ): Libc {
   let core: Record<string, Fn> | undefined;
+  let swap: Record<string, Fn> | undefined;
   let pidfd: Record<string, Fn> | undefined;
-  const c = () => (core ??= open(CORE));
+  const c = () => (core ??= open(withSwap ? { ...CORE, ...SWAP } : CORE));
+  const w = () => (swap ??= withSwap ? c() : open(SWAP));
   const p = () => (pidfd ??= open(EXTRA));
   const n64 = (x: number) => (big ? BigInt(x) : x);
   return {
@@ -80,6 +97,10 @@ export function makeLibc(
     readlink: (path, buf, size) => Number(c().readlink(path, buf, n64(size))),
     write: (fd, buf, size) => Number(c().write(fd, buf, n64(size))),
     send: (fd, buf, size, flags) => Number(c().send(fd, buf, n64(size), flags)),
+    dup3: (oldfd, newfd, flags) => w().dup3(oldfd, newfd, flags),
+    epollCtl: (epfd, op, fd, event) => w().epoll_ctl(epfd, op, fd, event),
+    open: (path, flags, mode) => p().open(path, flags, mode),
+    read: (fd, buf, size) => Number(p().read(fd, buf, n64(size))),
     pidfdOpen: (pid) => Number(p().syscall(n64(SYS_PIDFD_OPEN[arch] ?? -1), n64(pid), n64(0))),
     fstat: (fd, buf) => p().fstat(fd, buf),
     fstatfs: (fd, buf) => p().fstatfs(fd, buf),

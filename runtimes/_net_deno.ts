@@ -1,10 +1,26 @@
-// Stream sockets in Deno: Deno.listen for a socket of its own (native and
-// fast), node:net for an inherited fd, since Deno.listen has no fd option and
-// no public API turns an fd into a Deno listener (denoland/deno#6529, #14006).
-import type { Addr, Conn, NetAdapter, Target } from "../src/_net.ts";
+// Stream sockets in Deno: Deno.listen, native and fast, for a socket of its
+// own and, where FFI is granted, for an inherited listening fd too, put under
+// a private Deno.listen listener (runtimes/_takeover.ts). Deno.listen has no
+// fd option and no public API turns an fd into a Deno listener
+// (denoland/deno#6529, #14006); node:net can, and serves an inherited fd
+// without FFI and an Accept=yes connection, but loading it costs Deno about
+// 11 ms of start-up (node:stream and the Node compatibility layer behind it),
+// the greater part of an activated start.
+import type { Addr, Conn, NetAdapter, RawListener, Target } from "../src/_net.ts";
 import type { Libc } from "./_libc.ts";
 import { connFdDirect, type DirectSend, importNet, listenFdDirect } from "./_net_node.ts";
 import { withStreams } from "../src/_streams.ts";
+import {
+  AF_UNIX,
+  listeningFamily,
+  privateSockaddr,
+  setNonblocking,
+  sockname,
+  type Sys,
+  takeOver,
+  toAddr as fromSockaddr,
+  unsupported,
+} from "./_takeover.ts";
 
 // deno-lint-ignore no-explicit-any
 type Any = any;
@@ -79,6 +95,157 @@ function fromDenoConn(c: Any, localPath: string): Conn {
   });
 }
 
+/** Accepts on a Deno listener until it is closed, each connection to `onConn`. */
+function acceptLoop(l: Any, localPath: string, onConn: (conn: Conn) => void): void {
+  (async () => {
+    for (;;) {
+      let c;
+      try {
+        c = await l.accept();
+      } catch {
+        return; // the listener was closed
+      }
+      onConn(fromDenoConn(c, localPath));
+    }
+  })();
+}
+
+function isNotCapable(e: unknown): boolean {
+  const d = D();
+  return e instanceof d.errors.NotCapable || e instanceof d.errors.PermissionDenied;
+}
+
+const O_RDONLY_CLOEXEC = 0o2000000;
+const F_GETFD = 1;
+// Where Deno may not list /proc/self/fd (it grants /proc only with -A), the
+// fds are probed with fcntl up to here: a service that just started has a
+// few dozen.
+const PROBE_FDS = 4096;
+
+/** The takeover's view of the system: Deno's API where -A allows it, libc otherwise. */
+function denoSys(libc: Libc): Sys {
+  // readlink of /proc/self/fd/N, once per fd and twice for some: one small
+  // buffer (the targets read are "socket:[N]" and "anon_inode:[eventpoll]").
+  const link = new Uint8Array(256);
+  const enc = new TextEncoder();
+  return {
+    fcntl: libc.fcntl,
+    getsockopt: libc.getsockopt,
+    getsockname: libc.getsockname,
+    dup3: libc.dup3,
+    epollCtl: libc.epollCtl,
+    arch: D().build.arch === "x86_64" ? "x64" : D().build.arch === "aarch64" ? "arm64" : D().build.arch,
+    readlink: (path) => {
+      const n = libc.readlink(enc.encode(path + "\0"), link, link.length);
+      return n < 0 || n === link.length ? undefined : String.fromCharCode(...link.subarray(0, n));
+    },
+    readText: (path) => {
+      try {
+        return D().readTextFileSync(path);
+      } catch (e) {
+        if (!isNotCapable(e)) return undefined;
+      }
+      const fd = libc.open(new TextEncoder().encode(path + "\0"), O_RDONLY_CLOEXEC, 0);
+      if (fd < 0) return undefined;
+      try {
+        const chunks: Uint8Array[] = [];
+        for (;;) {
+          const buf = new Uint8Array(16384);
+          const n = libc.read(fd, buf, buf.length);
+          if (n < 0) return undefined;
+          if (n === 0) break;
+          chunks.push(buf.subarray(0, n));
+        }
+        return chunks.map((c) => String.fromCharCode(...c)).join("");
+      } finally {
+        libc.close(fd);
+      }
+    },
+    fds: () => {
+      try {
+        return [...D().readDirSync("/proc/self/fd")].map((e: Any) => Number(e.name));
+      } catch (e) {
+        if (!isNotCapable(e)) throw e;
+      }
+      const out: number[] = [];
+      for (let fd = 0; fd < PROBE_FDS; fd++) if (libc.fcntl(fd, F_GETFD, 0) >= 0) out.push(fd);
+      return out;
+    },
+  };
+}
+
+function granted(desc: Any): boolean {
+  try {
+    return D().permissions.querySync(desc).state === "granted";
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A Deno listener on the inherited listening socket `fd`, serving into
+ * `onConn`; undefined, with `fd` untouched, where FFI or the permission for
+ * the private listener (--allow-net for 127.0.0.1; for a unix path in the
+ * temp directory --allow-net, --allow-read and --allow-write) is missing, or
+ * a check of the takeover failed.
+ */
+function listenNative(fd: number, libc: Libc, onConn: (conn: Conn) => void): RawListener | undefined {
+  const sys = denoSys(libc);
+  const family = listeningFamily(sys, fd);
+  const sa = family === undefined ? undefined : sockname(sys, fd);
+  const where = sa === undefined ? undefined : fromSockaddr(sa);
+  if (where === undefined || unsupported(sys) !== undefined) return undefined;
+  const unix = family === AF_UNIX;
+  // Asked first: Deno prompts on a terminal for what is not granted. A unix
+  // listener needs net (Deno 2.9 asks for "unix:<path>") besides read and write.
+  const allowed = unix
+    ? granted({ name: "net" }) && granted({ name: "read" }) && granted({ name: "write" })
+    : granted({ name: "net", host: "127.0.0.1" });
+  if (!allowed) return undefined;
+  if (!setNonblocking(sys, fd)) return undefined;
+  let dir = "";
+  const cleanup = () => {
+    if (dir === "") return;
+    try {
+      D().removeSync(dir, { recursive: true });
+    } catch { /* gone */ }
+  };
+  let l: Any;
+  try {
+    if (unix) {
+      dir = D().makeTempDirSync({ prefix: "socket-activate-" });
+      l = D().listen({ transport: "unix", path: `${dir}/s` });
+    } else {
+      l = D().listen({ transport: "tcp", hostname: "127.0.0.1", port: 0 });
+    }
+  } catch {
+    cleanup();
+    return undefined;
+  }
+  const taken = takeOver(sys, fd, privateSockaddr(unix ? `${dir}/s` : undefined, unix ? 0 : l.addr.port));
+  cleanup(); // a unix path no longer listened on, or never to be
+  if (typeof taken !== "number") {
+    try {
+      l.close(); // the private socket, or after a swap the dup: never fd
+    } catch { /* closed */ }
+    return undefined;
+  }
+  const localPath = where.transport === "unix" ? where.path : "";
+  acceptLoop(l, localPath, onConn);
+  return {
+    addr: where,
+    sameFd: true,
+    close: () => {
+      try {
+        l.close();
+      } catch { /* closed */ }
+      // As node:net's close would: the inherited socket is closed too, so
+      // that the kernel stops queueing connections nobody will accept.
+      libc.close(fd);
+    },
+  };
+}
+
 const MSG_DONTWAIT = 0x40;
 const MSG_NOSIGNAL = 0x4000;
 
@@ -96,7 +263,11 @@ export function makeDenoNet(libc: () => Libc | null): NetAdapter {
       : (direct ??= (sock, chunk) => c.send(sock, chunk, chunk.length, MSG_DONTWAIT | MSG_NOSIGNAL));
   };
   return {
-    listenFd: (fd, onConn) => importNet().then(() => listenFdDirect(fd, onConn, sender())),
+    listenFd: (fd, onConn) => {
+      const c = libc();
+      const native = c === null ? undefined : listenNative(fd, c, onConn);
+      return native ? Promise.resolve(native) : importNet().then(() => listenFdDirect(fd, onConn, sender()));
+    },
     connFd: (fd) => importNet().then(() => connFdDirect(fd, sender())),
     listenAddr: (target: Target, onConn) => {
       const path = "path" in target
@@ -105,17 +276,7 @@ export function makeDenoNet(libc: () => Libc | null): NetAdapter {
       const l = "path" in target
         ? D().listen({ transport: "unix", path })
         : D().listen({ transport: "tcp", hostname: target.hostname, port: target.port });
-      (async () => {
-        for (;;) {
-          let c;
-          try {
-            c = await l.accept();
-          } catch {
-            return; // the listener was closed
-          }
-          onConn(fromDenoConn(c, "path" in target ? target.path : ""));
-        }
-      })();
+      acceptLoop(l, "path" in target ? target.path : "", onConn);
       return Promise.resolve({
         addr: toAddr(l.addr, "path" in target ? target.path : ""),
         sameFd: undefined,

@@ -298,6 +298,49 @@ if (RUNTIME === "deno") {
 }
 
 if (RUNTIME === "deno") {
+  // With FFI, Deno serves an inherited listening fd through a Deno.Listener
+  // of its own that took the socket over (runtimes/_takeover.ts), not
+  // node:net: the process then holds the socket on a second fd, the
+  // listener's. Without -A, Deno may read no /proc: the takeover reads it
+  // through libc.
+  const deno = () => (globalThis as unknown as { Deno: { execPath(): string } }).Deno.execPath();
+  const mod = () => path.join(import.meta.dirname!, "..", "mod.ts");
+  const cases: [string, string[], "tcp" | "unix"][] = [
+    ["-A, TCP", ["-A"], "tcp"],
+    ["-A, unix path", ["-A"], "unix"],
+    ["--allow-ffi without -A, TCP", ["--allow-ffi", "--allow-env", "--allow-net=127.0.0.1"], "tcp"],
+    [
+      "--allow-ffi without -A, unix path",
+      ["--allow-ffi", "--allow-env", "--allow-net", "--allow-read", "--allow-write"],
+      "unix",
+    ],
+  ];
+  for (const [label, flags, kind] of cases) {
+    test(`Deno (${label}) serves the inherited socket through a Deno.Listener that took it over`, async () => {
+      let listenArg: string, first: { port: number } | { path: string };
+      if (kind === "tcp") {
+        const port = await freePort();
+        [listenArg, first] = [`127.0.0.1:${port}`, { port }];
+      } else {
+        const sock = path.join(tempDir(), "echo.sock");
+        [listenArg, first] = [sock, { path: sock }];
+      }
+      const { run, conn } = await activate(
+        ["-l", listenArg],
+        [deno(), "run", ...flags, mod(), "echo"],
+        first,
+      );
+      const data = new Uint8Array(1 << 20).map((_, i) => i * 7);
+      assert.deepEqual(await exchange(conn, data), expectedEcho(data, true));
+      const inherited = fs.readlinkSync(`/proc/${run.child.pid}/fd/3`);
+      assert.equal(socketInodes(run.child.pid!).filter((s) => s === inherited).length, 2, run.stderr());
+      assert.doesNotMatch(run.stderr(), /socket-activate:/); // no warning, no fallback
+      assert.equal(await stop(run), 0, run.stderr());
+    });
+  }
+}
+
+if (RUNTIME === "deno") {
   test("Deno without --allow-ffi or -A, handed an unnamed connected socket, says how to name it", async () => {
     const port = await freePort();
     const deno = (globalThis as unknown as { Deno: { execPath(): string } }).Deno.execPath();
