@@ -24,7 +24,8 @@ export default defineConfig([
   },
   {
     entry: {
-      cli: "runtimes/cli.ts",
+      cli: "runtimes/bin.ts",
+      cli_all: "runtimes/cli.ts",
       ...Object.fromEntries(lazyCommands.map((c) => [c, `src/${c}.ts`])),
       ...Object.fromEntries(lazyRuntimeParts.map((c) => [c, `runtimes/${c}.ts`])),
     },
@@ -34,6 +35,15 @@ export default defineConfig([
     outDir: "dist",
     splitting: false,
     esbuildPlugins: [{
+      // The bin's way to the bundle with every shim (runtimes/bin.ts).
+      name: "bin-to-cli-all",
+      setup(build) {
+        build.onResolve(
+          { filter: /^\.\/cli\.ts$/ },
+          (args) => args.importer.endsWith("bin.ts") ? { path: "./cli_all.js", external: true } : undefined,
+        );
+      },
+    }, {
       name: "lazy-commands",
       setup(build) {
         const filter = new RegExp(`^\\./(${[...lazyCommands, ...lazyRuntimeParts].join("|")})\\.ts$`);

@@ -1,6 +1,6 @@
-#!/usr/bin/env node
-// The npm bin: whichever runtime runs it (node through npx, bun through
-// `bunx --bun`), with that runtime's shim.
+// The command line with every runtime's shim, whichever runs it: what the npm
+// bin (runtimes/bin.ts) goes on to under Deno (`deno run npm:socket-activate`)
+// and Bun (`bunx --bun`).
 import { setRuntime } from "../src/_runtime.ts";
 import { main } from "../src/cli.ts";
 import { detectRuntime } from "./_detect.ts";
