@@ -196,7 +196,7 @@ export const denoRuntime: Runtime = {
   // when an activated serve() asks for it; null (node:http then) where an
   // internal is missing.
   serveFast: (fd, handler, options) =>
-    import("./_http_fast_deno.ts").then((m) => m.serveFast(fd, handler, options)),
+    import("./_http_fast_deno.ts").then((m) => m.serveFast(fd, handler, options, loadLibc())),
   launcher: () => import("./_run_ffi.ts").then((m) => m.ffiLauncher("deno")),
   fifoReadable: (fd) => import("./_dgram_deno.ts").then((m) => m.fifoReadable(fd)),
 };

@@ -1,25 +1,29 @@
-// Deno's own HTTP server (hyper, the engine of Deno.serve) on connections
-// accepted from an inherited fd: about 2x the requests/s of node:http in Deno
-// (bench/http.mjs).
+// Deno's own HTTP server (hyper, the engine of Deno.serve) on an inherited
+// fd: about 2x the requests/s of node:http in Deno (bench/http.mjs).
 //
 // Why internals: Deno.serve and Deno.listen take no fd and serve on
 // 0.0.0.0:8000 when given one (denoland/deno#14006, #6529), and no public API
-// turns an fd or a node:net socket into a Deno.Conn. So node:net accepts on
-// the fd (it takes fds), each accepted socket's TCP stream is taken out of
-// node:net (`TCPWrap.prototype.takeStream()`, which returns the stream's
-// resource id) and given to `Deno[Deno.internal].serveHttpOnConnection`,
-// the engine of Deno.serve for one connection (exposed internally for
-// node:http2, denoland/deno#19331). Both are private: every
-// one is feature-detected, and serveFast() answers null (the caller then
-// serves through node:http) when one is missing, before anything is accepted.
-//
-// Not here, so null: TLS (no server-side TLS on an accepted Deno connection
-// exists, public or internal) and unix sockets (node:net's PipeWrap in Deno
-// has no takeStream).
+// hands a Deno.Conn to Deno's HTTP server but Deno.serve's own listener. The
+// private `Deno[Deno.internal].serveHttpOnConnection`, the engine of
+// Deno.serve for one connection (exposed internally for node:http2,
+// denoland/deno#19331), serves each connection, which comes from:
+// - with FFI, a Deno.Listener that took the fd over (runtimes/_takeover.ts
+//   through _net_deno.ts): TCP and unix sockets, and no node:net to load
+//   (about 11 ms of start-up);
+// - otherwise node:net, which takes fds: each accepted socket's TCP stream is
+//   taken out of it (`TCPWrap.prototype.takeStream()`, which returns the
+//   stream's resource id). TCP only: node:net's PipeWrap in Deno has no
+//   takeStream.
+// Every internal is feature-detected, and serveFast() answers null (the
+// caller then serves through node:http) when one is missing, before anything
+// is accepted. Not here, so null: TLS (no server-side TLS on an accepted Deno
+// connection exists, public or internal).
 import type * as Net from "node:net";
 import type { Addr, RawListener } from "../src/_net.ts";
 import type { FastServeOptions, FastServer, ServeHandler, ServeInfo } from "../src/_http.ts";
 import { callHandler, tcpAddr } from "./_http_fast.ts";
+import type { Libc } from "./_libc.ts";
+import { type TakenListener, takeOverListener } from "./_net_deno.ts";
 
 // deno-lint-ignore no-explicit-any
 type Any = any;
@@ -57,6 +61,11 @@ function internals(): Internals | string {
   if (typeof rid !== "symbol") return "Deno[Deno.internal].core.internalRidSymbol";
   const closeRid = inner.core.close;
   if (typeof closeRid !== "function") return "Deno[Deno.internal].core.close";
+  return { serveOn, rid, closeRid: (r: number) => closeRid.call(inner.core, r) };
+}
+
+/** What the node:net way needs besides, or the name of what is missing. */
+function takeStream(): string | undefined {
   // process.binding() names node:net's TCP handle class without opening a
   // socket: the check runs before the fd is touched.
   let tcp: Any;
@@ -65,14 +74,15 @@ function internals(): Internals | string {
   } catch {
     return "process.binding('tcp_wrap')";
   }
-  if (typeof tcp?.prototype?.takeStream !== "function") return "TCPWrap.prototype.takeStream";
-  return { serveOn, rid, closeRid: (r: number) => closeRid.call(inner.core, r) };
+  return typeof tcp?.prototype?.takeStream === "function" ? undefined : "TCPWrap.prototype.takeStream";
 }
 
-/** Why serveFast() would answer null in this process, or undefined when it would serve. */
+/**
+ * Why serveFast() would answer null in this process, or undefined when it
+ * would serve (with FFI; without, a unix socket gets null too).
+ */
 export function unavailable(options: Pick<FastServeOptions, "tls" | "transport">): string | undefined {
   if (options.tls !== undefined) return "TLS";
-  if (options.transport !== "tcp") return "a unix socket";
   const i = internals();
   return typeof i === "string" ? `${i} is missing` : undefined;
 }
@@ -90,23 +100,104 @@ function onDenoError(error: unknown): Response {
   return new Response("Internal Server Error", { status: 500 });
 }
 
+/** Connections served one by one, and the FastServer that drains them. */
+function connections(i: Internals, handler: ServeHandler, options: FastServeOptions) {
+  const abort = new AbortController();
+  const open = new Set<{ finished: Promise<void>; shutdown(): Promise<void> }>();
+  let closing: Promise<void> | undefined;
+  return {
+    /** Serves one connection: a Deno.Conn, or what it reads of one. */
+    serve(conn: unknown, remoteAddr: Addr, rid: number): void {
+      let s: ReturnType<ServeOnConnection>;
+      try {
+        s = i.serveOn(
+          conn,
+          abort.signal,
+          (req, inner) => callHandler(handler, req, new Info(remoteAddr, inner), options.onError),
+          onDenoError,
+          () => {},
+        );
+      } catch (e) {
+        // An internal that changed beyond what the detection saw: this
+        // connection is lost, said once per connection, not silently.
+        console.error("socket-activate: Deno's HTTP server refused a connection:", e);
+        try {
+          i.closeRid(rid);
+        } catch { /* closed */ }
+        return;
+      }
+      open.add(s);
+      s.finished.then(() => open.delete(s), () => open.delete(s));
+      if (closing !== undefined) s.shutdown().catch(() => {});
+    },
+    server(listener: RawListener): FastServer {
+      return {
+        listener,
+        get connections() {
+          return open.size;
+        },
+        close(timeout: number): Promise<void> {
+          if (closing !== undefined) return closing;
+          listener.close();
+          // shutdown(): hyper finishes the responses in flight and closes idle
+          // keep-alive connections; the abort after `timeout` cuts the rest.
+          const timer = setTimeout(() => abort.abort(), timeout);
+          closing = Promise.allSettled([...open].map((s) => s.shutdown()))
+            .then(() => Promise.allSettled([...open].map((s) => s.finished)))
+            .then(() => clearTimeout(timer));
+          return closing;
+        },
+      };
+    },
+  };
+}
+
+function denoAddr(a: Any): Addr {
+  return a?.transport === "tcp"
+    ? { transport: "tcp", hostname: a.hostname, port: a.port }
+    : { transport: "unix", path: a?.path ?? "" };
+}
+
+/** Serves on a Deno listener that took the fd over: Deno.Conns, accepted natively. */
+function serveTaken(
+  t: TakenListener,
+  i: Internals,
+  handler: ServeHandler,
+  options: FastServeOptions,
+): FastServer {
+  const conns = connections(i, handler, options);
+  (async () => {
+    for (;;) {
+      let c: Any;
+      try {
+        c = await t.listener.accept();
+      } catch {
+        return; // the listener was closed
+      }
+      conns.serve(c, denoAddr(c.remoteAddr), c[i.rid]);
+    }
+  })();
+  return conns.server({ addr: t.addr, sameFd: true, close: t.close });
+}
+
 /**
- * Serves `handler` with Deno's native HTTP server on the listening TCP socket
- * `fd`; null (nothing touched) where the internals are missing, for TLS and
- * for unix sockets.
+ * Serves `handler` with Deno's native HTTP server on the listening socket
+ * `fd`; null (nothing touched) where the internals are missing, for TLS, and
+ * for a unix socket without FFI (`libc`).
  */
 export async function serveFast(
   fd: number,
   handler: ServeHandler,
   options: FastServeOptions,
+  libc: Libc | null = null,
 ): Promise<FastServer | null> {
   if (unavailable(options) !== undefined) return null;
-  const { serveOn, rid: ridKey, closeRid } = internals() as Internals;
+  const i = internals() as Internals;
+  const taken = takeOverListener(fd, libc);
+  if (taken !== undefined) return serveTaken(taken, i, handler, options);
+  if (options.transport !== "tcp" || takeStream() !== undefined) return null;
   const net = (process as Any).getBuiltinModule("node:net") as typeof Net;
-  const onError = options.onError;
-  const abort = new AbortController();
-  const open = new Set<{ finished: Promise<void>; shutdown(): Promise<void> }>();
-  let closing: Promise<void> | undefined;
+  const conns = connections(i, handler, options);
 
   const accept = (sock: Net.Socket) => {
     // The addresses first: once the stream is taken, node:net cannot ask.
@@ -125,29 +216,9 @@ export async function serveFast(
     // forgotten (its server's connection count goes down), not closed.
     sock.destroy();
     if (typeof rid !== "number") return;
-    let s: ReturnType<ServeOnConnection>;
-    try {
-      s = serveOn(
-        // What it reads of a Deno.Conn (whose class is not exported): the
-        // resource id and localAddr.
-        { [ridKey]: rid, localAddr },
-        abort.signal,
-        (req, inner) => callHandler(handler, req, new Info(remoteAddr, inner), onError),
-        onDenoError,
-        () => {},
-      );
-    } catch (e) {
-      // An internal that changed beyond what the detection saw: this
-      // connection is lost, said once per connection, not silently.
-      console.error("socket-activate: Deno's HTTP server refused a connection:", e);
-      try {
-        closeRid(rid);
-      } catch { /* closed */ }
-      return;
-    }
-    open.add(s);
-    s.finished.then(() => open.delete(s), () => open.delete(s));
-    if (closing !== undefined) s.shutdown().catch(() => {});
+    // What serveHttpOnConnection reads of a Deno.Conn (whose class is not
+    // exported): the resource id and localAddr.
+    conns.serve({ [i.rid]: rid, localAddr }, remoteAddr, rid);
   };
 
   // pauseOnConnect: node:net must not start reading, or request bytes could
@@ -163,28 +234,11 @@ export async function serveFast(
     });
   });
 
-  const listener: RawListener = {
+  return conns.server({
     addr,
     sameFd: undefined, // Deno's handle does not tell its fd: the guard compares addresses
     close: () => {
       if (server.listening) server.close();
     },
-  };
-  return {
-    listener,
-    get connections() {
-      return open.size;
-    },
-    close(timeout: number): Promise<void> {
-      if (closing !== undefined) return closing;
-      listener.close();
-      // shutdown(): hyper finishes the responses in flight and closes idle
-      // keep-alive connections; the abort after `timeout` cuts the rest.
-      const timer = setTimeout(() => abort.abort(), timeout);
-      closing = Promise.allSettled([...open].map((s) => s.shutdown()))
-        .then(() => Promise.allSettled([...open].map((s) => s.finished)))
-        .then(() => clearTimeout(timer));
-      return closing;
-    },
-  };
+  });
 }

@@ -182,14 +182,25 @@ function granted(desc: Any): boolean {
   }
 }
 
+/** A Deno listener that took an inherited listening socket over. */
+export interface TakenListener {
+  /** The Deno.Listener (Deno.TcpListener or Deno.UnixListener); its addr is the private one's. */
+  listener: Any;
+  /** Where the inherited socket listens. */
+  addr: Addr;
+  /** Closes the listener and the inherited fd, as node:net's close would. */
+  close(): void;
+}
+
 /**
- * A Deno listener on the inherited listening socket `fd`, serving into
- * `onConn`; undefined, with `fd` untouched, where FFI or the permission for
- * the private listener (--allow-net for 127.0.0.1; for a unix path in the
- * temp directory --allow-net, --allow-read and --allow-write) is missing, or
- * a check of the takeover failed.
+ * Puts the inherited listening socket `fd` under a Deno listener of its own
+ * (runtimes/_takeover.ts); undefined, with `fd` untouched, where FFI or the
+ * permission for the private listener (--allow-net for 127.0.0.1; for a unix
+ * path in the temp directory --allow-net, --allow-read and --allow-write) is
+ * missing, or a check of the takeover failed.
  */
-function listenNative(fd: number, libc: Libc, onConn: (conn: Conn) => void): RawListener | undefined {
+export function takeOverListener(fd: number, libc: Libc | null): TakenListener | undefined {
+  if (libc === null) return undefined;
   const sys = denoSys(libc);
   const family = listeningFamily(sys, fd);
   const sa = family === undefined ? undefined : sockname(sys, fd);
@@ -230,11 +241,9 @@ function listenNative(fd: number, libc: Libc, onConn: (conn: Conn) => void): Raw
     } catch { /* closed */ }
     return undefined;
   }
-  const localPath = where.transport === "unix" ? where.path : "";
-  acceptLoop(l, localPath, onConn);
   return {
+    listener: l,
     addr: where,
-    sameFd: true,
     close: () => {
       try {
         l.close();
@@ -244,6 +253,13 @@ function listenNative(fd: number, libc: Libc, onConn: (conn: Conn) => void): Raw
       libc.close(fd);
     },
   };
+}
+
+function listenNative(fd: number, libc: Libc | null, onConn: (conn: Conn) => void): RawListener | undefined {
+  const t = takeOverListener(fd, libc);
+  if (t === undefined) return undefined;
+  acceptLoop(t.listener, t.addr.transport === "unix" ? t.addr.path : "", onConn);
+  return { addr: t.addr, sameFd: true, close: t.close };
 }
 
 const MSG_DONTWAIT = 0x40;
@@ -264,8 +280,7 @@ export function makeDenoNet(libc: () => Libc | null): NetAdapter {
   };
   return {
     listenFd: (fd, onConn) => {
-      const c = libc();
-      const native = c === null ? undefined : listenNative(fd, c, onConn);
+      const native = listenNative(fd, libc(), onConn);
       return native ? Promise.resolve(native) : importNet().then(() => listenFdDirect(fd, onConn, sender()));
     },
     connFd: (fd) => importNet().then(() => connFdDirect(fd, sender())),
