@@ -241,12 +241,13 @@ export function takeOverListener(fd: number, libc: Libc | null): TakenListener |
     } catch { /* closed */ }
     return undefined;
   }
+  const closeListener = l.close.bind(l); // as it is now: listenDeno() wraps it
   return {
     listener: l,
     addr: where,
     close: () => {
       try {
-        l.close();
+        closeListener();
       } catch { /* closed */ }
       // As node:net's close would: the inherited socket is closed too, so
       // that the kernel stops queueing connections nobody will accept.

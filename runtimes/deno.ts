@@ -18,4 +18,5 @@ import { denoRuntime } from "./_deno.ts";
 setRuntime(denoRuntime);
 
 export * from "../src/public.ts";
+export { type DenoListening, listenDeno } from "./_native_deno.ts";
 export { listenServer, type ServerListening, type ServerListenOptions } from "./_native_net.ts";

@@ -2,7 +2,7 @@
 // activated socket, through the real systemd-socket-activate.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { activate, exchange, fixtureCommand, freePort, RUNTIME } from "./_util.ts";
+import { activate, connect, exchange, fixtureCommand, freePort, refused, RUNTIME } from "./_util.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
 const decode = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -59,5 +59,43 @@ if (RUNTIME === "bun") {
     await run.stderrMatch(/ready .*"activated":true,"fd":3/);
     run.child.kill("SIGKILL");
     await run.exited();
+  });
+}
+
+if (RUNTIME === "deno") {
+  test("listenDeno() gives a Deno.Listener on the activated socket; closing it closes the socket", async () => {
+    const port = await freePort();
+    const { run, conn } = await activate(
+      ["-l", `127.0.0.1:${port}`],
+      [...fixtureCommand("native.ts"), "deno"],
+      { port },
+    );
+    assert.equal(decode(await exchange(conn, new Uint8Array())), "native deno\n");
+    await run.stderrMatch(
+      /ready .*"activated":true,"fd":3,"name":"unknown","addr":\{"transport":"tcp","hostname":"127\.0\.0\.1","port":\d+\}/,
+    );
+    assert.equal(decode(await exchange(await connect({ port }), new Uint8Array())), "native deno\n");
+    run.signal("SIGTERM");
+    await run.stderrMatch(/accept loop ended/);
+    // The inherited fd went with the listener: nothing accepts any more.
+    assert.equal(await refused(port), true);
+    run.child.kill("SIGKILL");
+    await run.exited();
+  });
+
+  test("listenDeno() without --allow-ffi says what it needs", async () => {
+    const port = await freePort();
+    const deno = (globalThis as unknown as { Deno: { execPath(): string } }).Deno.execPath();
+    const fixture = fixtureCommand("native.ts").at(-1)!;
+    const { run } = await activate(
+      ["-l", `127.0.0.1:${port}`],
+      [deno, "run", "--allow-env", "--allow-net", "--allow-read", fixture, "deno"],
+      { port },
+    );
+    assert.notEqual(await run.exited(), 0);
+    assert.match(
+      run.stderr(),
+      /EPERM: Deno cannot put fd 3 "unknown" under a Deno\.Listener here: it needs --allow-ffi/,
+    );
   });
 }
