@@ -19,7 +19,7 @@ import {
   sockInfoVia,
   type SymbolDef,
 } from "./_libc.ts";
-import { makeDenoNet } from "./_net_deno.ts";
+import { makeDenoNet, takeOverListener } from "./_net_deno.ts";
 
 // deno-lint-ignore no-explicit-any
 type Any = any;
@@ -196,7 +196,9 @@ export const denoRuntime: Runtime = {
   // when an activated serve() asks for it; null (node:http then) where an
   // internal is missing.
   serveFast: (fd, handler, options) =>
-    import("./_http_fast_deno.ts").then((m) => m.serveFast(fd, handler, options, loadLibc())),
+    import("./_http_fast_deno.ts").then((m) =>
+      m.serveFast(fd, handler, options, () => takeOverListener(fd, loadLibc()))
+    ),
   launcher: () => import("./_run_ffi.ts").then((m) => m.ffiLauncher("deno")),
   fifoReadable: (fd) => import("./_dgram_deno.ts").then((m) => m.fifoReadable(fd)),
 };

@@ -22,8 +22,9 @@ import type * as Net from "node:net";
 import type { Addr, RawListener } from "../src/_net.ts";
 import type { FastServeOptions, FastServer, ServeHandler, ServeInfo } from "../src/_http.ts";
 import { callHandler, tcpAddr } from "./_http_fast.ts";
-import type { Libc } from "./_libc.ts";
-import { type TakenListener, takeOverListener } from "./_net_deno.ts";
+// A type only: the takeover comes in as serveFast()'s argument, so that this
+// file, loaded on demand, shares no chunk of the npm build with the Deno entry.
+import type { TakenListener } from "./_net_deno.ts";
 
 // deno-lint-ignore no-explicit-any
 type Any = any;
@@ -183,17 +184,18 @@ function serveTaken(
 /**
  * Serves `handler` with Deno's native HTTP server on the listening socket
  * `fd`; null (nothing touched) where the internals are missing, for TLS, and
- * for a unix socket without FFI (`libc`).
+ * for a unix socket that `takeOver` (_net_deno.ts's takeOverListener on
+ * `fd`, where FFI is granted) cannot put under a Deno listener.
  */
 export async function serveFast(
   fd: number,
   handler: ServeHandler,
   options: FastServeOptions,
-  libc: Libc | null = null,
+  takeOver: () => TakenListener | undefined = () => undefined,
 ): Promise<FastServer | null> {
   if (unavailable(options) !== undefined) return null;
   const i = internals() as Internals;
-  const taken = takeOverListener(fd, libc);
+  const taken = takeOver();
   if (taken !== undefined) return serveTaken(taken, i, handler, options);
   if (options.transport !== "tcp" || takeStream() !== undefined) return null;
   const net = (process as Any).getBuiltinModule("node:net") as typeof Net;
