@@ -19,7 +19,7 @@ import {
   sockInfoVia,
   type SymbolDef,
 } from "./_libc.ts";
-import { makeDenoNet, takeOverListener } from "./_net_deno.ts";
+import { isNotCapable, makeDenoNet, takeOverListener } from "./_net_deno.ts";
 
 // deno-lint-ignore no-explicit-any
 type Any = any;
@@ -53,11 +53,6 @@ export function loadLibc(): Libc | null {
     libc = null;
   }
   return libc;
-}
-
-function isNotCapable(e: unknown): boolean {
-  const d = D();
-  return e instanceof d.errors.NotCapable || e instanceof d.errors.PermissionDenied;
 }
 
 function denied(what: string, flag: string): ActivationError {

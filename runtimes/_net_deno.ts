@@ -110,7 +110,8 @@ function acceptLoop(l: Any, localPath: string, onConn: (conn: Conn) => void): vo
   })();
 }
 
-function isNotCapable(e: unknown): boolean {
+/** Whether `e` is Deno refusing for want of a permission. */
+export function isNotCapable(e: unknown): boolean {
   const d = D();
   return e instanceof d.errors.NotCapable || e instanceof d.errors.PermissionDenied;
 }
