@@ -146,7 +146,7 @@ function denoSys(libc: Libc): Sys {
       } catch (e) {
         if (!isNotCapable(e)) return undefined;
       }
-      const fd = libc.open(new TextEncoder().encode(path + "\0"), O_RDONLY_CLOEXEC, 0);
+      const fd = libc.open(enc.encode(path + "\0"), O_RDONLY_CLOEXEC, 0);
       if (fd < 0) return undefined;
       try {
         const chunks: Uint8Array[] = [];
