@@ -41,25 +41,27 @@ export type DirectSend = (fd: number, chunk: Uint8Array) => number;
 /**
  * A node:net socket as a runtime-neutral Conn.
  *
- * In Deno it holds the connection's writes until Deno can
- * make them, working around a bug of Deno 2.9's node:net: the first write to
- * a just-accepted connection whose peer has already sent FIN with no data (a
+ * In Deno it works around a bug of Deno 2.9's node:net: the first write to a
+ * just-accepted connection whose peer has already sent FIN with no data (a
  * client that connected and shut down its side while the service started)
- * fails with EPIPE, the bytes lost. Deno's libuv emulation writes through
- * tokio, whose try_write is WouldBlock until the reactor has reported the new
- * socket writable, so the write is queued; the next poll of the handle
- * (uv_compat poll_tcp_handle) reads the EOF, stops reading, then, finding
- * writes queued and the handle not reading, peeks the socket, gets 0 and
- * fails the whole queue with EPIPE: strace shows no write(2) at all
- * (denoland/deno#33860 reworked that peek upstream). pauseOnConnect,
- * microtasks, setImmediate and an async op (Deno.stat) all lose the bytes.
- * What works: a write after the reactor has turned, which a timer (about
- * 2 ms in Deno), the first 'data' or the 'end' each prove; or, where FFI is
- * granted, send(2) on the socket's own fd, which never touches tokio's queue
- * (`direct`). So the Conn is handed over at once and its writes go out
- * through `direct` until the reactor has turned, or wait for that turn
- * without it; either way in order. The tests "... greets and closes a peer
- * that shut down its side before it started" in test/listen.test.ts cover it.
+ * fails with EPIPE, the bytes lost. Deno's libuv emulation (poll_tcp_handle
+ * in its uv_compat) writes through tokio, whose try_write is WouldBlock until
+ * the reactor has reported the new socket ready, so the write is queued; the
+ * next poll of the handle reads the EOF, stops reading, then, finding writes
+ * queued and the handle not reading, peeks the socket, gets 0 and fails the
+ * whole queue with EPIPE (denoland/deno#33860 reworked that peek upstream).
+ * A write made once the reactor has reported the socket goes straight out.
+ * No timer proves that: setTimeout(0), and 2 ms under load, fired before the
+ * reactor turned in 7 to 17% of such connections, as did microtasks,
+ * setImmediate and an async op. So the first write goes to the handle
+ * itself, outside node:net's stream (`probe` below), while later writes wait:
+ * its completion proves the reactor has turned, and an EPIPE there means the
+ * bytes are still unsent, and are sent again through node:net, which now
+ * succeeds (or reports a real error). The first 'data' or 'end' proves the
+ * turn as well. Where FFI is granted, first writes go out with send(2) on the
+ * socket's own fd (`direct`), which never touches tokio's queue. The tests
+ * "... greets and closes a peer that shut down its side before it started"
+ * in test/listen.test.ts cover it.
  */
 export function fromSocket(s: Net.Socket, localPath = "", direct?: DirectSend): Conn {
   const closed = new Promise<void>((resolve) => s.once("close", () => resolve()));
@@ -89,43 +91,69 @@ export function fromSocket(s: Net.Socket, localPath = "", direct?: DirectSend): 
       if (s.destroyed || s.writableEnded) return resolve();
       s.end(() => resolve());
     });
-
-  // Writes (and the closeWrite after them) waiting for Deno's reactor to
-  // turn; undefined once it has, or where nothing needs to wait.
-  let held: (() => void)[] | undefined;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let sendFd = -1;
-  const settle = () => {
-    if (held === undefined) return;
-    const run = held;
-    held = undefined;
-    clearTimeout(timer);
-    for (const f of run) f();
+  const writeChunk = (chunk: Uint8Array): Promise<void> => {
+    try {
+      return write(chunk) ?? RESOLVED;
+    } catch (e) {
+      return Promise.reject(e);
+    }
   };
-  const whenSettled = (f: () => Promise<void>): Promise<void> =>
-    held === undefined ? f() : new Promise<void>((resolve, reject) => {
-      held!.push(() => f().then(resolve, reject));
+
+  // Deno only: `fresh` until the reactor is known to have turned for this
+  // socket; `waiting` holds the writes (and the closeWrite) made while the
+  // probe is in flight, in order, and is undefined when none is.
+  let fresh = IS_DENO;
+  let waiting: (() => void)[] | undefined;
+  let sendFd = -1;
+  const release = () => {
+    fresh = false;
+    const run = waiting;
+    waiting = undefined;
+    if (run) { for (const f of run) f(); }
+  };
+  const afterProbe = (f: () => Promise<void>): Promise<void> =>
+    waiting === undefined ? f() : new Promise<void>((resolve, reject) => {
+      waiting!.push(() => f().then(resolve, reject));
     });
+  const handle = (s as unknown as { _handle?: DenoStreamHandle | null })._handle;
+  const probe = (chunk: Uint8Array): Promise<void> => {
+    let status: number;
+    const done = new Promise<number>((resolve) => {
+      try {
+        status = handle!.writeBuffer({ oncomplete: resolve }, chunk);
+      } catch {
+        status = -1;
+      }
+      if (status !== 0) resolve(status);
+    });
+    waiting = [];
+    return done.then((st) => {
+      // 0: the bytes are out. Anything else: unsent (the peek's EPIPE), or
+      // the connection is broken, which node:net's write then reports.
+      const p = st === 0 ? RESOLVED : writeChunk(chunk);
+      release();
+      return p;
+    });
+  };
   if (IS_DENO) {
-    held = [];
-    timer = setTimeout(settle, 0);
-    s.prependOnceListener("end", settle);
-    s.prependOnceListener("close", settle);
-    // Deno's TCPWrap and PipeWrap expose their fd here (for IPC); an older or
-    // newer Deno without it only waits.
-    const h = (s as unknown as { _handle?: { fdForIpc?: () => number } })._handle;
+    const proven = () => {
+      if (waiting === undefined) fresh = false;
+    };
+    s.prependOnceListener("data", proven);
+    s.prependOnceListener("end", proven);
+    // A closed connection fails what waits, through node:net.
+    s.prependOnceListener("close", release);
+    // Deno's TCPWrap and PipeWrap expose their fd here (for IPC).
+    const h = handle as { fdForIpc?: () => number } | null | undefined;
     if (direct && typeof h?.fdForIpc === "function") {
       try {
         sendFd = h.fdForIpc();
-      } catch { /* no fd: wait */ }
+      } catch { /* no fd: probe */ }
     }
   }
   const startQueue = () => {
     const q = new PushQueue(() => s.pause(), () => s.resume(), () => s.destroy());
-    s.on("data", (d: Buffer) => {
-      settle();
-      q.push(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
-    });
+    s.on("data", (d: Buffer) => q.push(new Uint8Array(d.buffer, d.byteOffset, d.byteLength)));
     s.once("end", () => q.end());
     s.once("error", (e) => q.end(e));
     s.once("close", () => q.end());
@@ -134,30 +162,24 @@ export function fromSocket(s: Net.Socket, localPath = "", direct?: DirectSend): 
   // Deno 2.9.6 also loses the peer's FIN on such a connection when nothing
   // reads it at once: the poll above stops reading at the EOF, and a later
   // resume() never reports it, so a handler that writes before it reads (a
-  // greeting, held until the reactor turns) would wait for an 'end' that
-  // never comes. Reading from the start takes the EOF as it happens, up to
-  // the queue's high-water mark of chunks before it pauses.
+  // greeting) would wait for an 'end' that never comes. Reading from the
+  // start takes the EOF as it happens, up to the queue's high-water mark of
+  // chunks before it pauses.
   if (IS_DENO) queue = startQueue();
-  const writeChunk = (chunk: Uint8Array): Promise<void> => {
-    try {
-      return write(chunk) ?? RESOLVED;
-    } catch (e) {
-      return Promise.reject(e);
-    }
-  };
   return withStreams({
     write: (chunk) => {
-      if (held === undefined) return writeChunk(chunk);
-      if (held.length === 0 && sendFd >= 0 && !s.destroyed) {
+      if (waiting !== undefined) return afterProbe(() => writeChunk(chunk));
+      if (!fresh || s.destroyed || chunk.length === 0) return writeChunk(chunk);
+      if (sendFd >= 0) {
         const n = direct!(sendFd, chunk);
         if (n === chunk.length) return RESOLVED;
         // The kernel's buffer is full or the send failed: the rest goes
-        // through node:net once Deno can write, which reports any error.
+        // through the probe, which reports any error.
         if (n > 0) chunk = chunk.subarray(n);
       }
-      return whenSettled(() => writeChunk(chunk));
+      return typeof handle?.writeBuffer === "function" ? probe(chunk) : writeChunk(chunk);
     },
-    closeWrite: () => whenSettled(closeWriteNow),
+    closeWrite: () => afterProbe(closeWriteNow),
     [Symbol.asyncIterator]() {
       return (queue ??= startQueue()).iterator();
     },
@@ -168,6 +190,11 @@ export function fromSocket(s: Net.Socket, localPath = "", direct?: DirectSend): 
     },
     closed,
   });
+}
+
+/** The part of Deno's native stream handle (TCPWrap, PipeWrap) `probe` uses. */
+interface DenoStreamHandle {
+  writeBuffer(req: { oncomplete: (status: number) => void }, data: Uint8Array): number;
 }
 
 function serverAddr(server: Net.Server): Addr | undefined {
