@@ -417,12 +417,14 @@ function adoptStream(rt: Runtime, f: ListenFd): Adoption {
  */
 export function verifyListener(a: Adoption, l: RawListener): Addr {
   checkWhere(a.f, a.info, l);
-  return (l.addr?.transport === "tcp" ? l.addr : undefined) ??
-    (a.info.kind === "unix" ? { transport: "unix", path: a.info.address ?? "" } : {
-      transport: "tcp",
-      hostname: a.info.address ?? "",
-      port: a.info.port ?? 0,
-    });
+  if (l.addr?.transport === "tcp") return l.addr;
+  // Deno's node:net reports no address for a unix socket it listens on by
+  // fd; without FFI or -A the fd is unchecked (kind "other"), so the path is
+  // unknown: a unix address without one, rather than TCP ":0".
+  if (a.info.kind === "unix" || (a.info.kind === "other" && l.addr === undefined)) {
+    return { transport: "unix", path: a.info.address ?? "" };
+  }
+  return { transport: "tcp", hostname: a.info.address ?? "", port: a.info.port ?? 0 };
 }
 
 /** @internal The error for an adopted fd the runtime failed to listen on. */

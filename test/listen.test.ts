@@ -341,6 +341,34 @@ if (RUNTIME === "deno") {
 }
 
 if (RUNTIME === "deno") {
+  // Without FFI or -A, Deno serves through node:net, and the first write to
+  // each connection goes to its PipeWrap (see fromSocket in runtimes/_net_node.ts).
+  test("Deno without --allow-ffi or -A serves an activated unix path through node:net, FIN-first peers too", async () => {
+    const dir = tempDir();
+    const sock = path.join(dir, "echo.sock");
+    const deno = (globalThis as unknown as { Deno: { execPath(): string } }).Deno.execPath();
+    const mod = path.join(import.meta.dirname!, "..", "mod.ts");
+    const { run, conn } = await activate(
+      ["-l", sock],
+      [deno, "run", "--allow-env", "--allow-net", "--allow-read", "--allow-write", mod],
+      { path: sock },
+    );
+    assert.deepEqual(await exchange(conn, text("unix")), expectedEcho(text("unix"), true));
+    for (let i = 0; i < 5; i++) {
+      const fin = await connect({ path: sock });
+      assert.deepEqual(
+        await exchange(fin, new Uint8Array(), 65536, 10000),
+        expectedEcho(new Uint8Array(), true),
+      );
+    }
+    // Its path unknown, the address is unix's, not TCP's ":0".
+    assert.match(run.stderr(), /echo: listening on unix \(socket from the service manager: true\)/);
+    assert.equal(await stop(run), 0, run.stderr());
+    fs.rmSync(dir, { recursive: true });
+  });
+}
+
+if (RUNTIME === "deno") {
   test("Deno without --allow-ffi or -A, handed an unnamed connected socket, says how to name it", async () => {
     const port = await freePort();
     const deno = (globalThis as unknown as { Deno: { execPath(): string } }).Deno.execPath();
