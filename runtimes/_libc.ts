@@ -7,6 +7,7 @@ export interface Libc {
   fcntl(fd: number, cmd: number, arg: number): number;
   getsockopt(fd: number, level: number, name: number, value: Uint8Array, len: Uint8Array): number;
   getsockname(fd: number, addr: Uint8Array, len: Uint8Array): number;
+  getpeername(fd: number, addr: Uint8Array, len: Uint8Array): number;
   readlink(path: Uint8Array, buf: Uint8Array, size: number): number;
   write(fd: number, buf: Uint8Array, size: number): number;
   send(fd: number, buf: Uint8Array, size: number, flags: number): number;
@@ -36,9 +37,10 @@ export interface SymbolDef {
   result: "i32" | "i64" | "isize";
 }
 
-// Three groups, each bound on first use: dlopen compiles a trampoline per
+// Four groups, each bound on first use: dlopen compiles a trampoline per
 // symbol (about 0.1 ms each in Deno), and EXTRA is needed only for
-// LISTEN_PIDFDID, notify and reading /proc without Deno's permission. SWAP
+// LISTEN_PIDFDID, notify and reading /proc without Deno's permission, PEER
+// only for an Accept=yes connection Deno takes over. SWAP
 // (runtimes/_takeover.ts) is bound with CORE where the shim asks for it, one
 // dlopen being cheaper than two.
 const CORE = {
@@ -52,6 +54,9 @@ const CORE = {
 const SWAP = {
   dup3: { parameters: ["i32", "i32", "i32"], result: "i32" },
   epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
+} as const satisfies Record<string, SymbolDef>;
+const PEER = {
+  getpeername: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
 } as const satisfies Record<string, SymbolDef>;
 const EXTRA = {
   // pidfd_open has no glibc wrapper before 2.36: go through syscall(2).
@@ -86,14 +91,17 @@ export function makeLibc(
   let core: Record<string, Fn> | undefined;
   let swap: Record<string, Fn> | undefined;
   let pidfd: Record<string, Fn> | undefined;
+  let peer: Record<string, Fn> | undefined;
   const c = () => (core ??= open(withSwap ? { ...CORE, ...SWAP } : CORE));
   const w = () => (swap ??= withSwap ? c() : open(SWAP));
   const p = () => (pidfd ??= open(EXTRA));
+  const q = () => (peer ??= open(PEER));
   const n64 = (x: number) => (big ? BigInt(x) : x);
   return {
     fcntl: (fd, cmd, arg) => c().fcntl(fd, cmd, arg),
     getsockopt: (fd, level, name, value, len) => c().getsockopt(fd, level, name, value, len),
     getsockname: (fd, addr, len) => c().getsockname(fd, addr, len),
+    getpeername: (fd, addr, len) => q().getpeername(fd, addr, len),
     readlink: (path, buf, size) => Number(c().readlink(path, buf, n64(size))),
     write: (fd, buf, size) => Number(c().write(fd, buf, n64(size))),
     send: (fd, buf, size, flags) => Number(c().send(fd, buf, n64(size), flags)),

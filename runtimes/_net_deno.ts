@@ -12,7 +12,9 @@ import { connFdDirect, type DirectSend, importNet, listenFdDirect } from "./_net
 import { withStreams } from "../src/_streams.ts";
 import {
   AF_UNIX,
+  connectedFamily,
   listeningFamily,
+  peername,
   privateSockaddr,
   setNonblocking,
   sockname,
@@ -32,8 +34,12 @@ function toAddr(a: Any, fallbackPath = ""): Addr {
     : { transport: "unix", path: a?.path ?? fallbackPath };
 }
 
-/** A Deno.Conn as a Conn whose streams tell when both directions are done. */
-function fromDenoConn(c: Any, localPath: string): Conn {
+/**
+ * A Deno.Conn as a Conn whose streams tell when both directions are done;
+ * `addrs` replaces the addresses Deno knows (a taken-over connection's are
+ * its private ones).
+ */
+function fromDenoConn(c: Any, localPath: string, addrs?: { local: Addr; remote: Addr }): Conn {
   let readDone = false, writeDone = false, isClosed = false;
   let closedResolve!: () => void;
   const closed = new Promise<void>((r) => (closedResolve = r));
@@ -88,8 +94,8 @@ function fromDenoConn(c: Any, localPath: string): Conn {
         },
       };
     },
-    remoteAddr: toAddr(c.remoteAddr),
-    localAddr: toAddr(c.localAddr, localPath),
+    remoteAddr: addrs?.remote ?? toAddr(c.remoteAddr),
+    localAddr: addrs?.local ?? toAddr(c.localAddr, localPath),
     close,
     closed,
   });
@@ -133,6 +139,7 @@ function denoSys(libc: Libc): Sys {
     fcntl: libc.fcntl,
     getsockopt: libc.getsockopt,
     getsockname: libc.getsockname,
+    getpeername: libc.getpeername,
     dup3: libc.dup3,
     epollCtl: libc.epollCtl,
     arch: D().build.arch === "x86_64" ? "x64" : D().build.arch === "aarch64" ? "arm64" : D().build.arch,
@@ -264,6 +271,71 @@ function listenNative(fd: number, libc: Libc | null, onConn: (conn: Conn) => voi
   return { addr: t.addr, sameFd: true, close: t.close };
 }
 
+/**
+ * An Accept=yes connection `fd` as a Deno.Conn, without node:net (about
+ * 12 ms of each connection's start): Deno connects to a private listener of
+ * its own, then the inherited socket is put on that connection's fd
+ * (runtimes/_takeover.ts, role "client") and `fd` closed, so that closing
+ * the Deno.Conn closes the socket. Undefined, with `fd` untouched, where FFI
+ * or the permissions of takeOverListener are missing or a check failed.
+ */
+async function connNative(fd: number, libc: Libc | null): Promise<Conn | undefined> {
+  if (libc === null) return undefined;
+  const sys = denoSys(libc);
+  if (unsupported(sys) !== undefined) return undefined;
+  const family = connectedFamily(sys, fd);
+  const local = family === undefined ? undefined : sockname(sys, fd);
+  const remote = family === undefined ? undefined : peername(sys, fd);
+  const addrs = local && remote && { local: fromSockaddr(local), remote: fromSockaddr(remote) };
+  if (!addrs?.local || !addrs.remote) return undefined;
+  const unix = family === AF_UNIX;
+  const allowed = unix
+    ? granted({ name: "net" }) && granted({ name: "read" }) && granted({ name: "write" })
+    : granted({ name: "net", host: "127.0.0.1" });
+  if (!allowed || !setNonblocking(sys, fd)) return undefined;
+  let dir = "", l: Any, c: Any, peer: Any;
+  const closeQuietly = (x: Any) => {
+    try {
+      x?.close();
+    } catch { /* closed */ }
+  };
+  try {
+    if (unix) {
+      dir = D().makeTempDirSync({ prefix: "socket-activate-" });
+      l = D().listen({ transport: "unix", path: `${dir}/s` });
+    } else {
+      l = D().listen({ transport: "tcp", hostname: "127.0.0.1", port: 0 });
+    }
+    [c, peer] = await Promise.all([
+      D().connect(unix ? { transport: "unix", path: `${dir}/s` } : l.addr),
+      l.accept(),
+    ]);
+  } catch {
+    closeQuietly(c);
+    return undefined;
+  } finally {
+    closeQuietly(l);
+    if (dir !== "") {
+      try {
+        D().removeSync(dir, { recursive: true });
+      } catch { /* gone */ }
+    }
+  }
+  const taken = takeOver(
+    sys,
+    fd,
+    privateSockaddr(unix ? `${dir}/s` : undefined, unix ? 0 : l.addr.port),
+    "client",
+  );
+  closeQuietly(peer);
+  if (typeof taken !== "number") {
+    closeQuietly(c); // the private socket, or after a swap the dup: never fd
+    return undefined;
+  }
+  libc.close(fd);
+  return fromDenoConn(c, "", addrs as { local: Addr; remote: Addr });
+}
+
 const MSG_DONTWAIT = 0x40;
 const MSG_NOSIGNAL = 0x4000;
 
@@ -285,7 +357,8 @@ export function makeDenoNet(libc: () => Libc | null): NetAdapter {
       const native = listenNative(fd, libc(), onConn);
       return native ? Promise.resolve(native) : importNet().then(() => listenFdDirect(fd, onConn, sender()));
     },
-    connFd: (fd) => importNet().then(() => connFdDirect(fd, sender())),
+    connFd: async (fd) =>
+      (await connNative(fd, libc())) ?? importNet().then(() => connFdDirect(fd, sender())),
     listenAddr: (target: Target, onConn) => {
       const path = "path" in target
         ? (target.path.startsWith("@") ? "\0" + target.path.slice(1) : target.path)

@@ -31,6 +31,8 @@ export interface Sys {
   fcntl(fd: number, cmd: number, arg: number): number;
   getsockopt(fd: number, level: number, name: number, value: Uint8Array, len: Uint8Array): number;
   getsockname(fd: number, addr: Uint8Array, len: Uint8Array): number;
+  /** getpeername(2): needed only to take over a connected socket. */
+  getpeername?(fd: number, addr: Uint8Array, len: Uint8Array): number;
   dup3(oldfd: number, newfd: number, flags: number): number;
   epollCtl(epfd: number, op: number, fd: number, event: Uint8Array): number;
   /** readlink(2); undefined when the path does not resolve. */
@@ -55,6 +57,13 @@ export function intOpt(s: Sys, fd: number, name: number): number | undefined {
 export function sockname(s: Sys, fd: number): Uint8Array | undefined {
   const a = new Uint8Array(128), len = new Uint32Array([128]);
   if (s.getsockname(fd, a, new Uint8Array(len.buffer)) !== 0) return undefined;
+  return a.subarray(0, len[0]);
+}
+
+/** getpeername as bytes; undefined when it fails or Sys has none. */
+export function peername(s: Sys, fd: number): Uint8Array | undefined {
+  const a = new Uint8Array(128), len = new Uint32Array([128]);
+  if (s.getpeername === undefined || s.getpeername(fd, a, new Uint8Array(len.buffer)) !== 0) return undefined;
   return a.subarray(0, len[0]);
 }
 
@@ -148,10 +157,26 @@ function listenersAt(s: Sys, sa: Uint8Array, except: number): number[] {
   );
 }
 
+/** The client sockets among this process's fds connected to `sa`. */
+function clientsOf(s: Sys, sa: Uint8Array, except: number): number[] {
+  return s.fds().filter((fd) =>
+    fd !== except && intOpt(s, fd, SO_ACCEPTCONN) === 0 && sameBytes(peername(s, fd), sa)
+  );
+}
+
 /** The address family of `fd` when it is a listening stream socket (TCP or unix), else undefined. */
 export function listeningFamily(s: Sys, fd: number): number | undefined {
+  return streamFamily(s, fd, 1);
+}
+
+/** The address family of `fd` when it is a connected stream socket (TCP or unix), else undefined. */
+export function connectedFamily(s: Sys, fd: number): number | undefined {
+  return peername(s, fd) === undefined ? undefined : streamFamily(s, fd, 0);
+}
+
+function streamFamily(s: Sys, fd: number, acceptConn: number): number | undefined {
   const family = intOpt(s, fd, SO_DOMAIN);
-  if (intOpt(s, fd, SO_ACCEPTCONN) !== 1 || intOpt(s, fd, SO_TYPE) !== SOCK_STREAM) return undefined;
+  if (intOpt(s, fd, SO_ACCEPTCONN) !== acceptConn || intOpt(s, fd, SO_TYPE) !== SOCK_STREAM) return undefined;
   return family === AF_INET || family === AF_INET6 || family === AF_UNIX ? family : undefined;
 }
 
@@ -192,13 +217,20 @@ export function unsupported(s: Sys): string | undefined {
  * inherited listening socket `fd` on that listener's fd number. Returns that
  * number, "untouched" when a check failed before anything changed, or
  * "swapped" when one failed after dup3 (the runtime's listener must then be
- * closed; that closes only the dup, never `fd`).
+ * closed; that closes only the dup, never `fd`). With `role` "client", `fd`
+ * is a connected socket (Accept=yes) and goes instead on the fd of the
+ * runtime's connection to `privateSa`, the one socket whose peer it is.
  */
-export function takeOver(s: Sys, fd: number, privateSa: Uint8Array): number | "untouched" | "swapped" {
+export function takeOver(
+  s: Sys,
+  fd: number,
+  privateSa: Uint8Array,
+  role: "listener" | "client" = "listener",
+): number | "untouched" | "swapped" {
   const layout = EPOLL_EVENT[s.arch];
   const fdIno = inode(s, fd);
   if (layout === undefined || fdIno === undefined) return "untouched";
-  const candidates = listenersAt(s, privateSa, fd);
+  const candidates = role === "listener" ? listenersAt(s, privateSa, fd) : clientsOf(s, privateSa, fd);
   if (candidates.length !== 1) return "untouched";
   const n = candidates[0];
   const nIno = inode(s, n);

@@ -341,6 +341,69 @@ if (RUNTIME === "deno") {
 }
 
 if (RUNTIME === "deno") {
+  // With FFI, Deno serves an Accept=yes connection as a Deno.Conn of its own
+  // that took the socket over (role "client" in runtimes/_takeover.ts), not
+  // through node:net: fd 3 is closed once the socket sits on the Deno.Conn's
+  // fd, so it is no socket while the connection is served.
+  const deno = () => (globalThis as unknown as { Deno: { execPath(): string } }).Deno.execPath();
+  const mod = () => path.join(import.meta.dirname!, "..", "mod.ts");
+  const cases: [string, string[], "tcp" | "tcp6" | "unix"][] = [
+    ["-A, TCP", ["-A"], "tcp"],
+    ["-A, TCP6", ["-A"], "tcp6"],
+    ["-A, unix path", ["-A"], "unix"],
+    ["--allow-ffi without -A, TCP", ["--allow-ffi", "--allow-env", "--allow-net=127.0.0.1"], "tcp"],
+  ];
+  for (const [label, flags, kind] of cases) {
+    test(`Deno (${label}) serves an Accept=yes connection through a Deno.Conn that took it over`, async () => {
+      let listenArg: string, first: { port: number; host?: string } | { path: string };
+      if (kind === "unix") {
+        const sock = path.join(tempDir(), "echo.sock");
+        [listenArg, first] = [sock, { path: sock }];
+      } else {
+        const host = kind === "tcp6" ? "::1" : "127.0.0.1";
+        const port = await freePort(host);
+        [listenArg, first] = [kind === "tcp6" ? `[::1]:${port}` : `127.0.0.1:${port}`, { port, host }];
+      }
+      const { run, conn } = await activate(
+        ["-a", "-l", listenArg],
+        [deno(), "run", ...flags, mod(), "echo"],
+        first,
+      );
+      const got: Uint8Array[] = [];
+      const clientPort = conn.localPort;
+      const closed = new Promise<void>((resolve, reject) => {
+        conn.on("data", (d) => got.push(new Uint8Array(d)));
+        conn.on("error", reject);
+        conn.on("close", () => resolve());
+      });
+      while (got.length === 0) await new Promise((r) => setTimeout(r, 5));
+      const pid = Number(/ as PID (\d+)/.exec(run.stderr())?.[1]);
+      let fd3 = "";
+      try {
+        fd3 = fs.readlinkSync(`/proc/${pid}/fd/3`);
+      } catch { /* closed */ }
+      assert.doesNotMatch(fd3, /^socket:/, `pid ${pid}: fd 3 is still the connection, so node:net serves it`);
+      const data = new Uint8Array(1 << 20).map((_, i) => i * 7);
+      conn.end(data);
+      await closed;
+      const all = new Uint8Array(got.reduce((n, g) => n + g.length, 0));
+      got.reduce((off, g) => (all.set(g, off), off + g.length), 0);
+      assert.deepEqual(all, expectedEcho(data, true));
+      await run.stderrMatch(/Child \d+ died with code 0/);
+      const from = kind === "unix"
+        ? "unix"
+        : kind === "tcp6"
+        ? `\\[::1\\]:${clientPort}`
+        : `127\\.0\\.0\\.1:${clientPort}`;
+      assert.match(run.stderr(), new RegExp(`echo: connection 1 from ${from}: ${1 << 20} bytes echoed`));
+      assert.doesNotMatch(run.stderr(), /socket-activate:/); // no warning, no fallback
+      run.signal("SIGTERM");
+      await run.exited();
+    });
+  }
+}
+
+if (RUNTIME === "deno") {
   // Without FFI or -A, Deno serves through node:net, and the first write to
   // each connection goes to its PipeWrap (see fromSocket in runtimes/_net_node.ts).
   test("Deno without --allow-ffi or -A serves an activated unix path through node:net, FIN-first peers too", async () => {
