@@ -376,7 +376,11 @@ if (RUNTIME === "deno") {
         conn.on("error", reject);
         conn.on("close", () => resolve());
       });
-      while (got.length === 0) await new Promise((r) => setTimeout(r, 5));
+      const deadline = Date.now() + 10000;
+      while (got.length === 0) {
+        assert.ok(Date.now() < deadline, `no greeting within 10 s: ${run.stderr()}`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
       const pid = Number(/ as PID (\d+)/.exec(run.stderr())?.[1]);
       let fd3 = "";
       try {
