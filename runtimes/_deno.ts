@@ -192,7 +192,7 @@ export const denoRuntime: Runtime = {
   // internal is missing.
   serveFast: (fd, handler, options) =>
     import("./_http_fast_deno.ts").then((m) =>
-      m.serveFast(fd, handler, options, () => takeOverListener(fd, loadLibc()))
+      m.serveFast(fd, handler, options, (tls) => takeOverListener(fd, loadLibc(), tls))
     ),
   launcher: () => import("./_run_ffi.ts").then((m) => m.ffiLauncher("deno")),
   fifoReadable: (fd) => import("./_dgram_deno.ts").then((m) => m.fifoReadable(fd)),

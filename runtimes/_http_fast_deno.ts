@@ -16,11 +16,12 @@
 //   takeStream.
 // Every internal is feature-detected, and serveFast() answers null (the
 // caller then serves through node:http) when one is missing, before anything
-// is accepted. Not here, so null: TLS (no server-side TLS on an accepted Deno
-// connection exists, public or internal).
+// is accepted. TLS only with the takeover, from a Deno.listenTls listener:
+// no server-side TLS on an already accepted Deno connection exists, public or
+// internal, so without FFI TLS gets null.
 import type * as Net from "node:net";
 import type { Addr, RawListener } from "../src/_net.ts";
-import type { FastServeOptions, FastServer, ServeHandler, ServeInfo } from "../src/_http.ts";
+import type { FastServeOptions, FastServer, ServeHandler, ServeInfo, TlsOptions } from "../src/_http.ts";
 import { callHandler, tcpAddr } from "./_http_fast.ts";
 // A type only: the takeover comes in as serveFast()'s argument, so that this
 // file, loaded on demand, shares no chunk of the npm build with the Deno entry.
@@ -80,10 +81,9 @@ function takeStream(): string | undefined {
 
 /**
  * Why serveFast() would answer null in this process, or undefined when it
- * would serve (with FFI; without, a unix socket gets null too).
+ * would serve (with FFI; without, a unix socket and TLS get null too).
  */
-export function unavailable(options: Pick<FastServeOptions, "tls" | "transport">): string | undefined {
-  if (options.tls !== undefined) return "TLS";
+export function unavailable(): string | undefined {
   const i = internals();
   return typeof i === "string" ? `${i} is missing` : undefined;
 }
@@ -183,21 +183,34 @@ function serveTaken(
 
 /**
  * Serves `handler` with Deno's native HTTP server on the listening socket
- * `fd`; null (nothing touched) where the internals are missing, for TLS, and
- * for a unix socket that `takeOver` (_net_deno.ts's takeOverListener on
- * `fd`, where FFI is granted) cannot put under a Deno listener.
+ * `fd`; null (nothing touched) where the internals are missing, and for TLS
+ * or a unix socket that `takeOver` (_net_deno.ts's takeOverListener on `fd`
+ * with the TLS options, where FFI is granted) cannot put under a Deno
+ * listener (a Deno.listenTls listener for TLS, TCP only).
  */
 export async function serveFast(
   fd: number,
   handler: ServeHandler,
   options: FastServeOptions,
-  takeOver: () => TakenListener | undefined = () => undefined,
+  takeOver: (tls: TlsOptions | undefined) => TakenListener | undefined = () => undefined,
 ): Promise<FastServer | null> {
-  if (unavailable(options) !== undefined) return null;
+  if (unavailable() !== undefined) return null;
   const i = internals() as Internals;
-  const taken = takeOver();
-  if (taken !== undefined) return serveTaken(taken, i, handler, options);
-  if (options.transport !== "tcp" || takeStream() !== undefined) return null;
+  const taken = takeOver(options.tls);
+  if (taken !== undefined) {
+    // Never plain HTTP on a socket asked to speak TLS, nor the reverse.
+    if (taken.tls !== (options.tls !== undefined)) {
+      taken.close();
+      throw new Error(
+        `socket-activate: internal error: a ${taken.tls ? "TLS" : "plain"} listener for ${
+          options.tls ? "HTTPS" : "HTTP"
+        }`,
+      );
+    }
+    return serveTaken(taken, i, handler, options);
+  }
+  // node:net's way has no TLS: a taken socket is only a TCP stream.
+  if (options.tls !== undefined || options.transport !== "tcp" || takeStream() !== undefined) return null;
   const net = (process as Any).getBuiltinModule("node:net") as typeof Net;
   const conns = connections(i, handler, options);
 

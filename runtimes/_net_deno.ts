@@ -7,6 +7,7 @@
 // 11 ms of start-up (node:stream and the Node compatibility layer behind it),
 // the greater part of an activated start.
 import type { Addr, Conn, NetAdapter, RawListener, Target } from "../src/_net.ts";
+import type { TlsOptions } from "../src/_http.ts";
 import type { Libc } from "./_libc.ts";
 import { connFdDirect, type DirectSend, importNet, listenFdDirect } from "./_net_node.ts";
 import { withStreams } from "../src/_streams.ts";
@@ -196,6 +197,8 @@ export interface TakenListener {
   listener: Any;
   /** Where the inherited socket listens. */
   addr: Addr;
+  /** Whether the listener is Deno.listenTls's: its connections speak TLS. */
+  tls: boolean;
   /** Closes the listener and the inherited fd, as node:net's close would. */
   close(): void;
 }
@@ -207,7 +210,7 @@ export interface TakenListener {
  * path in the temp directory --allow-net, --allow-read and --allow-write) is
  * missing, or a check of the takeover failed.
  */
-export function takeOverListener(fd: number, libc: Libc | null): TakenListener | undefined {
+export function takeOverListener(fd: number, libc: Libc | null, tls?: TlsOptions): TakenListener | undefined {
   if (libc === null) return undefined;
   const sys = denoSys(libc);
   const family = listeningFamily(sys, fd);
@@ -215,6 +218,8 @@ export function takeOverListener(fd: number, libc: Libc | null): TakenListener |
   const where = sa === undefined ? undefined : fromSockaddr(sa);
   if (where === undefined || unsupported(sys) !== undefined) return undefined;
   const unix = family === AF_UNIX;
+  // Deno.listenTls listens on TCP only.
+  if (tls !== undefined && unix) return undefined;
   // Asked first: Deno prompts on a terminal for what is not granted. A unix
   // listener needs net (Deno 2.9 asks for "unix:<path>") besides read and write.
   const allowed = unix
@@ -234,6 +239,18 @@ export function takeOverListener(fd: number, libc: Libc | null): TakenListener |
     if (unix) {
       dir = D().makeTempDirSync({ prefix: "socket-activate-" });
       l = D().listen({ transport: "unix", path: `${dir}/s` });
+    } else if (tls !== undefined) {
+      // The TLS listener's socket is a TCP listener like any other: taken
+      // over, it hands out Deno.TlsConns on the inherited socket. ALPN as
+      // Deno.serve offers it.
+      const pem = (x: string | Uint8Array) => typeof x === "string" ? x : new TextDecoder().decode(x);
+      l = D().listenTls({
+        hostname: "127.0.0.1",
+        port: 0,
+        cert: pem(tls.cert),
+        key: pem(tls.key),
+        alpnProtocols: ["h2", "http/1.1"],
+      });
     } else {
       l = D().listen({ transport: "tcp", hostname: "127.0.0.1", port: 0 });
     }
@@ -253,6 +270,7 @@ export function takeOverListener(fd: number, libc: Libc | null): TakenListener |
   return {
     listener: l,
     addr: where,
+    tls: tls !== undefined,
     close: () => {
       try {
         closeListener();

@@ -84,16 +84,17 @@ test("http fast path: serveFast() answers null outside its runtime, touching not
   // fd 987 does not exist: a path that touched it would fail another way.
   if (RUNTIME !== "deno") {
     assert.equal(await deno.serveFast(987, handler, { transport: "tcp" }), null);
-    assert.match(deno.unavailable({ transport: "tcp" })!, /Deno is missing/);
+    assert.match(deno.unavailable()!, /Deno is missing/);
   }
   if (RUNTIME !== "bun") {
     assert.equal(await bun.serveFast(987, handler, { transport: "tcp" }), null);
     assert.match(bun.unavailable()!, /Bun\.serve is missing/);
   }
   if (RUNTIME === "deno") {
-    assert.equal(deno.unavailable({ transport: "tcp" }), undefined, "Deno's internals are present");
-    assert.equal(deno.unavailable({ transport: "unix" }), undefined, "with FFI, a unix socket too");
-    assert.equal(deno.unavailable({ transport: "tcp", tls: { cert: "", key: "" } }), "TLS");
+    assert.equal(deno.unavailable(), undefined, "Deno's internals are present");
+    // TLS only through a takeover (here none): node:net's way has no TLS.
+    const tls = { cert: "", key: "" };
+    assert.equal(await deno.serveFast(987, handler, { transport: "tcp", tls }), null);
   }
   if (RUNTIME === "bun") {
     assert.equal(bun.unavailable(), undefined, "Bun's FFI is present");
@@ -269,24 +270,55 @@ for (const [via, viaEnv] of vias) {
   );
 }
 
-test("http fast path: HTTPS (Bun: fast; Deno: null, served by the fallback)", { skip: !FAST }, async () => {
-  const { cert, key, dir } = await selfSigned();
-  const port = await freePort();
-  const run = await serveFixture(
-    `127.0.0.1:${port}`,
-    () => curlOk(["--cacert", cert, `https://127.0.0.1:${port}/`]),
-    { FAST_CERT: cert, FAST_KEY: key },
+// HTTPS: Bun's fast path and Deno's takeover (a Deno.listenTls listener, with
+// ALPN h2 and http/1.1 as Deno.serve offers) serve it; Deno through node:net
+// answers null and the fixture's node:https fallback serves.
+for (const [via, viaEnv] of vias) {
+  const fast = viaEnv.FAST_DENO_VIA === undefined;
+  test(
+    `http fast path${via}: HTTPS (${fast ? "fast" : "null, served by the fallback"})`,
+    { skip: !FAST },
+    async () => {
+      const { cert, key, dir } = await selfSigned();
+      const port = await freePort();
+      const run = await serveFixture(
+        `127.0.0.1:${port}`,
+        () => curlOk(["--cacert", cert, `https://127.0.0.1:${port}/`]),
+        { FAST_CERT: cert, FAST_KEY: key, ...viaEnv },
+      );
+      await run.stderrMatch(fast ? /^fast/m : /^fallback/m);
+      // Verified against the certificate, not -k; HTTP/1.1 and, where ALPN offers it, HTTP/2.
+      const url = `https://127.0.0.1:${port}/`;
+      const c = await curl(["--cacert", cert, "--http1.1", "-w", " %{http_code} %{http_version}", url]);
+      assert.equal(c.code, 0, c.stderr);
+      assert.match(c.stdout, /"method":"GET"\} 200 1\.1$/);
+      if (fast && RUNTIME === "deno") {
+        const h2 = await curl(["--cacert", cert, "--http2", "-w", " %{http_code} %{http_version}", url]);
+        assert.equal(h2.code, 0, h2.stderr);
+        assert.match(h2.stdout, /"method":"GET"\} 200 2$/);
+        const body = new Uint8Array(1 << 20).map((_, i) => (i * 13) & 0xff);
+        const bodyFile = path.join(dir, "body");
+        fs.writeFileSync(bodyFile, body);
+        const post = await curl([
+          "--cacert",
+          cert,
+          "-s",
+          "-o",
+          path.join(dir, "out"),
+          "--data-binary",
+          `@${bodyFile}`,
+          `${url}echo`,
+        ]);
+        assert.equal(post.code, 0, post.stderr);
+        assert.deepEqual(new Uint8Array(fs.readFileSync(path.join(dir, "out"))), body);
+      }
+      const plain = await curl(["-w", "%{http_code}", `http://127.0.0.1:${port}/`], 5000);
+      assert.notEqual(plain.stdout.slice(-3), "200", "plain HTTP on the HTTPS socket got a 200");
+      assert.equal(await stop(run), 0, run.stderr());
+      fs.rmSync(dir, { recursive: true });
+    },
   );
-  await run.stderrMatch(RUNTIME === "bun" ? /^fast/m : /^fallback/m);
-  // Verified against the certificate, not -k.
-  const c = await curl(["--cacert", cert, "-w", " %{http_code}", `https://127.0.0.1:${port}/`]);
-  assert.equal(c.code, 0, c.stderr);
-  assert.match(c.stdout, /"method":"GET"\} 200$/);
-  const plain = await curl(["-w", "%{http_code}", `http://127.0.0.1:${port}/`], 5000);
-  assert.notEqual(plain.stdout.slice(-3), "200", "plain HTTP on the HTTPS socket got a 200");
-  assert.equal(await stop(run), 0, run.stderr());
-  fs.rmSync(dir, { recursive: true });
-});
+}
 
 test(
   "http fast path: an internal missing -> null, the fd intact for the fallback",
@@ -351,6 +383,44 @@ test(
       await run.stderrMatch(/socket-activate: serve\(\) handler failed: Error: thrown on purpose/);
       assert.equal(await stop(run), 0, run.stderr());
     }
+  },
+);
+
+test(
+  "serve() with tls answers through the fast path (Deno: its takeover offers HTTP/2), through node:https when switched off",
+  { skip: !FAST },
+  async () => {
+    const { cert, key, dir } = await selfSigned();
+    for (const fast of [true, false]) {
+      const port = await freePort();
+      const url = `https://127.0.0.1:${port}/`;
+      const env: Record<string, string> = { FAST_VIA_SERVE: "1", FAST_CERT: cert, FAST_KEY: key };
+      if (!fast) env.SOCKET_ACTIVATE_HTTP_FAST = "0";
+      const run = await serveFixture(`127.0.0.1:${port}`, () => curlOk(["--cacert", cert, url]), env);
+      const c = await curl(["--cacert", cert, "--http1.1", "-i", url]);
+      assert.equal(c.code, 0, c.stderr);
+      const head = c.stdout.slice(0, c.stdout.indexOf("\r\n\r\n"));
+      assert.match(head, /^HTTP\/1\.1 200/);
+      if (fast) assert.doesNotMatch(head, NODE_HTTP, "the fast path was not taken");
+      else assert.match(head, NODE_HTTP, "switched off: not served by node:https");
+      if (RUNTIME === "deno") {
+        const h2 = await curl([
+          "--cacert",
+          cert,
+          "--http2",
+          "-s",
+          "-o",
+          "/dev/null",
+          "-w",
+          "%{http_version}",
+          url,
+        ]);
+        assert.equal(h2.code, 0, h2.stderr);
+        assert.equal(h2.stdout, fast ? "2" : "1.1");
+      }
+      assert.equal(await stop(run), 0, run.stderr());
+    }
+    fs.rmSync(dir, { recursive: true });
   },
 );
 
