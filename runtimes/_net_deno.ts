@@ -203,12 +203,69 @@ export interface TakenListener {
   close(): void;
 }
 
+/** A private Deno listener to take a socket over with, and its sockaddr. */
+interface Private {
+  listener: Any;
+  sockaddr: Uint8Array;
+  /** Removes a unix listener's temp directory (the path is not needed once taken over). */
+  cleanup(): void;
+}
+
+/**
+ * Opens the private listener of a takeover, undefined where Deno does not
+ * grant it: --allow-net for 127.0.0.1; for a unix path in a fresh temp
+ * directory --allow-net (Deno 2.9 asks it for "unix:<path>"), --allow-read
+ * and --allow-write. Permissions are queried first, since Deno prompts on a
+ * terminal for what is not granted. With `tls`, Deno.listenTls's (TCP only).
+ */
+function openPrivate(unix: boolean, tls?: TlsOptions): Private | undefined {
+  const allowed = unix
+    ? granted({ name: "net" }) && granted({ name: "read" }) && granted({ name: "write" })
+    : granted({ name: "net", host: "127.0.0.1" });
+  if (!allowed || (unix && tls !== undefined)) return undefined;
+  let dir = "";
+  const cleanup = () => {
+    if (dir === "") return;
+    try {
+      D().removeSync(dir, { recursive: true });
+    } catch { /* gone */ }
+    dir = "";
+  };
+  try {
+    if (unix) {
+      dir = D().makeTempDirSync({ prefix: "socket-activate-" });
+      const path = `${dir}/s`;
+      return {
+        listener: D().listen({ transport: "unix", path }),
+        sockaddr: privateSockaddr(path, 0),
+        cleanup,
+      };
+    }
+    // A TLS listener's socket is a TCP listener like any other: taken over,
+    // it hands out Deno.TlsConns on the inherited socket. ALPN as Deno.serve
+    // offers it.
+    const pem = (x: string | Uint8Array) => typeof x === "string" ? x : new TextDecoder().decode(x);
+    const l = tls === undefined
+      ? D().listen({ transport: "tcp", hostname: "127.0.0.1", port: 0 })
+      : D().listenTls({
+        hostname: "127.0.0.1",
+        port: 0,
+        cert: pem(tls.cert),
+        key: pem(tls.key),
+        alpnProtocols: ["h2", "http/1.1"],
+      });
+    return { listener: l, sockaddr: privateSockaddr(undefined, l.addr.port), cleanup };
+  } catch {
+    cleanup();
+    return undefined;
+  }
+}
+
 /**
  * Puts the inherited listening socket `fd` under a Deno listener of its own
- * (runtimes/_takeover.ts); undefined, with `fd` untouched, where FFI or the
- * permission for the private listener (--allow-net for 127.0.0.1; for a unix
- * path in the temp directory --allow-net, --allow-read and --allow-write) is
- * missing, or a check of the takeover failed.
+ * (runtimes/_takeover.ts), a Deno.listenTls listener with `tls`; undefined,
+ * with `fd` untouched, where FFI or the permission for the private listener
+ * (openPrivate) is missing, or a check of the takeover failed.
  */
 export function takeOverListener(fd: number, libc: Libc | null, tls?: TlsOptions): TakenListener | undefined {
   if (libc === null) return undefined;
@@ -217,49 +274,11 @@ export function takeOverListener(fd: number, libc: Libc | null, tls?: TlsOptions
   const sa = family === undefined ? undefined : sockname(sys, fd);
   const where = sa === undefined ? undefined : fromSockaddr(sa);
   if (where === undefined || unsupported(sys) !== undefined) return undefined;
-  const unix = family === AF_UNIX;
-  // Deno.listenTls listens on TCP only.
-  if (tls !== undefined && unix) return undefined;
-  // Asked first: Deno prompts on a terminal for what is not granted. A unix
-  // listener needs net (Deno 2.9 asks for "unix:<path>") besides read and write.
-  const allowed = unix
-    ? granted({ name: "net" }) && granted({ name: "read" }) && granted({ name: "write" })
-    : granted({ name: "net", host: "127.0.0.1" });
-  if (!allowed) return undefined;
-  if (!setNonblocking(sys, fd)) return undefined;
-  let dir = "";
-  const cleanup = () => {
-    if (dir === "") return;
-    try {
-      D().removeSync(dir, { recursive: true });
-    } catch { /* gone */ }
-  };
-  let l: Any;
-  try {
-    if (unix) {
-      dir = D().makeTempDirSync({ prefix: "socket-activate-" });
-      l = D().listen({ transport: "unix", path: `${dir}/s` });
-    } else if (tls !== undefined) {
-      // The TLS listener's socket is a TCP listener like any other: taken
-      // over, it hands out Deno.TlsConns on the inherited socket. ALPN as
-      // Deno.serve offers it.
-      const pem = (x: string | Uint8Array) => typeof x === "string" ? x : new TextDecoder().decode(x);
-      l = D().listenTls({
-        hostname: "127.0.0.1",
-        port: 0,
-        cert: pem(tls.cert),
-        key: pem(tls.key),
-        alpnProtocols: ["h2", "http/1.1"],
-      });
-    } else {
-      l = D().listen({ transport: "tcp", hostname: "127.0.0.1", port: 0 });
-    }
-  } catch {
-    cleanup();
-    return undefined;
-  }
-  const taken = takeOver(sys, fd, privateSockaddr(unix ? `${dir}/s` : undefined, unix ? 0 : l.addr.port));
-  cleanup(); // a unix path no longer listened on, or never to be
+  const p = openPrivate(family === AF_UNIX, tls);
+  if (p === undefined) return undefined;
+  const l = p.listener;
+  const taken = setNonblocking(sys, fd) ? takeOver(sys, fd, p.sockaddr) : "untouched";
+  p.cleanup(); // a unix path no longer listened on, or never to be
   if (typeof taken !== "number") {
     try {
       l.close(); // the private socket, or after a swap the dup: never fd
@@ -306,45 +325,24 @@ async function connNative(fd: number, libc: Libc | null): Promise<Conn | undefin
   const remote = family === undefined ? undefined : peername(sys, fd);
   const addrs = local && remote && { local: fromSockaddr(local), remote: fromSockaddr(remote) };
   if (!addrs?.local || !addrs.remote) return undefined;
-  const unix = family === AF_UNIX;
-  const allowed = unix
-    ? granted({ name: "net" }) && granted({ name: "read" }) && granted({ name: "write" })
-    : granted({ name: "net", host: "127.0.0.1" });
-  if (!allowed || !setNonblocking(sys, fd)) return undefined;
-  let dir = "", l: Any, c: Any, peer: Any;
+  const p = openPrivate(family === AF_UNIX);
+  if (p === undefined) return undefined;
   const closeQuietly = (x: Any) => {
     try {
       x?.close();
     } catch { /* closed */ }
   };
+  let c: Any, peer: Any;
   try {
-    if (unix) {
-      dir = D().makeTempDirSync({ prefix: "socket-activate-" });
-      l = D().listen({ transport: "unix", path: `${dir}/s` });
-    } else {
-      l = D().listen({ transport: "tcp", hostname: "127.0.0.1", port: 0 });
-    }
-    [c, peer] = await Promise.all([
-      D().connect(unix ? { transport: "unix", path: `${dir}/s` } : l.addr),
-      l.accept(),
-    ]);
+    [c, peer] = await Promise.all([D().connect(p.listener.addr), p.listener.accept()]);
   } catch {
     closeQuietly(c);
     return undefined;
   } finally {
-    closeQuietly(l);
-    if (dir !== "") {
-      try {
-        D().removeSync(dir, { recursive: true });
-      } catch { /* gone */ }
-    }
+    closeQuietly(p.listener);
+    p.cleanup();
   }
-  const taken = takeOver(
-    sys,
-    fd,
-    privateSockaddr(unix ? `${dir}/s` : undefined, unix ? 0 : l.addr.port),
-    "client",
-  );
+  const taken = setNonblocking(sys, fd) ? takeOver(sys, fd, p.sockaddr, "client") : "untouched";
   closeQuietly(peer);
   if (typeof taken !== "number") {
     closeQuietly(c); // the private socket, or after a swap the dup: never fd
