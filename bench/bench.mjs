@@ -42,17 +42,17 @@ const run = {
 };
 const CMD = {
   pkg: {
-    node: [BIN.node, "dist/cli.js", "--quiet"],
+    node: [BIN.node, "dist/cli.cjs", "--quiet"],
     deno: [...run.deno("mod.ts"), "--quiet"],
     bun: [...run.bun("mod.ts"), "--quiet"],
   },
   greeter: {
-    node: run.node("bench/greeter-node.mjs"),
+    node: run.node("bench/greeter-node.cjs"),
     deno: run.deno("bench/greeter-deno.mjs"),
     bun: run.bun("bench/greeter-bun.mjs"),
   },
   bare: {
-    node: run.node("bench/bare.mjs"),
+    node: run.node("bench/bare.cjs"),
     deno: run.deno("bench/bare.mjs"),
     bun: run.bun("bench/bare.mjs"),
   },
@@ -334,8 +334,8 @@ async function main() {
     if (!BIN[rt] || !existsSync(BIN[rt])) throw new Error(`unknown or missing runtime ${rt}`);
   }
   if (!existsSync(SSA)) throw new Error(`${SSA} not found (systemd's systemd-socket-activate)`);
-  if (!existsSync(resolve(ROOT, "dist/cli.js"))) {
-    throw new Error("dist/cli.js is missing: build with node_modules/.bin/tsup");
+  if (!existsSync(resolve(ROOT, "dist/cli.cjs"))) {
+    throw new Error("dist/cli.cjs is missing: build with node_modules/.bin/tsup");
   }
 
   // 1. Start-up. One unmeasured warm-up per variant (Deno's module cache, page cache), then

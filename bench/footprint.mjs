@@ -5,7 +5,7 @@
 // 1. Installed size: `npm pack` of this checkout (dist/ must be built),
 //    installed offline into a fresh temporary project; the bytes and the disk
 //    blocks (du) of node_modules/socket-activate, by kind of file.
-// 2. Each built entry (dist/<runtime>.js and .cjs, dist/cli.js): its own
+// 2. Each built entry (dist/<runtime>.js and .cjs, dist/cli.cjs): its own
 //    bytes, and what importing it loads before any of its code runs: the
 //    entry plus every chunk it imports statically, recursively (files,
 //    bytes, bytes gzipped file by file at zlib's default level 6). Chunks
@@ -14,7 +14,7 @@
 // 3. Import time, from the installed package, in each runtime: a module that
 //    imports `socket-activate` and does nothing else, against an empty
 //    module, each a cold process timed from spawn to exit; also the CommonJS
-//    require() (Node, Bun), the CLI bundle (`dist/cli.js --version`, which
+//    require() (Node, Bun), the CLI bundle (`dist/cli.cjs --version`, which
 //    loads the whole bin and prints one line) and the JSR entry from this
 //    checkout (mod.ts, how Deno and Bun run the source). One unmeasured
 //    warm-up per variant, then rounds that interleave every variant of every
@@ -52,7 +52,7 @@ const BIN = {
 for (const rt of RUNTIMES) {
   if (!BIN[rt] || !fs.existsSync(BIN[rt])) throw new Error(`unknown or missing runtime "${rt}"`);
 }
-if (!fs.existsSync(path.join(ROOT, "dist", "cli.js"))) {
+if (!fs.existsSync(path.join(ROOT, "dist", "cli.cjs"))) {
   throw new Error("dist/ is missing: build it with `npm run build`");
 }
 const log = (s) => process.stderr.write(s);
@@ -147,7 +147,7 @@ function closure(entry) {
     lazyBytes: sum(lazy, (f) => fs.statSync(f).size),
   };
 }
-const ENTRIES = ["node.js", "node.cjs", "deno.js", "deno.cjs", "bun.js", "bun.cjs", "cli.js"];
+const ENTRIES = ["node.js", "node.cjs", "deno.js", "deno.cjs", "bun.js", "bun.cjs", "cli.cjs"];
 const entries = ENTRIES.map((e) => {
   const f = path.join(DIST, e);
   return { entry: e, bytes: fs.statSync(f).size, gzip: gz(f), ...closure(f) };
@@ -186,7 +186,7 @@ const single = (
   run,
 ) => ["diagnostic: one-file bundle, in-process", [...run, `timed-single-${rt}.mjs`], true];
 
-const cli = path.join(DIST, "cli.js");
+const cli = path.join(DIST, "cli.cjs");
 // What a user grants: the README's flags for Deno.
 const denoRun = [BIN.deno, "run", "--allow-env", "--allow-net", "--allow-ffi"];
 /** Variants per runtime: [label, argv, in-process?]. Node cannot import mod.ts (TypeScript). */
@@ -198,7 +198,7 @@ const VARIANTS = {
     ["in-process `await import()`", [BIN.node, "timed.mjs"], true],
     ["empty CommonJS module", [BIN.node, "empty.cjs"]],
     ['`require("socket-activate")`', [BIN.node, "require.cjs"]],
-    ["CLI bundle, `cli.js --version`", [BIN.node, cli, "--version"]],
+    ["CLI bundle, `cli.cjs --version`", [BIN.node, cli, "--version"]],
     single("node", [BIN.node]),
   ],
   deno: [
@@ -208,7 +208,7 @@ const VARIANTS = {
     ["in-process `await import()`", [...denoRun, "timed.mjs"], true],
     ["JSR entry, `import mod.ts`", [...denoRun, "mod.mjs"]],
     ["in-process `await import(mod.ts)`", [...denoRun, "timed-mod.mjs"], true],
-    ["CLI bundle, `cli.js --version`", [...denoRun, cli, "--version"]],
+    ["CLI bundle, `cli.cjs --version`", [...denoRun, cli, "--version"]],
     single("deno", denoRun),
   ],
   bun: [
@@ -219,7 +219,7 @@ const VARIANTS = {
     ['`require("socket-activate")`', [BIN.bun, "require.cjs"]],
     ["JSR entry, `import mod.ts`", [BIN.bun, "mod.mjs"]],
     ["in-process `await import(mod.ts)`", [BIN.bun, "timed-mod.mjs"], true],
-    ["CLI bundle, `cli.js --version`", [BIN.bun, cli, "--version"]],
+    ["CLI bundle, `cli.cjs --version`", [BIN.bun, cli, "--version"]],
     single("bun", [BIN.bun]),
   ],
 };

@@ -12,12 +12,15 @@
 #    that connection). A fresh systemd-socket-activate and a fresh kernel-chosen
 #    port (bind :0, close, never reused) per sample; >= 15 samples each, after
 #    one unmeasured warm-up per variant:
-#      (a) the package's echo server with --quiet (node dist/cli.js,
+#      (a) the package's echo server with --quiet (node dist/cli.cjs,
 #          deno run -A mod.ts, bun run mod.ts)
 #      (b) a minimal hand-written fd-3 greeter in the same runtime
-#          (bench/greeter-*.mjs: node:net listen({fd:3}) in Node and Deno,
-#          Bun.listen({fd:3}) in Bun), same greeting, same upper-casing echo
-#      (c) the bare runtime running an empty module (exec -> exit), timed from
+#          (bench/greeter-*: node:net listen({fd:3}) in Node and Deno,
+#          Bun.listen({fd:3}) in Bun), same greeting, same upper-casing echo;
+#          Node's is CommonJS like the bin (Node 20 starts a CommonJS main
+#          about 3 ms sooner than an ES module one)
+#      (c) the bare runtime running an empty module (exec -> exit; CommonJS
+#          in Node), timed from
 #          connect() to the process's exit, for context.
 #    Every greeting is checked, and one line is echoed back upper-cased.
 # 2. Echo throughput: bench/load.mjs (Node, the same client for all) opens 8
@@ -60,7 +63,7 @@ cd "$(dirname "$0")/.."
 for tool in /usr/bin/systemd-socket-activate node_modules/.bin/deno node_modules/.bin/bun; do
   [ -x "$tool" ] || { echo "bench: $tool is missing" >&2; exit 1; }
 done
-if [ ! -f dist/cli.js ]; then
+if [ ! -f dist/cli.cjs ]; then
   echo "bench: dist/ is missing, building it" >&2
   timeout 120 node_modules/.bin/tsup --silent >/dev/null || { echo "bench: build failed" >&2; exit 1; }
 fi

@@ -40,7 +40,7 @@ usage line).
 Examples:
   npx socket-activate                                  # echo server on port 8888
   systemd-socket-activate -l 8888 npx socket-activate  # WRONG: npx is a wrapper
-  systemd-socket-activate -l 8888 node node_modules/socket-activate/dist/cli.js
+  systemd-socket-activate -l 8888 node node_modules/socket-activate/dist/cli.cjs
   systemd-socket-activate -l 8888 deno run -A mod.ts echo
   systemd-socket-activate -l 8080 --fdname=web deno run -A mod.ts inspect
   npx socket-activate unit echo --listen 8888 --notify -- npx socket-activate
@@ -74,7 +74,7 @@ arguments.
 
 Examples:
   socket-activate echo --port 9000                     # its own port
-  systemd-socket-activate -l 8888 node node_modules/socket-activate/dist/cli.js echo
+  systemd-socket-activate -l 8888 node node_modules/socket-activate/dist/cli.cjs echo
   systemd-socket-activate -l 8080 -l 9090 --fdname=web:admin deno run -A mod.ts echo --name admin
   systemd-socket-activate -l 8888 bun run mod.ts echo --idle-exit 30 --quiet
 `;
@@ -97,7 +97,7 @@ Options:
 Exit status: 0 printed, 1 malformed environment, 2 bad arguments.
 
 Examples:
-  systemd-socket-activate -l 8080 --fdname=web node node_modules/socket-activate/dist/cli.js inspect
+  systemd-socket-activate -l 8080 --fdname=web node node_modules/socket-activate/dist/cli.cjs inspect
   systemd-socket-activate -l /run/app.sock deno run -A mod.ts inspect --json
   LISTEN_FDS=1 LISTEN_PID=1 bun run mod.ts inspect   # "names another process"
 `;

@@ -51,7 +51,7 @@ Exit status: 0 written, 1 the files could not be written, 2 bad arguments or
 a command that cannot work under socket activation.
 
 Examples:
-  socket-activate unit echo -l 8888 -- node node_modules/socket-activate/dist/cli.js
+  socket-activate unit echo -l 8888 -- node node_modules/socket-activate/dist/cli.cjs
   socket-activate unit echo -l 8888 --notify --watchdog 10 -- npx socket-activate
   socket-activate unit api -l 127.0.0.1:8080 -l /run/api.sock --fdname web -- deno run main.ts
   socket-activate unit conn -l 9000 --accept -- bun run server.ts

@@ -17,7 +17,7 @@ export const RUNTIME: "node" | "deno" | "bun" = g.Deno ? "deno" : g.Bun ? "bun" 
 export function cliCommand(): string[] {
   if (RUNTIME === "deno") return [g.Deno!.execPath(), "run", "-A", path.join(ROOT, "mod.ts")];
   if (RUNTIME === "bun") return [process.execPath, "run", path.join(ROOT, "mod.ts")];
-  return [process.execPath, path.join(ROOT, "dist", "cli.js")];
+  return [process.execPath, path.join(ROOT, "dist", "cli.cjs")];
 }
 
 /** The command that runs a TypeScript fixture in this runtime, keeping the PID. */

@@ -20,7 +20,7 @@ test("package.json and deno.json export the same keys", () => {
 
 test("package.json names the package and its bin; deno.json its JSR scope", () => {
   assert.equal(pkg.name, "socket-activate");
-  assert.equal(pkg.bin["socket-activate"], "./dist/cli.js");
+  assert.equal(pkg.bin["socket-activate"], "./dist/cli.cjs");
   assert.equal(deno.name, "@socket-activate/socket-activate");
 });
 

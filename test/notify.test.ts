@@ -205,8 +205,8 @@ test("Node as a non-root user: the datagram comes from systemd-notify's PID (Not
   // test run wherever the checkout lives (CI clones into a 0700 temp dir).
   const dir = tempDir();
   fs.chmodSync(dir, 0o755);
-  const bin = path.join(dir, "cli.mjs");
-  fs.copyFileSync(path.join(ROOT, "dist", "cli.js"), bin);
+  const bin = path.join(dir, "cli.cjs");
+  fs.copyFileSync(path.join(ROOT, "dist", "cli.cjs"), bin);
   fs.chmodSync(bin, 0o644);
   // setpriv execs in place, so the PID is node's own.
   const run = start(

@@ -130,7 +130,7 @@ test("the installed bin runs in this runtime's own way (deno run npm:, bunx --bu
 });
 
 test("the installed echo server runs under systemd-socket-activate", async () => {
-  const bin = path.join(pkg, "dist", "cli.js");
+  const bin = path.join(pkg, "dist", "cli.cjs");
   // Deno as a Deno user of the npm package starts it; Node and Bun run the bin
   // file directly, as a unit's ExecStart= must (npx and bunx are wrappers).
   const cmd = RUNTIME === "deno"

@@ -28,7 +28,7 @@ const NODE = (process.env.PATH ?? "").split(":").map((d) => path.join(d, "node")
   .find((p) => path.isAbsolute(p) && fs.statSync(p, { throwIfNoEntry: false })?.isFile())!;
 const DENO_BIN = fs.realpathSync(path.join(ROOT, "node_modules", ".bin", "deno"));
 const BUN_BIN = fs.realpathSync(path.join(ROOT, "node_modules", ".bin", "bun"));
-const CLI_JS = path.join(ROOT, "dist", "cli.js");
+const CLI_JS = path.join(ROOT, "dist", "cli.cjs");
 const MOD_TS = path.join(ROOT, "mod.ts");
 
 interface UnitRun {
@@ -157,7 +157,7 @@ async function echoes(port: number): Promise<void> {
 
 /** A command for the runtime `rt`, as a user would type it in this checkout. */
 function commandFor(rt: "node" | "deno" | "bun"): string[] {
-  if (rt === "node") return ["node", "dist/cli.js"];
+  if (rt === "node") return ["node", "dist/cli.cjs"];
   return [`node_modules/.bin/${rt}`, "run", "mod.ts"];
 }
 
@@ -256,7 +256,7 @@ test("systemd-analyze verify accepts every unit pair unit writes", async () => {
       ...commandFor("node"),
     ],
     // Words systemd would otherwise split, expand or unescape.
-    ["f", "-l", "8888", "--", "node", "dist/cli.js", "a b", "$HOME", "100%", '"q"', "back\\slash", ";", ""],
+    ["f", "-l", "8888", "--", "node", "dist/cli.cjs", "a b", "$HOME", "100%", '"q"', "back\\slash", ";", ""],
     ["g", "-l", "8888", "--", "sh", "-c", 'exec node "$0"', path.join(dir, "cli.js")],
   ];
   for (const v of variants) {
@@ -269,10 +269,10 @@ test("systemd-analyze verify accepts every unit pair unit writes", async () => {
 
 test("unit quotes ExecStart= so that systemd passes every word unchanged", async () => {
   const words = ["a b", "$HOME", "${HOME}", "100%", "%h", '"q"', "it's", "back\\slash", "tab\there", ";", ""];
-  const r = await unit(["f", "-l", "8888", "--", "node", "dist/cli.js", ...words]);
+  const r = await unit(["f", "-l", "8888", "--", "node", "dist/cli.cjs", ...words]);
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(execWords(values(r.files["f.service"], "ExecStart")[0]), [NODE, CLI_JS, ...words]);
-  const e = await unit(["f", "-l", "8888", "-E", "PCT=100% sure", "--", "node", "dist/cli.js"]);
+  const e = await unit(["f", "-l", "8888", "-E", "PCT=100% sure", "--", "node", "dist/cli.cjs"]);
   assert.deepEqual(values(e.files["f.service"], "Environment"), ['"PCT=100%% sure"']);
 });
 
@@ -333,7 +333,7 @@ function project(scripts: Record<string, string>): string {
   const dir = tempDir();
   fs.mkdirSync(path.join(dir, "node_modules", ".bin"), { recursive: true });
   fs.symlinkSync(ROOT, path.join(dir, "node_modules", "socket-activate"));
-  fs.symlinkSync("../socket-activate/dist/cli.js", path.join(dir, "node_modules", ".bin", "socket-activate"));
+  fs.symlinkSync("../socket-activate/dist/cli.cjs", path.join(dir, "node_modules", ".bin", "socket-activate"));
   fs.writeFileSync(path.join(dir, "package.json"), JSON.stringify({ name: "app", scripts }));
   return dir;
 }
@@ -448,7 +448,7 @@ test("unit --out writes both files, and refuses to overwrite them without --forc
 });
 
 test("unit with bad arguments exits 2 with one line naming the value, then the usage line", async () => {
-  const cmd = ["--", "node", "dist/cli.js"];
+  const cmd = ["--", "node", "dist/cli.cjs"];
   const cases: [string[], RegExp][] = [
     [["-l", "8080", ...cmd], /give the unit's NAME/],
     [

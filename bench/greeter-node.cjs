@@ -1,6 +1,8 @@
-// Start-up baseline (b) for Node: the smallest fd-3 greeter by hand.
+// Start-up baseline (b) for Node: the smallest fd-3 greeter by hand, in
+// CommonJS, which Node 20 starts about 3 ms sooner than an ES module (as the
+// bin is built).
 // Greets like the package's echo server, then echoes with ASCII letters upper-cased.
-import net from "node:net";
+const net = require("node:net");
 
 const activated = process.env.LISTEN_PID === String(process.pid) && process.env.LISTEN_FDS === "1";
 const greeting = `OHAI! systemd socket: ${activated}\n`;
