@@ -1,4 +1,4 @@
-import { defineConfig } from "tsup";
+import { defineConfig, type Options } from "tsup";
 
 // The CLI's commands that are imported only when run: each is built into a
 // file of its own, which the bin imports at run time, rather than compiled
@@ -10,7 +10,7 @@ const lazyCommands = ["unit", "run"];
 const lazyRuntimeParts = ["_run_node", "_run_ffi"];
 
 // The bin's plugins: the bundle with every shim, the lazy commands and no HTTP.
-const binPlugins = [{
+const binPlugins: NonNullable<Options["esbuildPlugins"]> = [{
   // The bin's way to the bundle with every shim (runtimes/bin.ts).
   name: "bin-to-cli-all",
   setup(build) {
