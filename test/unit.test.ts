@@ -333,7 +333,10 @@ function project(scripts: Record<string, string>): string {
   const dir = tempDir();
   fs.mkdirSync(path.join(dir, "node_modules", ".bin"), { recursive: true });
   fs.symlinkSync(ROOT, path.join(dir, "node_modules", "socket-activate"));
-  fs.symlinkSync("../socket-activate/dist/cli.cjs", path.join(dir, "node_modules", ".bin", "socket-activate"));
+  fs.symlinkSync(
+    "../socket-activate/dist/cli.cjs",
+    path.join(dir, "node_modules", ".bin", "socket-activate"),
+  );
   fs.writeFileSync(path.join(dir, "package.json"), JSON.stringify({ name: "app", scripts }));
   return dir;
 }
