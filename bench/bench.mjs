@@ -360,14 +360,18 @@ async function main() {
   const tStartup = performance.now();
   log(` ${((tStartup - tStart) / 1000).toFixed(0)} s\n`);
 
-  // 2. Throughput, alternating package / native for each runtime, round after round.
+  // 2. Throughput, package and native for each runtime round after round, the
+  // package first in even rounds and second in odd ones (a fixed order would
+  // give whatever the second run inherits, page cache or CPU clock, always to
+  // the same side).
   const tput = {};
   for (const rt of RUNTIMES) tput[`${rt} pkg`] = [], tput[`${rt} native`] = [];
   log(`throughput: ${ROUNDS} rounds of ${RUNTIMES.length * 2} runs (${CONNS} x ${MIB} MiB) `);
   for (let i = 0; i < ROUNDS; i++) {
     for (const rt of RUNTIMES) {
-      tput[`${rt} pkg`].push(await throughputPkg(rt));
-      tput[`${rt} native`].push(await throughputNative(rt));
+      const runs = [["pkg", throughputPkg], ["native", throughputNative]];
+      if (i % 2 === 1) runs.reverse();
+      for (const [v, fn] of runs) tput[`${rt} ${v}`].push(await fn(rt));
     }
     log(".");
   }
@@ -415,15 +419,28 @@ async function main() {
       "native echo, own port (b)",
       "difference (a)−(b)",
       "ratio (a)/(b)",
+      "per-round ratios: median (p25–p75)",
     ],
     RUNTIMES.map((rt) => {
-      const a = median(tput[`${rt} pkg`]), b = median(tput[`${rt} native`]);
-      return [rt, `${f1(a)} MiB/s`, `${f1(b)} MiB/s`, `${sign(a - b)} MiB/s`, `${(a / b).toFixed(2)}×`];
+      const as = tput[`${rt} pkg`], bs = tput[`${rt} native`];
+      const a = median(as), b = median(bs);
+      const paired = as.map((x, i) => x / bs[i]);
+      return [
+        rt,
+        `${f1(a)} MiB/s`,
+        `${f1(b)} MiB/s`,
+        `${sign(a - b)} MiB/s`,
+        `${(a / b).toFixed(2)}×`,
+        `${median(paired).toFixed(2)}× (${quantile(paired, 0.25).toFixed(2)}–${
+          quantile(paired, 0.75).toFixed(2)
+        })`,
+      ];
     }),
   ));
   out.push(
     "",
-    "MiB/s = echoed payload (one direction) / time from the first write to the last byte back.",
+    "MiB/s = echoed payload (one direction) / time from the first write to the last byte back. A per-round",
+    "ratio divides a round's package run by the native run next to it, which cancels drift between rounds.",
     "",
   );
   const names = {

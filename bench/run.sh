@@ -33,7 +33,9 @@
 #          (bench/echo-*.mjs: net 'data' handler / Deno.listen read-write loop /
 #          Bun.listen data handler with partial writes), same greeting and
 #          warm-up.
-#    Alternating (a) (b) per runtime, >= 3 rounds (default 11).
+#    (a) then (b) in even rounds, (b) then (a) in odd ones, >= 3 rounds
+#    (default 11); besides the ratio of medians, the median (p25-p75) of
+#    the per-round ratios (a)/(b), which cancels drift between rounds.
 #
 # 3. The footprint (bench/footprint.mjs, which explains it): installed size of
 #    the packed tarball, the size of each built entry and what importing it
