@@ -153,8 +153,10 @@ export function setRuntime(runtime: Runtime): void {
 export function getRuntime(): Runtime {
   if (current === undefined) {
     throw new Error(
-      "socket-activate was loaded without a runtime shim: import it from " +
-        '"socket-activate" (or mod.ts), not from a file under src/',
+      // Worded without "import ... from": publint takes that, even in a
+      // string, for ES module syntax, and the CommonJS bin for a misnamed ESM file.
+      "socket-activate was loaded without a runtime shim: its entries are the package " +
+        '("socket-activate") and mod.ts, not a file under src/',
     );
   }
   return current;
