@@ -19,9 +19,10 @@
 #          Bun.listen({fd:3}) in Bun), same greeting, same upper-casing echo;
 #          Node's is CommonJS like the bin (Node 20 starts a CommonJS main
 #          about 3 ms sooner than an ES module one)
-#      (c) the bare runtime running an empty module (exec -> exit; CommonJS
-#          in Node), timed from
-#          connect() to the process's exit, for context.
+#      (c) the greeter (b) after loading the package and using none of it
+#          (bench/imported-*: require("socket-activate") in Node, mod.ts in
+#          Deno and Bun): (c) - (b) is what loading the package's code costs
+#          before any of it runs.
 #    Every greeting is checked, and one line is echoed back upper-cased.
 # 2. Echo throughput: bench/load.mjs (Node, the same client for all) opens 8
 #    connections, each sends 32 MiB of lower-case ASCII in 64 KiB writes while
