@@ -53,8 +53,8 @@ const CMD = {
   },
   imported: {
     node: run.node("bench/imported-node.cjs"),
-    deno: run.deno("bench/imported-deno.mjs"),
-    bun: run.bun("bench/imported-bun.mjs"),
+    deno: run.deno("bench/imported.mjs"),
+    bun: run.bun("bench/imported.mjs"),
   },
   native: {
     node: run.node("bench/echo-node.mjs"),
@@ -409,7 +409,7 @@ async function main() {
   ));
   out.push(
     "",
-    "(c) is the greeter (b) after loading the package and using none of it (bench/imported-*): Node",
+    "(c) is the greeter (b) after loading the package and using none of it (bench/imported*): Node",
     '`require("socket-activate")`, Deno and Bun `mod.ts`.',
     "",
   );

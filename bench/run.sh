@@ -20,7 +20,7 @@
 #          Node's is CommonJS like the bin (Node 20 starts a CommonJS main
 #          about 3 ms sooner than an ES module one)
 #      (c) the greeter (b) after loading the package and using none of it
-#          (bench/imported-*: require("socket-activate") in Node, mod.ts in
+#          (bench/imported*: require("socket-activate") in Node, mod.ts in
 #          Deno and Bun): (c) - (b) is what loading the package's code costs
 #          before any of it runs.
 #    Every greeting is checked, and one line is echoed back upper-cased.

@@ -1,8 +1,0 @@
-// Start-up variant (c) for Deno: the greeter (b), after importing the JSR
-// entry (mod.ts, as `deno run -A mod.ts` does) and using none of it. (c) − (b)
-// is what loading the package's code costs before any of it runs.
-import "../mod.ts";
-
-// A dynamic import: a static one would run the greeter while mod.ts still
-// awaits its runtime shim (top-level await), not after it.
-await import("./greeter-deno.mjs");
