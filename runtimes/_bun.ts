@@ -6,6 +6,7 @@
 import type { Runtime } from "../src/_runtime.ts";
 import { refused } from "../src/notify.ts";
 import {
+  fdKindVia,
   fdPassingVia,
   fdStateVia,
   LIBC,
@@ -73,6 +74,10 @@ export const bunRuntime: Runtime = {
   sockInfo: (fd) => {
     const c = loadLibc();
     return c ? sockInfoVia(c, fd) : undefined;
+  },
+  fdKind: (fd) => {
+    const c = loadLibc();
+    return c ? fdKindVia(c, fd, process.arch) : undefined;
   },
   pidfdId: () => {
     const c = loadLibc();

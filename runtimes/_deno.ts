@@ -7,6 +7,7 @@ import { type FdState, fdStateFromFdinfo, type Runtime } from "../src/_runtime.t
 import type { NetAdapter } from "../src/_net.ts";
 import { refused } from "../src/notify.ts";
 import {
+  fdKindVia,
   fdPassingVia,
   fdStateVia,
   LIBC,
@@ -14,6 +15,8 @@ import {
   makeLibc,
   monotonicUsecVia,
   pidfdIdVia,
+  readLinkVia,
+  readTextVia,
   sendWithFdsVia,
   setCloexecVia,
   sockInfoVia,
@@ -59,16 +62,23 @@ function denied(what: string, flag: string): ActivationError {
   return new ActivationError("EPERM", `Deno may not ${what}: run it with ${flag}`);
 }
 
+// Deno refuses /proc to its file API even under --allow-read (only -A grants
+// it); with --allow-ffi the same read goes through libc. Without either, the
+// flag to add is --allow-ffi: the README's permissions already hold the rest.
+function procDenied(path: string): ActivationError {
+  return denied(`read ${path}`, "--allow-ffi (Deno grants /proc to its own file API only with -A)");
+}
+
 function readLink(path: string): string | undefined {
   try {
     return D().readLinkSync(path);
   } catch (e) {
     if (e instanceof D().errors.NotFound) return undefined;
-    if (isNotCapable(e)) {
-      throw denied(`read ${path}`, "-A (Deno grants /proc only with --allow-all) or --allow-ffi");
-    }
-    throw e;
+    if (!isNotCapable(e)) throw e;
   }
+  const c = loadLibc();
+  if (!c) throw procDenied(path);
+  return readLinkVia(c, path);
 }
 
 function readText(path: string): string | undefined {
@@ -81,9 +91,11 @@ function readText(path: string): string | undefined {
     return s;
   } catch (e) {
     if (e instanceof D().errors.NotFound) return undefined;
-    if (isNotCapable(e)) throw denied(`read ${path}`, "-A (Deno grants /proc only with --allow-all)");
-    throw e;
+    if (!isNotCapable(e)) throw e;
   }
+  const c = loadLibc();
+  if (!c) throw procDenied(path);
+  return readTextVia(c, path);
 }
 
 function fdStateFromProc(fd: number): FdState {
@@ -148,6 +160,11 @@ export const denoRuntime: Runtime = {
   sockInfo: (fd) => {
     const c = loadLibc();
     return c ? sockInfoVia(c, fd) : undefined;
+  },
+  // Deno's fstatSync works on resource ids, not fds: fstat(2) over FFI.
+  fdKind: (fd) => {
+    const c = loadLibc();
+    return c ? fdKindVia(c, fd, D().build.arch) : undefined;
   },
   pidfdId: () => {
     const c = loadLibc();

@@ -170,6 +170,51 @@ export function readLinkVia(libc: Libc, path: string): string | undefined {
 }
 
 /**
+ * A whole (small) file as latin1 text through open(2) and read(2); undefined
+ * when it cannot be opened: for Deno, which refuses /proc to its own file
+ * API without -A, where FFI is granted.
+ */
+export function readTextVia(libc: Libc, path: string): string | undefined {
+  const fd = libc.open(new TextEncoder().encode(path + "\0"), 0o2000000, /* O_RDONLY | O_CLOEXEC */ 0);
+  if (fd < 0) return undefined;
+  try {
+    let s = "";
+    const buf = new Uint8Array(16384);
+    for (;;) {
+      const n = libc.read(fd, buf, buf.length);
+      if (n < 0) return undefined;
+      if (n === 0) return s;
+      for (let i = 0; i < n; i += 8192) s += String.fromCharCode(...buf.subarray(i, Math.min(n, i + 8192)));
+    }
+  } finally {
+    libc.close(fd);
+  }
+}
+
+/**
+ * What fstat(2) says an fd is, from st_mode: for the runtimes whose own file
+ * API cannot fstat an inherited fd (Deno) or costs a module load (Bun's
+ * node:fs). The layout is glibc's for x86_64 (st_mode at byte 24) and
+ * aarch64 (at byte 16).
+ */
+export function fdKindVia(
+  libc: Libc,
+  fd: number,
+  arch: string,
+): "fifo" | "file" | "socket" | "other" | undefined {
+  const at = arch === "x64" || arch === "x86_64" ? 24 : arch === "arm64" || arch === "aarch64" ? 16 : -1;
+  if (at < 0) return undefined;
+  const st = new Uint8Array(256);
+  if (libc.fstat(fd, st) !== 0) return undefined;
+  const type = new DataView(st.buffer).getUint32(at, true) & 0o170000;
+  if (type === 0o010000) return "fifo";
+  if (type === 0o140000) return "socket";
+  // Regular files and devices (/dev/null where a socket was due).
+  if (type === 0o100000 || type === 0o020000 || type === 0o060000) return "file";
+  return "other";
+}
+
+/**
  * sendmsg(2) of one datagram, with `fds` (if any) as SCM_RIGHTS, to the
  * AF_UNIX address `path` (a leading NUL for an abstract name), from a fresh
  * close-on-exec SOCK_DGRAM socket, as sd_notify does: what every notify,

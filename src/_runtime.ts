@@ -91,6 +91,11 @@ export interface Runtime {
   fdState(fd: number): FdState;
   /** Socket facts over FFI, or undefined where FFI is not at hand. */
   sockInfo(fd: number): SockInfo | "ENOTSOCK" | "EBADF" | undefined;
+  /**
+   * What fstat(2) says the fd is, over FFI; undefined where FFI is not at
+   * hand (then the /proc/self/fd target is stat'ed instead).
+   */
+  fdKind?(fd: number): "fifo" | "file" | "socket" | "other" | undefined;
   /** This process's pidfs inode id, or undefined where it cannot be learnt. */
   pidfdId(): bigint | undefined;
   args(): string[];

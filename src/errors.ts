@@ -1,7 +1,7 @@
 /**
  * Why activation failed, as an errno name. listenFds() uses the codes
  * libsystemd returns for the same input (EINVAL, ERANGE, EBADF) and ESRCH for
- * a LISTEN_PID that names the parent; listen() adds ENOENT (no fd fits),
+ * a LISTEN_PID that names the parent or another ancestor (a wrapper); listen() adds ENOENT (no fd fits),
  * ENOTSOCK and EPROTOTYPE (not a stream socket), EISCONN (connected where a
  * listener was asked for), EBUSY (already served) and EADDRNOTAVAIL (the
  * runtime listened somewhere other than the fd, or the fallback failed);

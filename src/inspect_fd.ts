@@ -64,13 +64,16 @@ const TYPES: Record<number, FdInfo["type"]> = { 1: "stream", 2: "dgram", 3: "raw
 /**
  * Tells what an fd is: a TCP, UDP or unix socket (its type, whether it
  * listens, its local address), a FIFO, a file, or something else. Reads
- * `/proc/self/fd` and `/proc/net/*`, cheapest table first, or asks the socket
- * itself over FFI where the runtime has FFI at hand (Bun; Deno with
- * `--allow-ffi`), which is cheaper than walking the TCP tables.
+ * `/proc/self/fd` and `/proc/net/*`, cheapest table first, or asks the fd
+ * itself over FFI (fcntl, getsockopt, getsockname, fstat, readlink) where the
+ * runtime has FFI at hand (Bun; Deno with `--allow-ffi`), which is cheaper
+ * than walking the TCP tables. Deno refuses `/proc` without `-A`, so there
+ * it needs `--allow-ffi` or `-A`.
  *
  * @param fd The fd number.
  * @returns What the fd is.
- * @throws {ActivationError} `EBADF` when the fd is not open.
+ * @throws {ActivationError} `EBADF` when the fd is not open; `EPERM` in Deno
+ * with neither `--allow-ffi` nor `-A`, naming `--allow-ffi`.
  *
  * @example Check that fd 3 is a listening TCP socket
  * ```ts
@@ -120,7 +123,10 @@ export function inspectWith(rt: Runtime, fd: number, fast = false): FdInfo {
   if (target !== undefined && target.startsWith("pipe:")) {
     info.kind = "fifo";
   } else if (target !== undefined && target.startsWith("/")) {
-    const kind = rt.statKind(target);
+    // The fd itself where FFI can ask it (Deno may stat no path without
+    // --allow-read); the path it names otherwise.
+    const own = rt.fdKind?.(fd);
+    const kind = own === "fifo" || own === "file" ? own : rt.statKind(target);
     info.kind = kind === "fifo" ? "fifo" : kind === "file" || kind === "other" ? "file" : "other";
   }
   return info;

@@ -1,6 +1,6 @@
 import { ActivationError } from "./errors.ts";
 import { parsePid, safeAtoi, safeAtou64 } from "./_parse.ts";
-import { getRuntime } from "./_runtime.ts";
+import { getRuntime, type Runtime } from "./_runtime.ts";
 
 // The process's activation fds, read once: listenFds() unsets the variables,
 // so a second listen() (another named socket) must not read them again.
@@ -97,6 +97,15 @@ export interface ListenFdsOptions {
    */
   ppid?: number;
   /**
+   * This process's ancestors' PIDs, parent first, to recognise a wrapper
+   * (`npx`, `npm start`, `npx tsx`, nested shells) that took the sockets two
+   * or more generations up. Only consulted when LISTEN_PID does not match
+   * `pid`. PID 1 counts only as the parent: every process descends from it.
+   *
+   * @default {the parent chain read from /proc (32 generations at most), or `[ppid]` when `pid` is given}
+   */
+  ancestors?: readonly number[];
+  /**
    * Remove LISTEN_PID, LISTEN_PIDFDID, LISTEN_FDS and LISTEN_FDNAMES from the
    * environment on every path (success, mismatch and error), as
    * `sd_listen_fds(1)` does, so that child processes do not see them.
@@ -120,8 +129,9 @@ const INT_MAX = 2147483647n;
  * @returns The fds from 3 upwards with their names; empty when not activated.
  * @throws {ActivationError} `EINVAL` or `ERANGE` when a variable does not
  * parse or the name count differs from LISTEN_FDS, `EBADF` when a passed fd is
- * not open, and `ESRCH` when LISTEN_PID names this process's parent (a wrapper
- * such as `npx` or `npm start` stood between the service manager and it).
+ * not open, and `ESRCH` when LISTEN_PID names this process's parent or another
+ * ancestor (a wrapper such as `npx` or `npm start` stood between the service
+ * manager and it; the message names the wrapper's command line).
  *
  * @example Pick the socket named "web"
  * ```ts
@@ -175,16 +185,14 @@ function readListenFds(options: ListenFdsOptions): ListenFd[] {
   if ("error" in pid) throw malformed("LISTEN_PID", pidText, pid.error);
   const self = options.pid ?? rt!.pid();
   if (pid.value !== BigInt(self)) {
-    const parent = options.ppid ?? (options.pid === undefined ? rt!.ppid() : undefined);
-    if (parent !== undefined && pid.value === BigInt(parent) && fdsText !== undefined) {
-      throw new ActivationError(
-        "ESRCH",
-        `LISTEN_PID="${pidText}" is this process's parent (PID ${parent}), not this process ` +
-          `(PID ${self}): a wrapper such as npx, npm start or a shell without exec took the ` +
-          "sockets. Start the program directly in ExecStart= (for example " +
-          "ExecStart=/usr/bin/node /srv/app/server.js), or use exec in the wrapper script",
-      );
-    }
+    // libsystemd's answer is "not for this process". When LISTEN_PID names an
+    // ancestor, though, the sockets were meant for this program and a wrapper
+    // took them (npx and npm are Node programs, which mark inherited fds
+    // close-on-exec at start-up: the program behind them gets no fd 3 at all,
+    // so what fds 3.. are tells nothing). A fallback would hide that while
+    // the activated client waits: ESRCH instead.
+    const generation = fdsText === undefined ? undefined : ancestorGeneration(pid.value, options, rt);
+    if (generation !== undefined) throw wrapperError(pidText, Number(pid.value), generation, self, rt);
     return [];
   }
 
@@ -233,6 +241,80 @@ function readListenFds(options: ListenFdsOptions): ListenFd[] {
     result.push({ fd: LISTEN_FDS_START + i, name: names ? names[i] : "unknown" });
   }
   return result;
+}
+
+/** Generations a wrapper's chain is followed up: npm start with a shell is three. */
+const MAX_GENERATIONS = 32;
+
+/**
+ * 1 when `target` is the parent, 2 the grandparent, ...; undefined when it
+ * is no ancestor (or the chain cannot be read). PID 1 counts only as the
+ * parent: everything descends from it.
+ */
+function ancestorGeneration(
+  target: bigint,
+  options: ListenFdsOptions,
+  rt: Runtime | undefined,
+): number | undefined {
+  const given = options.ancestors ??
+    (options.ppid !== undefined ? [options.ppid] : options.pid !== undefined ? [] : undefined);
+  let pid = given ? given[0] : rt!.ppid();
+  for (let generation = 1; pid !== undefined && generation <= MAX_GENERATIONS; generation++) {
+    if (BigInt(pid) === target && (generation === 1 || pid !== 1)) return generation;
+    if (pid <= 1) return undefined;
+    pid = given ? given[generation] : parentOf(rt!, pid);
+  }
+  return undefined;
+}
+
+/** The parent PID of `pid` from /proc/PID/stat; undefined where it cannot be read. */
+function parentOf(rt: Runtime, pid: number): number | undefined {
+  let stat: string | undefined;
+  try {
+    stat = rt.readText(`/proc/${pid}/stat`);
+  } catch {
+    return undefined; // Deno without -A or --allow-ffi may not read /proc
+  }
+  // "PID (comm) STATE PPID ...": comm may hold spaces and parentheses.
+  const m = stat === undefined ? null : /^\)\s+\S+\s+(\d+)/.exec(stat.slice(stat.lastIndexOf(")")));
+  return m ? Number(m[1]) : undefined;
+}
+
+/** A process's command line from /proc/PID/cmdline, arguments joined by spaces. */
+function commandLine(rt: Runtime | undefined, pid: number): string | undefined {
+  let raw: string | undefined;
+  try {
+    raw = rt?.readText(`/proc/${pid}/cmdline`);
+  } catch {
+    return undefined;
+  }
+  if (!raw) return undefined;
+  // readText is latin1: the bytes back, then UTF-8.
+  const bytes = Uint8Array.from(raw, (c) => c.charCodeAt(0));
+  const text = new TextDecoder().decode(bytes).replace(/\0+$/, "").replaceAll("\0", " ");
+  return text.length > 200 ? text.slice(0, 199) + "…" : text;
+}
+
+function wrapperError(
+  pidText: string,
+  pid: number,
+  generation: number,
+  self: number,
+  rt: Runtime | undefined,
+): ActivationError {
+  const cmd = commandLine(rt, pid);
+  const which = generation === 1
+    ? "is this process's parent"
+    : `is an ancestor of this process, ${generation} generations up`;
+  return new ActivationError(
+    "ESRCH",
+    `LISTEN_PID="${pidText}" ${which} (PID ${pid}${cmd === undefined ? "" : `, ${JSON.stringify(cmd)}`}), ` +
+      `not this process (PID ${self}): a wrapper between the service manager and the runtime (npx, ` +
+      "npm start, npx tsx, a shell without exec) took the sockets, and no fallback is used in its place. " +
+      "Start the runtime directly in ExecStart= (for example ExecStart=/usr/bin/node /srv/app/server.js; " +
+      "`socket-activate unit` resolves npx, npm scripts and tsx to the program itself), or use exec in a " +
+      "wrapper script",
+  );
 }
 
 /**
