@@ -64,6 +64,7 @@ export interface Files {
 /** The answer of an fd probe: open or not, close-on-exec or not. */
 export type FdState = "cloexec" | "inheritable" | "closed" | "unknown";
 
+import { ActivationError } from "./errors.ts";
 import type { DgramAdapter, NetAdapter } from "./_net.ts";
 import type { FastServeOptions, FastServer, HttpAdapter, ServeHandler } from "./_http.ts";
 import type { Launcher } from "./_launcher.ts";
@@ -148,15 +149,47 @@ export interface Runtime {
 }
 
 let current: Runtime | undefined;
+let wrongEntry: Runtime["name"] | undefined;
 
-/** Registers the shim an entry point was built for. */
+const NAMES = { node: "Node", deno: "Deno", bun: "Bun" } as const;
+
+/** The runtime this code runs in, told as runtimes/_detect.ts tells it. */
+export function runningIn(): Runtime["name"] {
+  const g = globalThis as { Deno?: unknown; Bun?: unknown };
+  return g.Deno !== undefined ? "deno" : g.Bun !== undefined ? "bun" : "node";
+}
+
+/**
+ * Registers the shim an entry point was built for. A shim for another
+ * runtime is not registered: `socket-activate/node` run by Deno would put an
+ * http.Server on a Node TCP handle that Deno never polls, and the Node shim
+ * in Bun marks no fd close-on-exec. getRuntime() then refuses, before any fd
+ * is touched, naming the entry to use.
+ */
 export function setRuntime(runtime: Runtime): void {
+  if (runtime.name !== runningIn()) {
+    wrongEntry ??= runtime.name;
+    return;
+  }
   current = runtime;
 }
 
 /** The shim registered by the entry point that loaded the package. */
 export function getRuntime(): Runtime {
   if (current === undefined) {
+    if (wrongEntry !== undefined) {
+      const here = runningIn();
+      throw new ActivationError(
+        "ENOTSUP",
+        `socket-activate's /${wrongEntry} entry is the build for ${NAMES[wrongEntry]}, but this is ` +
+          `${
+            NAMES[here]
+          }: load the package's main entry ("socket-activate" on npm, whose export conditions ` +
+          `pick ${
+            NAMES[here]
+          }'s build; mod.ts on JSR) or its /${here} entry instead. Nothing was listened on`,
+      );
+    }
     throw new Error(
       // Worded without "import ... from": publint takes that, even in a
       // string, for ES module syntax, and the CommonJS bin for a misnamed ESM file.

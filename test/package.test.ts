@@ -6,7 +6,17 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { activate, connect, exchange, expectedEcho, freePort, ROOT, RUNTIME, tempDir } from "./_util.ts";
+import {
+  activate,
+  connect,
+  exchange,
+  expectedEcho,
+  freePort,
+  refused,
+  ROOT,
+  RUNTIME,
+  tempDir,
+} from "./_util.ts";
 
 let project = "";
 let pkg = "";
@@ -166,6 +176,60 @@ test("examples/echo.ts importing the installed package serves under systemd-sock
   );
   assert.deepEqual(extra, [], "a warning from the installed package");
 });
+
+// Each entry either works in the runtime it finds itself in or refuses at
+// once, naming the entry to use: never a server on a socket of its own.
+for (const entry of ["", "/node", "/deno", "/bun"]) {
+  const works = entry === "" || entry === `/${RUNTIME}`;
+  test(`socket-activate${entry} in ${RUNTIME} ${works ? "serves the activated socket" : "refuses with ENOTSUP naming the entry to use"}`, async () => {
+    const [port, fallback] = [await freePort(), await freePort()];
+    const spec = `${RUNTIME === "deno" ? "npm:" : ""}socket-activate${entry}`;
+    const file = `entry${entry.replace("/", "_") || "_main"}.mjs`;
+    fs.writeFileSync(
+      path.join(project, file),
+      `import * as net from "node:net";
+import { listenServer } from "${spec}";
+try {
+  const r = await listenServer(net.createServer((s) => s.end("entry\\n")), { fallback: { port: ${fallback}, hostname: "127.0.0.1" } });
+  process.stderr.write("ready " + JSON.stringify(r) + "\\n");
+} catch (e) {
+  process.stderr.write(e.code + ": " + e.message + "\\n");
+  process.exit(1);
+}
+`,
+    );
+    const { run, conn } = await activate(["-l", `127.0.0.1:${port}`], [
+      "env",
+      "-C",
+      project,
+      ...runCommand(file),
+    ], {
+      port,
+    });
+    if (works) {
+      // Not a bare half-close: Deno's node:net loses a write made in the tick
+      // that accepts a connection whose FIN is already queued (test/native.test.ts).
+      assert.equal(new TextDecoder().decode(await exchange(conn, new TextEncoder().encode("x"))), "entry\n");
+      await run.stderrMatch(new RegExp(`ready \\{"activated":true,"fd":3,.*"port":${port}\\}`));
+      run.child.kill("SIGKILL");
+      await run.exited();
+      return;
+    }
+    conn.on("error", () => {}); // the refused program's socket goes with it
+    assert.equal(await run.exited(), 1, run.stderr());
+    const name = { node: "Node", deno: "Deno", bun: "Bun" };
+    assert.match(
+      run.stderr(),
+      new RegExp(
+        `ENOTSUP: socket-activate's ${entry} entry is the build for ${
+          name[entry.slice(1) as "node"]
+        }, but this ` +
+          `is ${name[RUNTIME]}: .*"socket-activate" on npm.* or its /${RUNTIME} entry instead`,
+      ),
+    );
+    assert.equal(await refused(fallback), true, "the wrong entry bound its fallback");
+  });
+}
 
 // Types do not depend on the runtime running the test: checked once, under Node.
 test("TypeScript consumers get the types: node16 (ESM and CJS), bundler, bundler with the bun condition", {
