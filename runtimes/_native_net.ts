@@ -3,7 +3,15 @@
 // Express, Koa or Fastify) put on the activated socket or the fallback.
 import type * as Net from "node:net";
 import { ActivationError } from "../src/errors.ts";
-import { adopt, type Fallback, listenFailed, requireFallback, verifyListener } from "../src/listen.ts";
+import {
+  adopt,
+  type Fallback,
+  fallbackFailed,
+  fallbackTarget,
+  listenFailed,
+  requireFallback,
+  verifyListener,
+} from "../src/listen.ts";
 import type { Addr } from "../src/_net.ts";
 import { getRuntime } from "../src/_runtime.ts";
 
@@ -105,7 +113,11 @@ export async function listenServer(
     const target = "path" in fb
       ? { path: fb.path.startsWith("@") ? "\0" + fb.path.slice(1) : fb.path }
       : { port: fb.port, host: fb.hostname ?? "0.0.0.0" };
-    await listening(server, target);
+    try {
+      await listening(server, target);
+    } catch (e) {
+      throw fallbackFailed(fallbackTarget(fb), e);
+    }
     const addr = addrOf(server) ?? ("path" in fb ? { transport: "unix", path: fb.path } as const : undefined);
     if (addr === undefined) {
       throw new ActivationError("EADDRNOTAVAIL", "The server listens, but not where it was asked to");
@@ -131,10 +143,21 @@ export async function listenServer(
     throw listenFailed(rt, a, e);
   }
   const handleFd = (server as unknown as { _handle?: { fd?: number } })._handle?.fd;
-  const addr = verifyListener(a, {
-    addr: addrOf(server),
-    sameFd: typeof handleFd !== "number" || handleFd < 0 ? undefined : handleFd === a.f.fd,
-    close: () => void server.close(),
-  });
+  const addr = verifyListener(
+    a,
+    {
+      addr: addrOf(server),
+      sameFd: typeof handleFd !== "number" || handleFd < 0 ? undefined : handleFd === a.f.fd,
+      close: () => void server.close(),
+    },
+    // Bun's net.Server takes the fd; its http.Server ignores it and binds a
+    // port of its own (oven-sh/bun#22559), a limitation, not a bug to report.
+    rt.name === "bun"
+      ? (handed, where) =>
+        `Bun's http.Server ignores { fd } (oven-sh/bun#22559): handed ${handed}, it listened on ${where} ` +
+        "instead. That listener was closed and nothing was served: serve an http.Server in Bun with " +
+        "listenHttp(server) (or a fetch handler with serve()), which reach the fd"
+      : undefined,
+  );
   return { activated: true, fd: a.f.fd, name: a.f.name, addr };
 }

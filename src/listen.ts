@@ -109,6 +109,11 @@ export interface Server {
   readonly activated: boolean;
   /** Where the server listens (or, for Accept=yes, the local end of the connection). */
   readonly addr: Addr;
+  /**
+   * For an Accept=yes connection (one connection per process), the peer's
+   * address; undefined for a listener.
+   */
+  readonly remoteAddr?: Addr;
   /** The inherited fd served, when activated. */
   readonly fd: number | undefined;
   /** The fd's name from LISTEN_FDNAMES, when activated. */
@@ -212,7 +217,7 @@ function names(fds: ListenFd[]): string {
   return fds.map((f) => `${f.fd} "${f.name}"`).join(", ");
 }
 
-function choose(fds: ListenFd[], o: ListenOptions): ListenFd | undefined {
+function choose(rt: Runtime, fds: ListenFd[], o: ListenOptions): ListenFd | undefined {
   if (fds.length === 0) return undefined;
   if (o.name !== undefined) {
     const f = fds.find((x) => x.name === o.name);
@@ -236,6 +241,18 @@ function choose(fds: ListenFd[], o: ListenOptions): ListenFd | undefined {
     return f;
   }
   if (fds.length > 1) {
+    // "Choose one" would be wrong advice where the service manager's count
+    // is the mistake: the runtime's own fds then fill the numbers after the
+    // last one passed.
+    for (const f of fds) {
+      let target: string | undefined;
+      try {
+        target = rt.readLink(`/proc/self/fd/${f.fd}`);
+      } catch { /* Deno with neither -A nor --allow-ffi: cannot tell */ }
+      if (target !== undefined && runtimeOwn({ fd: f.fd, kind: "other", target })) {
+        throw notPassed(fds.length, f.fd, target);
+      }
+    }
     throw new ActivationError(
       "ENOENT",
       `${fds.length} fds were passed (${names(fds)}): choose one with { name } (systemd orders the fds of ` +
@@ -245,22 +262,61 @@ function choose(fds: ListenFd[], o: ListenOptions): ListenFd | undefined {
   return fds[0];
 }
 
-function describeFd(f: ListenFd, info: FdInfo): string {
+/** What an fd is (`tcp stream listening`) and where (`127.0.0.1:80`, a path, a /proc target). */
+function fdFacts(info: FdInfo): { what: string; where: string } {
   const where = info.address === undefined
     ? info.target ?? ""
     : info.port === undefined
     ? info.address || "(unnamed)"
     : `${info.family === "ipv6" ? `[${info.address}]` : info.address}:${info.port}`;
-  const what = [
-    info.kind,
-    info.type,
-    info.listening === undefined ? "" : info.listening ? "listening" : "connected",
-  ]
-    .filter(Boolean).join(" ");
+  // A datagram socket neither listens nor, as ListenDatagram= passes it, is
+  // connected: it is bound (inspectFd cannot tell a connected one).
+  const state = info.listening === undefined
+    ? ""
+    : info.type === "dgram"
+    ? "bound"
+    : info.listening
+    ? "listening"
+    : "connected";
+  return { what: [info.kind, info.type, state].filter(Boolean).join(" "), where };
+}
+
+function describeFd(f: ListenFd, info: FdInfo): string {
+  const { what, where } = fdFacts(info);
   return `fd ${f.fd} "${f.name}" is a ${what}${where ? ` (${where})` : ""}`;
 }
 
+/**
+ * Whether an fd is one the runtime opened for itself (an epoll, an eventfd,
+ * as `inspect` tells them) rather than one that was passed: every runtime's
+ * first fd of its own is its epoll, at the first number after the passed fds.
+ */
+function runtimeOwn(info: FdInfo): boolean {
+  return info.kind === "other" && info.target?.startsWith("anon_inode:") === true;
+}
+
+function notPassed(count: number, fd: number, target: string | undefined): ActivationError {
+  return new ActivationError(
+    "EBADF",
+    `LISTEN_FDS=${count} promises more fds than were passed (fd ${fd} is the runtime's own ${target}): ` +
+      "the program that started this one passed fewer fds than it announced, or closed some. Pass one fd " +
+      "per socket LISTEN_FDS counts (run `socket-activate inspect` under the same ExecStart= to see what arrives)",
+  );
+}
+
+/**
+ * @internal The EBADF for an fd that the runtime opened itself where
+ * LISTEN_FDS promised a passed one; undefined for any other fd.
+ */
+export function notPassedError(f: ListenFd, info: FdInfo): ActivationError | undefined {
+  if (!runtimeOwn(info)) return undefined;
+  const r = remembered();
+  return notPassed(r && "fds" in r ? r.fds.length : f.fd - 2, f.fd, info.target);
+}
+
 function checkStream(f: ListenFd, info: FdInfo, runtime?: string): "listener" | "connection" {
+  const own = notPassedError(f, info);
+  if (own) throw own;
   const hint = "listen() serves stream sockets (ListenStream= in the .socket unit)";
   // Bun.listen({ fd }) serves a SOCK_SEQPACKET listener with each read and
   // each write one packet; Node's and Deno's listen() fail on it (EINVAL).
@@ -271,11 +327,16 @@ function checkStream(f: ListenFd, info: FdInfo, runtime?: string): "listener" | 
   if (info.kind === "fifo" || info.kind === "file" || (info.kind === "other" && !socket)) {
     throw new ActivationError("ENOTSOCK", `${describeFd(f, info)}, not a socket: ${hint}`);
   }
+  const dgram = "; serve a datagram socket (ListenDatagram=) with listenDatagram()";
   if (info.type !== undefined && info.type !== "stream") {
-    const seq = info.type === "seqpacket" ? " (of the three runtimes only Bun serves SOCK_SEQPACKET)" : "";
+    const seq = info.type === "seqpacket"
+      ? " (of the three runtimes only Bun serves SOCK_SEQPACKET)"
+      : info.type === "dgram"
+      ? dgram
+      : "";
     throw new ActivationError("EPROTOTYPE", `${describeFd(f, info)}, not a stream socket: ${hint}${seq}`);
   }
-  if (info.kind === "udp") throw new ActivationError("EPROTOTYPE", `${describeFd(f, info)}: ${hint}`);
+  if (info.kind === "udp") throw new ActivationError("EPROTOTYPE", `${describeFd(f, info)}: ${hint}${dgram}`);
   if (info.listening === false) {
     if (f.name === "connection" || f.name === "unknown") return "connection";
     throw new ActivationError(
@@ -292,11 +353,22 @@ function sameHost(a: string, b: string): boolean {
   return norm(a) === norm(b);
 }
 
+/** Explains a wrong bind: what the fd is (`handed`) and where the runtime listens instead (`where`). */
+export type WrongBind = (handed: string, where: string) => string;
+
 /** Throws when the runtime's listener is not the fd (a silent wrong bind). */
-function checkWhere(f: ListenFd, info: FdInfo, l: RawListener): void {
+function checkWhere(rt: Runtime, a: Adoption, l: RawListener, explain?: WrongBind): void {
+  const { f } = a;
+  // Where the runtime cannot name the fd its listener wraps, the address it
+  // reports must be the fd's; an fd the cheap probe left untold (no FFI, no
+  // TCP handle: a named TCP socket) is then read from the /proc tables.
+  if (l.sameFd === undefined && a.info.kind === "other" && a.info.target !== "socket:[?]") {
+    try {
+      a.info = inspectWith(rt, f.fd);
+    } catch { /* closed by the runtime: nothing to compare */ }
+  }
+  const info = a.info;
   const where = l.addr === undefined ? "an address it does not report" : formatAddr(l.addr);
-  // Where the runtime can name the fd its listener wraps, identity settles
-  // it; otherwise the address it reports must be the fd's.
   const wrong = l.sameFd === false ||
     (l.sameFd === undefined && (
       (info.kind === "unix" && l.addr?.transport === "tcp") ||
@@ -306,10 +378,13 @@ function checkWhere(f: ListenFd, info: FdInfo, l: RawListener): void {
     ));
   if (wrong) {
     l.close();
+    const { what, where: at } = fdFacts(info);
+    const handed = `fd ${f.fd} "${f.name}" (a ${what}${at ? ` on ${at}` : ""})`;
     throw new ActivationError(
       "EADDRNOTAVAIL",
-      `The runtime was handed ${describeFd(f, info)} but listens on ${where}: it ignored the fd. ` +
-        "Nothing was served; please report this with `socket-activate inspect` output",
+      explain?.(handed, where) ??
+        `The runtime was handed ${handed} but listens on ${where}: it ignored the fd. The listener was ` +
+          "closed and nothing was served; please report this with `socket-activate inspect` output",
     );
   }
 }
@@ -339,9 +414,10 @@ export interface Adoption {
  * {@linkcode verifyListener}.
  */
 export function adopt(rt: Runtime, options: { name?: string; index?: number }): Adoption | undefined {
-  const f = choose(activationFds(), options);
+  const fds = activationFds();
+  const f = choose(rt, fds, options);
   if (f === undefined) return undefined;
-  return adoptStream(rt, f);
+  return adoptStream(rt, f, fds.length);
 }
 
 /**
@@ -350,7 +426,7 @@ export function adopt(rt: Runtime, options: { name?: string; index?: number }): 
  * flavours that are not stream listeners (listenDatagram).
  */
 export function adoptFd(rt: Runtime, options: { name?: string; index?: number }): ListenFd | undefined {
-  const f = choose(activationFds(), options);
+  const f = choose(rt, activationFds(), options);
   if (f === undefined) return undefined;
   claimAndCloexec(rt, f);
   return f;
@@ -369,7 +445,7 @@ function claimAndCloexec(rt: Runtime, f: ListenFd): void {
   }
 }
 
-function adoptStream(rt: Runtime, f: ListenFd): Adoption {
+function adoptStream(rt: Runtime, f: ListenFd, count: number): Adoption {
   // Without FFI (Node) the /proc TCP tables tell a TCP socket's state only
   // in milliseconds: the runtime's own TCP handle goes first (Node), then the
   // unix and UDP tables (microseconds). Failing both, a named fd skips the
@@ -404,6 +480,7 @@ function adoptStream(rt: Runtime, f: ListenFd): Adoption {
     info = { fd: f.fd, kind: "other", target: "socket:[?]" };
     warnOnce(rt, `cannot inspect fd ${f.fd} in ${rt.name} (${e.message}); serving it unchecked`);
   }
+  if (runtimeOwn(info)) throw notPassed(count, f.fd, info.target);
   const mode = info.listening === undefined && f.name === "connection"
     ? "connection"
     : checkStream(f, info, rt.name);
@@ -415,8 +492,8 @@ function adoptStream(rt: Runtime, f: ListenFd): Adoption {
  * @internal After a runtime listened on an adopted fd: throws (and closes the
  * listener) when it listens somewhere else; returns where it listens.
  */
-export function verifyListener(a: Adoption, l: RawListener): Addr {
-  checkWhere(a.f, a.info, l);
+export function verifyListener(a: Adoption, l: RawListener, explain?: WrongBind): Addr {
+  checkWhere(getRuntime(), a, l, explain);
   if (l.addr?.transport === "tcp") return l.addr;
   // Deno's node:net reports no address for a unix socket it listens on by
   // fd; without FFI or -A the fd is unchecked (kind "other"), so the path is
@@ -465,7 +542,7 @@ async function activatedServer(
     }
     tracker.accept(conn);
     conn.closed.then(() => tracker.close());
-    return tracker.server(true, conn.localAddr, f, () => {});
+    return { ...tracker.server(true, conn.localAddr, f, () => {}), remoteAddr: conn.remoteAddr };
   }
   let l: RawListener;
   try {
@@ -481,15 +558,39 @@ export function fallbackTarget(fb: Fallback): Target {
   return "path" in fb ? { path: fb.path } : { hostname: fb.hostname ?? "0.0.0.0", port: fb.port };
 }
 
-/** @internal The error for a fallback that could not be opened. */
+/**
+ * @internal The error for a fallback that could not be opened: EADDRINUSE
+ * when something listens there already, EPERM when this process may not
+ * listen there, EADDRNOTAVAIL otherwise.
+ */
 export function fallbackFailed(target: Target, e: unknown): ActivationError {
   const where = "path" in target ? target.path : `${target.hostname}:${target.port}`;
+  // Node and Bun set an errno `code`; Deno names its error classes.
   const code = (e as { code?: string })?.code ?? (e as Error)?.name;
+  const why = `(${code}: ${(e as Error)?.message})`;
+  if (code === "EADDRINUSE" || code === "AddrInUse") {
+    return new ActivationError(
+      "EADDRINUSE",
+      `Not socket-activated, and the fallback ${where} is already in use ${why}: stop what listens there, ` +
+        "choose another fallback, or start the program under the service manager",
+    );
+  }
+  if (code === "EACCES" || code === "EPERM" || code === "PermissionDenied" || code === "NotCapable") {
+    const port = "port" in target ? target.port : undefined;
+    const fix = code === "NotCapable"
+      ? "run Deno with --allow-net"
+      : port !== undefined && port > 0 && port < 1024
+      ? "a port below 1024 needs root or CAP_NET_BIND_SERVICE (AmbientCapabilities= in the unit)"
+      : "choose a fallback this user may listen on";
+    return new ActivationError(
+      "EPERM",
+      `Not socket-activated, and this process may not listen on the fallback ${where} ${why}: ${fix}, ` +
+        "or start the program under the service manager",
+    );
+  }
   return new ActivationError(
     "EADDRNOTAVAIL",
-    `Not socket-activated, and the fallback ${where} could not be opened (${code}: ${
-      (e as Error)?.message
-    }): ` +
+    `Not socket-activated, and the fallback ${where} could not be opened ${why}: ` +
       "choose another fallback, or start the program under the service manager",
   );
 }
