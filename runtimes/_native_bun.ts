@@ -1,7 +1,14 @@
 // The Bun flavour (socket-activate/bun): Bun's own listener from Bun.listen,
 // on the activated socket or the fallback.
 import { ActivationError } from "../src/errors.ts";
-import { adopt, listenFailed, requireFallback, verifyListener } from "../src/listen.ts";
+import {
+  adopt,
+  fallbackFailed,
+  fallbackTarget,
+  listenFailed,
+  requireFallback,
+  verifyListener,
+} from "../src/listen.ts";
 import { getRuntime } from "../src/_runtime.ts";
 import type { ServerListening, ServerListenOptions } from "./_native_net.ts";
 
@@ -62,9 +69,14 @@ export async function listenBun(
   if (a === undefined) {
     requireFallback(options.fallback);
     const fb = options.fallback;
-    const listener = "path" in fb
-      ? Bun.listen({ unix: fb.path.startsWith("@") ? "\0" + fb.path.slice(1) : fb.path, socket })
-      : Bun.listen({ hostname: fb.hostname ?? "0.0.0.0", port: fb.port, socket });
+    let listener: Any;
+    try {
+      listener = "path" in fb
+        ? Bun.listen({ unix: fb.path.startsWith("@") ? "\0" + fb.path.slice(1) : fb.path, socket })
+        : Bun.listen({ hostname: fb.hostname ?? "0.0.0.0", port: fb.port, socket });
+    } catch (e) {
+      throw fallbackFailed(fallbackTarget(fb), e);
+    }
     const addr = "path" in fb
       ? { transport: "unix", path: fb.path } as const
       : { transport: "tcp", hostname: listener.hostname, port: listener.port } as const;

@@ -233,9 +233,14 @@ async function echo(args: string[], _out: Out, err: Out): Promise<number> {
     err(`socket-activate: ${e.code}: ${e.message}\n`);
     return 1;
   }
-  err(
-    `echo: listening on ${formatAddr(server.addr)} (socket from the service manager: ${server.activated})\n`,
-  );
+  // An Accept=yes process serves one connection and listens on nothing.
+  const peer = server.remoteAddr;
+  const what = peer === undefined
+    ? `listening on ${formatAddr(server.addr)}`
+    : `serving the connection from ${
+      peer.transport === "unix" && !peer.path ? "an unnamed unix socket" : formatAddr(peer)
+    }`;
+  err(`echo: ${what} (socket from the service manager: ${server.activated})\n`);
   notifier.send("READY=1");
   if (stopWanted) stop();
   await server.finished;

@@ -1,6 +1,6 @@
 import { ActivationError } from "./errors.ts";
 import { type FdInfo, inspectWith } from "./inspect_fd.ts";
-import { adoptFd, type Fallback, requireFallback } from "./listen.ts";
+import { adoptFd, type Fallback, fallbackFailed, notPassedError, requireFallback } from "./listen.ts";
 import type { Addr, RawDgram } from "./_net.ts";
 import { getRuntime } from "./_runtime.ts";
 
@@ -167,7 +167,12 @@ export async function listenDatagram(
   if (f === undefined) {
     requireFallback(options.fallback);
     const target = { hostname: options.fallback.hostname ?? "0.0.0.0", port: options.fallback.port };
-    const raw = await dgram.bindAddr(target, onMessage);
+    let raw: RawDgram;
+    try {
+      raw = await dgram.bindAddr(target, onMessage);
+    } catch (e) {
+      throw fallbackFailed(target, e);
+    }
     return make(raw, raw.addr ?? { transport: "udp", ...target }, false);
   }
   let info = inspectWith(rt, f.fd, true);
@@ -177,7 +182,8 @@ export async function listenDatagram(
     const hint =
       "listenDatagram() serves UDP and unix datagram sockets (ListenDatagram= in the .socket unit); " +
       "use listen() for streams";
-    throw new ActivationError("EPROTOTYPE", `${describe(f.fd, f.name, info)}: ${hint}`);
+    throw notPassedError(f, info) ??
+      new ActivationError("EPROTOTYPE", `${describe(f.fd, f.name, info)}: ${hint}`);
   }
   let raw: RawDgram;
   try {

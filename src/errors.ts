@@ -1,12 +1,16 @@
 /**
  * Why activation failed, as an errno name. listenFds() uses the codes
  * libsystemd returns for the same input (EINVAL, ERANGE, EBADF) and ESRCH for
- * a LISTEN_PID that names the parent or another ancestor (a wrapper); listen() adds ENOENT (no fd fits),
- * ENOTSOCK and EPROTOTYPE (not a stream socket), EISCONN (connected where a
- * listener was asked for), EBUSY (already served) and EADDRNOTAVAIL (the
- * runtime listened somewhere other than the fd, or the fallback failed);
- * notify() adds ECONNREFUSED (nothing receives at NOTIFY_SOCKET), ENOTSUP
- * (a vsock address) and EPERM (the runtime may not, or cannot, send).
+ * a LISTEN_PID that names the parent or another ancestor (a wrapper); listen()
+ * adds ENOENT (no fd fits), EBADF (LISTEN_FDS promises more fds than were
+ * passed), ENOTSOCK and EPROTOTYPE (not a stream socket), EISCONN (connected
+ * where a listener was asked for), EBUSY (already served), EADDRNOTAVAIL (the
+ * runtime listened somewhere other than the fd, or the fallback could not be
+ * opened), EADDRINUSE (the fallback is in use) and EPERM (the process may not
+ * listen on the fallback, or Deno may not read what it needs); every entry
+ * adds ENOTSUP when loaded in a runtime it was not built for; notify() adds
+ * ECONNREFUSED (nothing receives at NOTIFY_SOCKET), ENOTSUP (a vsock address)
+ * and EPERM (the runtime may not, or cannot, send).
  *
  * @example Branch on the code
  * ```ts
@@ -34,6 +38,7 @@ export type ActivationErrorCode =
   | "EISCONN"
   | "EBUSY"
   | "EADDRNOTAVAIL"
+  | "EADDRINUSE"
   | "ECONNREFUSED";
 
 /**

@@ -1,6 +1,6 @@
 import { ActivationError } from "./errors.ts";
 import { inspectWith } from "./inspect_fd.ts";
-import { adoptFd } from "./listen.ts";
+import { adoptFd, notPassedError } from "./listen.ts";
 import { getRuntime } from "./_runtime.ts";
 
 /**
@@ -77,7 +77,7 @@ export async function openFifo(options: FifoOptions = {}): Promise<Fifo> {
   }
   const info = inspectWith(rt, f.fd);
   if (info.kind !== "fifo") {
-    throw new ActivationError(
+    throw notPassedError(f, info) ?? new ActivationError(
       "EPROTOTYPE",
       `fd ${f.fd} "${f.name}" is a ${[info.kind, info.type].filter(Boolean).join(" ")}` +
         `${info.target ? ` (${info.target})` : ""}, not a FIFO: openFifo() reads ListenFIFO= fds`,
