@@ -170,3 +170,67 @@ os.execv(sys.argv[1], sys.argv[1:])`,
   // Node reads /proc, which has no table for netlink here; FFI asks the socket.
   assert.equal(fd.family, RUNTIME === "node" ? "other" : "netlink");
 });
+
+// Deno with the README's permissions: no -A, so no /proc through Deno's own
+// file API. With FFI the answer comes from the fd itself.
+const denoOnly = RUNTIME !== "deno" && "Deno only";
+const denoCli = (flags: string[]) => {
+  const deno = (globalThis as unknown as { Deno: { execPath(): string } }).Deno.execPath();
+  return [deno, "run", ...flags, path.join(import.meta.dirname!, "..", "mod.ts"), "inspect", "--json"];
+};
+
+test("inspect --json in Deno with --allow-env --allow-net --allow-ffi (no -A) answers from the socket", {
+  skip: denoOnly,
+}, async () => {
+  const port = await freePort();
+  const { run, conn } = await activate(
+    ["-l", `127.0.0.1:${port}`],
+    denoCli(["--allow-env", "--allow-net", "--allow-ffi"]),
+    { port },
+  );
+  assert.equal(await run.exited(), 0, run.stderr() + run.stdout());
+  conn.destroy();
+  const [fd] = JSON.parse(run.stdout()).fds;
+  assert.deepEqual(
+    [fd.kind, fd.type, fd.family, fd.listening, fd.address, fd.port, fd.cloexec],
+    ["tcp", "stream", "ipv4", true, "127.0.0.1", port, true],
+  );
+  assert.match(fd.target, /^socket:\[\d+\]$/);
+});
+
+test("inspect --json in Deno with --allow-env --allow-ffi (no -A) tells a FIFO, a file and /dev/null", {
+  skip: denoOnly,
+}, async () => {
+  const dir = tempDir();
+  const fifo = path.join(dir, "fifo");
+  const file = path.join(dir, "file");
+  fs.writeFileSync(file, "x");
+  await start(["mkfifo", fifo]).exited();
+  const cmd = denoCli(["--allow-env", "--allow-ffi"]).map((a) => `'${a}'`).join(" ");
+  const r = start([
+    "/bin/sh",
+    "-c",
+    `LISTEN_FDS=3 LISTEN_PID=$$ exec ${cmd} 3<>'${fifo}' 4<'${file}' 5</dev/null`,
+  ]);
+  assert.equal(await r.exited(), 0, r.stderr() + r.stdout());
+  assert.deepEqual(JSON.parse(r.stdout()).fds.map((f: Record<string, unknown>) => [f.fd, f.kind, f.target]), [
+    [3, "fifo", fifo],
+    [4, "file", file],
+    [5, "file", "/dev/null"],
+  ]);
+  fs.rmSync(dir, { recursive: true });
+});
+
+test("inspect --json in Deno without --allow-ffi or -A names exactly the missing flag", {
+  skip: denoOnly,
+}, async () => {
+  const port = await freePort();
+  const { run, conn } = await activate(["-l", `127.0.0.1:${port}`], denoCli(["--allow-env", "--allow-net"]), {
+    port,
+  });
+  assert.equal(await run.exited(), 1, run.stderr());
+  conn.destroy();
+  const { error } = JSON.parse(run.stdout());
+  assert.equal(error.code, "EPERM");
+  assert.match(error.message, /^Deno may not read \/proc\/self\/fd(info)?\/3: run it with --allow-ffi /);
+});
