@@ -11,6 +11,7 @@ import type { TlsOptions } from "../src/_http.ts";
 import type { Libc } from "./_libc.ts";
 import { connFdDirect, type DirectSend, importNet, listenFdDirect } from "./_net_node.ts";
 import { withStreams } from "../src/_streams.ts";
+import { keepAccepting } from "./_accept.ts";
 import {
   AF_UNIX,
   connectedFamily,
@@ -102,7 +103,11 @@ function fromDenoConn(c: Any, localPath: string, addrs?: { local: Addr; remote: 
   });
 }
 
-/** Accepts on a Deno listener until it is closed, each connection to `onConn`. */
+/**
+ * Accepts on a Deno listener until it is closed, each connection to
+ * `onConn`. The listener's accept() is keepAccepting()'s, which rejects only
+ * once it is closed.
+ */
 function acceptLoop(l: Any, localPath: string, onConn: (conn: Conn) => void): void {
   (async () => {
     for (;;) {
@@ -286,11 +291,15 @@ export function takeOverListener(fd: number, libc: Libc | null, tls?: TlsOptions
     return undefined;
   }
   const closeListener = l.close.bind(l); // as it is now: listenDeno() wraps it
+  // No client's failure may end the accepting, whoever accepts: listen(),
+  // serve()'s fast path, a listenDeno() caller's own loop.
+  const stop = keepAccepting(l);
   return {
     listener: l,
     addr: where,
     tls: tls !== undefined,
     close: () => {
+      stop();
       try {
         closeListener();
       } catch { /* closed */ }
@@ -382,11 +391,13 @@ export function makeDenoNet(libc: () => Libc | null): NetAdapter {
       const l = "path" in target
         ? D().listen({ transport: "unix", path })
         : D().listen({ transport: "tcp", hostname: target.hostname, port: target.port });
+      const stop = keepAccepting(l);
       acceptLoop(l, "path" in target ? target.path : "", onConn);
       return Promise.resolve({
         addr: toAddr(l.addr, "path" in target ? target.path : ""),
         sameFd: undefined,
         close: () => {
+          stop();
           try {
             l.close();
           } catch { /* closed */ }
