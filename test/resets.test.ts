@@ -9,6 +9,7 @@ import * as dgram from "node:dgram";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
+import { acceptVerdict, keepAccepting } from "../runtimes/_accept.ts";
 import { connect, fixtureCommand, freePort, type Run, RUNTIME, SSA, start, tempDir, until } from "./_util.ts";
 
 const RESETS = 50;
@@ -225,6 +226,8 @@ print("released", flush=True)`,
       fs.writeFileSync(release, "");
       assert.equal(await holder.exited(), 0, holder.stderr());
       assert.equal(await served(c.api, port), expected(c.api), run.stderr());
+      // Deno's loops are the package's own (runtimes/_accept.ts), and say so.
+      if (RUNTIME === "deno") assert.match(run.stderr(), /^socket-activate: accept failed \(EMFILE: /m);
       await stopped(run);
     } finally {
       if (run.child.exitCode === null) run.child.kill("SIGKILL");
@@ -337,4 +340,60 @@ print("sent", n)`,
     if (run.child.exitCode === null) run.child.kill("SIGKILL");
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("acceptVerdict() accepts again after a connection's failure, pauses on a shortage, ends only when closed", () => {
+  const err = (code: string, name = "Error") => Object.assign(new Error(code), { code, name });
+  for (const code of ["ECONNABORTED", "ECONNRESET", "ENOTCONN", "EPROTO", "EPERM", "ENETUNREACH"]) {
+    assert.equal(acceptVerdict(err(code)), "again", code);
+  }
+  // Deno's classes, as its accept() rejects with them.
+  for (const name of ["NotConnected", "ConnectionReset", "ConnectionAborted", "Interrupted"]) {
+    assert.equal(acceptVerdict(Object.assign(new Error(name), { name })), "again", name);
+  }
+  for (const code of ["EMFILE", "ENFILE", "ENOBUFS", "ENOMEM", "EINVAL"]) {
+    assert.equal(acceptVerdict(err(code)), "backoff");
+  }
+  assert.equal(acceptVerdict(new Error("no code")), "backoff");
+  assert.equal(acceptVerdict(undefined), "backoff");
+  assert.equal(
+    acceptVerdict(Object.assign(new Error("Listener has been closed"), { name: "BadResource" })),
+    "closed",
+  );
+  assert.equal(acceptVerdict(err("EBADF")), "closed");
+});
+
+test("keepAccepting() skips failed connections, waits out a shortage, and rejects once stopped", async () => {
+  const failures = [
+    Object.assign(new Error("x"), { name: "NotConnected", code: "ENOTCONN" }),
+    Object.assign(new Error("y"), { code: "ECONNABORTED" }),
+    Object.assign(new Error("Too many open files"), { code: "EMFILE" }),
+    Object.assign(new Error("Too many open files"), { code: "EMFILE" }),
+  ];
+  let closed = false, calls = 0;
+  const listener = {
+    accept(): Promise<string> {
+      calls++;
+      if (closed) return Promise.reject(Object.assign(new Error("closed"), { name: "BadResource" }));
+      const f = failures.shift();
+      return f ? Promise.reject(f) : Promise.resolve("conn");
+    },
+  };
+  const stop = keepAccepting(listener);
+  const t0 = Date.now();
+  assert.equal(await listener.accept(), "conn");
+  assert.equal(calls, 5);
+  assert.ok(Date.now() - t0 >= 25, "two pauses, 10 then 20 ms");
+  // A stop during a pause ends it at once (here 10 + 20 + 40 + 80 + 160 ms
+  // of pauses are ahead); the closed listener then rejects.
+  for (let i = 0; i < 5; i++) {
+    failures.push(Object.assign(new Error("Too many open files"), { code: "EMFILE" }));
+  }
+  const next = listener.accept();
+  await new Promise((r) => setTimeout(r, 40));
+  closed = true;
+  const t1 = Date.now();
+  stop();
+  await assert.rejects(next, { name: "BadResource" });
+  assert.ok(Date.now() - t1 < 150, `rejected ${Date.now() - t1} ms after the stop`);
 });
