@@ -6,8 +6,7 @@ import { ActivationError } from "../src/errors.ts";
 import { adopt, fallbackFailed, fallbackTarget, requireFallback, verifyListener } from "../src/listen.ts";
 import { getRuntime } from "../src/_runtime.ts";
 import { loadLibc } from "./_deno.ts";
-import { takeOverListener } from "./_net_deno.ts";
-import { keepAccepting } from "./_accept.ts";
+import { keepAccepting, takeOverListener } from "./_net_deno.ts";
 import type { ServerListening, ServerListenOptions } from "./_native_net.ts";
 
 // deno-lint-ignore no-explicit-any
