@@ -210,24 +210,36 @@ function connections(i: Internals, handler: ServeHandler, options: FastServeOpti
         },
         close(timeout: number): Promise<void> {
           if (closing !== undefined) return closing;
-          listener.close();
-          closing = new Promise<void>((resolve) => {
-            if (open.size === 0) return resolve();
-            for (const c of open) if (c.pending === 0) shutDown(c);
-            const timer = setTimeout(() => {
-              const cut = [...open].filter((c) => !c.shut);
-              for (const c of cut) abortQuietly(c.abort);
-              const late = setTimeout(resolve, AFTER_CUT);
-              Promise.allSettled(cut.map((c) => c.served.finished)).then(() => {
-                clearTimeout(late);
-                resolve();
-              });
-            }, timeout);
-            drained = () => {
-              clearTimeout(timer);
+          const deadline = Date.now() + timeout;
+          // The listener's close settles once what was accepted before it has
+          // been handed to serve() (serveTaken): only then does an empty
+          // `open` mean drained. Bounded by the deadline all the same.
+          const stopped = new Promise<void>((resolve) => {
+            const t = setTimeout(resolve, timeout);
+            Promise.resolve(listener.close()).then(() => {
+              clearTimeout(t);
               resolve();
-            };
+            });
           });
+          closing = stopped.then(() =>
+            new Promise<void>((resolve) => {
+              if (open.size === 0) return resolve();
+              for (const c of open) if (c.pending === 0) shutDown(c);
+              const timer = setTimeout(() => {
+                const cut = [...open].filter((c) => !c.shut);
+                for (const c of cut) abortQuietly(c.abort);
+                const late = setTimeout(resolve, AFTER_CUT);
+                Promise.allSettled(cut.map((c) => c.served.finished)).then(() => {
+                  clearTimeout(late);
+                  resolve();
+                });
+              }, Math.max(0, deadline - Date.now()));
+              drained = () => {
+                clearTimeout(timer);
+                resolve();
+              };
+            })
+          );
           return closing;
         },
       };
@@ -249,7 +261,7 @@ function serveTaken(
   options: FastServeOptions,
 ): FastServer {
   const conns = connections(i, handler, options);
-  (async () => {
+  const loop = (async () => {
     for (;;) {
       let c: Any;
       try {
@@ -262,7 +274,13 @@ function serveTaken(
       conns.serve(c, denoAddr(c.remoteAddr), c[i.rid]);
     }
   })();
-  return conns.server({ addr: t.addr, sameFd: true, close: t.close });
+  // Settles once the loop has ended: a connection Deno accepted just before
+  // the close is served in the drain, not left unanswered by an exit.
+  const close = () => {
+    t.close();
+    return loop;
+  };
+  return conns.server({ addr: t.addr, sameFd: true, close });
 }
 
 /**

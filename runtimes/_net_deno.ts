@@ -234,11 +234,11 @@ function fromDenoConn(c: Any, localPath: string, addrs?: { local: Addr; remote: 
 
 /**
  * Accepts on a Deno listener until it is closed, each connection to
- * `onConn`. The listener's accept() is keepAccepting()'s, which rejects only
- * once it is closed.
+ * `onConn`; settles once the loop has ended. The listener's accept() is
+ * keepAccepting()'s, which rejects only once it is closed.
  */
-function acceptLoop(l: Any, localPath: string, onConn: (conn: Conn) => void): void {
-  (async () => {
+function acceptLoop(l: Any, localPath: string, onConn: (conn: Conn) => void): Promise<void> {
+  return (async () => {
     for (;;) {
       let c;
       try {
@@ -249,6 +249,21 @@ function acceptLoop(l: Any, localPath: string, onConn: (conn: Conn) => void): vo
       onConn(fromDenoConn(c, localPath));
     }
   })();
+}
+
+/**
+ * Closes a listener served by acceptLoop(): settles once `loop` has ended,
+ * so that a connection Deno accepted before the close (its accept op done,
+ * its result not yet in JavaScript) has reached `onConn` and is drained
+ * with the others, not closed unanswered when the drain finds nothing open
+ * and the process exits (RawListener.close's promise, as _net_node.ts's for
+ * node:net in Deno).
+ */
+function closeAfter(close: () => void, loop: Promise<void>): () => Promise<void> {
+  return () => {
+    close();
+    return loop;
+  };
 }
 
 /** Whether `e` is Deno refusing for want of a permission. */
@@ -442,8 +457,8 @@ export function takeOverListener(fd: number, libc: Libc | null, tls?: TlsOptions
 function listenNative(fd: number, libc: Libc | null, onConn: (conn: Conn) => void): RawListener | undefined {
   const t = takeOverListener(fd, libc);
   if (t === undefined) return undefined;
-  acceptLoop(t.listener, t.addr.transport === "unix" ? t.addr.path : "", onConn);
-  return { addr: t.addr, sameFd: true, close: t.close };
+  const loop = acceptLoop(t.listener, t.addr.transport === "unix" ? t.addr.path : "", onConn);
+  return { addr: t.addr, sameFd: true, close: closeAfter(t.close, loop) };
 }
 
 /**
@@ -521,16 +536,16 @@ export function makeDenoNet(libc: () => Libc | null): NetAdapter {
         ? D().listen({ transport: "unix", path })
         : D().listen({ transport: "tcp", hostname: target.hostname, port: target.port });
       const stop = keepAccepting(l);
-      acceptLoop(l, "path" in target ? target.path : "", onConn);
+      const loop = acceptLoop(l, "path" in target ? target.path : "", onConn);
       return Promise.resolve({
         addr: toAddr(l.addr, "path" in target ? target.path : ""),
         sameFd: undefined,
-        close: () => {
+        close: closeAfter(() => {
           stop();
           try {
             l.close();
           } catch { /* closed */ }
-        },
+        }, loop),
       });
     },
   };
