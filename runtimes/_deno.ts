@@ -6,6 +6,7 @@ import { ActivationError } from "../src/errors.ts";
 import { type FdState, fdStateFromFdinfo, type Runtime } from "../src/_runtime.ts";
 import type { NetAdapter } from "../src/_net.ts";
 import { refused } from "../src/notify.ts";
+import { parsePid, safeAtoi } from "../src/_parse.ts";
 import {
   fdKindVia,
   fdPassingVia,
@@ -33,11 +34,7 @@ let denoNet: NetAdapter | undefined;
 
 /** Whether the process may use FFI (granted, not prompting). */
 export function ffiGranted(): boolean {
-  try {
-    return D().permissions.querySync({ name: "ffi" }).state === "granted";
-  } catch {
-    return false;
-  }
+  return granted({ name: "ffi" });
 }
 
 export function loadLibc(): Libc | null {
@@ -56,6 +53,42 @@ export function loadLibc(): Libc | null {
     libc = null;
   }
   return libc;
+}
+
+function granted(desc: Record<string, string>): boolean {
+  try {
+    return D().permissions.querySync(desc).state === "granted";
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Marks the passed fds close-on-exec when the package is imported, where
+ * that needs no prompt: Deno, unlike Node, leaves inherited fds without
+ * FD_CLOEXEC, so a child process started before the first listenFds() (the
+ * first listen()) would hold the listening socket. Only where --allow-env
+ * (for LISTEN_PID and LISTEN_FDS) and --allow-ffi are already granted, and
+ * LISTEN_PID names this process; otherwise nothing is touched and
+ * listenFds() does it as before, erring where the environment is wrong.
+ */
+export function cloexecAtImport(): void {
+  // What a process that was not activated pays: this query (about 0.45 ms,
+  // the first permission query of a Deno process) and one env read.
+  if (!granted({ name: "env", variable: "LISTEN_PID" })) return;
+  const pidText = D().env.get("LISTEN_PID");
+  if (pidText === undefined) return;
+  const pid = parsePid(pidText);
+  if ("error" in pid || pid.value !== BigInt(D().pid)) return;
+  if (!granted({ name: "env", variable: "LISTEN_FDS" })) return;
+  const fdsText = D().env.get("LISTEN_FDS");
+  const n = fdsText === undefined ? undefined : safeAtoi(fdsText);
+  if (n === undefined || "error" in n || n.value <= 0n) return;
+  // The libc binding (Deno.dlopen) that listenFds() makes anyway: moved, not added.
+  const c = loadLibc();
+  if (c === null) return;
+  // Up to the first fd that is not open: listenFds() reports that one.
+  for (let fd = 3; fd < 3 + Number(n.value); fd++) if (setCloexecVia(c, fd) === "closed") break;
 }
 
 function denied(what: string, flag: string): ActivationError {

@@ -6,7 +6,11 @@ import type { Runtime } from "../src/_runtime.ts";
 /** The shim for the runtime this code runs in. */
 export async function detectRuntime(): Promise<Runtime> {
   const g = globalThis as { Deno?: unknown; Bun?: unknown };
-  if (g.Deno !== undefined) return (await import("./_deno.ts")).denoRuntime;
+  if (g.Deno !== undefined) {
+    const deno = await import("./_deno.ts");
+    deno.cloexecAtImport(); // as runtimes/deno.ts does: Deno leaves inherited fds inheritable
+    return deno.denoRuntime;
+  }
   if (g.Bun !== undefined) return (await import("./_bun.ts")).bunRuntime;
   return (await import("./_node.ts")).nodeRuntime;
 }

@@ -101,20 +101,87 @@ function onDenoError(error: unknown): Response {
   return new Response("Internal Server Error", { status: 500 });
 }
 
-/** Connections served one by one, and the FastServer that drains them. */
+/** A connection being served, and how far its drain has gone. */
+interface Open {
+  served: ReturnType<ServeOnConnection>;
+  /** Its own signal: aborted, Deno cancels this connection alone, at once. */
+  abort: AbortController;
+  /** Handlers of this connection that have not returned yet. */
+  pending: number;
+  /** Whether its graceful shutdown began (after which it cannot be cut). */
+  shut: boolean;
+}
+
+/**
+ * Aborts `ac`, whose abort listener is Deno's: where Deno cancels a
+ * connection whose resource is already gone, that listener throws
+ * BadResource, which Deno reports as uncaught and exits 1 on. The error event
+ * is dispatched synchronously within abort(), so it is stopped for this call
+ * alone.
+ */
+function abortQuietly(ac: AbortController): void {
+  const D = (globalThis as Any).Deno;
+  const swallow = (e: Any) => {
+    if (e?.error instanceof D.errors.BadResource) e.preventDefault();
+  };
+  globalThis.addEventListener("error", swallow);
+  try {
+    ac.abort();
+  } finally {
+    globalThis.removeEventListener("error", swallow);
+  }
+}
+
+// How long close() waits, after cutting what was left at its deadline, for
+// those connections to end: Deno ends a cancelled one within milliseconds.
+const AFTER_CUT = 100;
+
+/**
+ * Connections served one by one, and the FastServer that drains them.
+ *
+ * The drain works around two things of Deno 2.9's HTTP server
+ * (CallbackContext and serveHttpOn in ext/http/00_serve.ts). Its graceful
+ * shutdown() (op_http_close) takes the connection's resource out of Deno's
+ * table, and the abort listener it adds to the connection's signal cancels
+ * through that resource: aborted after shutdown() began, or after the
+ * connection ended, the listener throws BadResource, uncaught, and the
+ * process exits 1 (`Deno.serve` with a `signal` does the same when aborted
+ * after its shutdown()). So a connection is shut down gracefully only once
+ * no handler of it is pending (hyper then finishes what is being sent and
+ * closes it), and one whose handler is still running at the deadline is cut
+ * through its own signal, which still works then. The signal is the
+ * connection's own: Deno never removes the listener, so one signal for all
+ * would keep one per connection ever served. A connection shut down but not
+ * ended at the deadline (a response body still streaming) cannot be cut:
+ * close() resolves without it.
+ */
 function connections(i: Internals, handler: ServeHandler, options: FastServeOptions) {
-  const abort = new AbortController();
-  const open = new Set<{ finished: Promise<void>; shutdown(): Promise<void> }>();
+  const open = new Set<Open>();
   let closing: Promise<void> | undefined;
+  let drained: (() => void) | undefined;
+  const shutDown = (c: Open) => {
+    if (c.shut) return;
+    c.shut = true;
+    c.served.shutdown().catch(() => {});
+  };
   return {
     /** Serves one connection: a Deno.Conn, or what it reads of one. */
     serve(conn: unknown, remoteAddr: Addr, rid: number): void {
-      let s: ReturnType<ServeOnConnection>;
+      const c = { abort: new AbortController(), pending: 0, shut: false } as Open;
+      const settled = () => {
+        if (--c.pending === 0 && closing !== undefined) shutDown(c);
+      };
       try {
-        s = i.serveOn(
+        c.served = i.serveOn(
           conn,
-          abort.signal,
-          (req, inner) => callHandler(handler, req, new Info(remoteAddr, inner), options.onError),
+          c.abort.signal,
+          (req, inner) => {
+            const r = callHandler(handler, req, new Info(remoteAddr, inner), options.onError);
+            if (r instanceof Response) return r;
+            c.pending++;
+            r.then(settled, settled);
+            return r;
+          },
           onDenoError,
           () => {},
         );
@@ -127,9 +194,13 @@ function connections(i: Internals, handler: ServeHandler, options: FastServeOpti
         } catch { /* closed */ }
         return;
       }
-      open.add(s);
-      s.finished.then(() => open.delete(s), () => open.delete(s));
-      if (closing !== undefined) s.shutdown().catch(() => {});
+      open.add(c);
+      const ended = () => {
+        open.delete(c);
+        if (open.size === 0) drained?.();
+      };
+      c.served.finished.then(ended, ended);
+      if (closing !== undefined) shutDown(c);
     },
     server(listener: RawListener): FastServer {
       return {
@@ -139,13 +210,36 @@ function connections(i: Internals, handler: ServeHandler, options: FastServeOpti
         },
         close(timeout: number): Promise<void> {
           if (closing !== undefined) return closing;
-          listener.close();
-          // shutdown(): hyper finishes the responses in flight and closes idle
-          // keep-alive connections; the abort after `timeout` cuts the rest.
-          const timer = setTimeout(() => abort.abort(), timeout);
-          closing = Promise.allSettled([...open].map((s) => s.shutdown()))
-            .then(() => Promise.allSettled([...open].map((s) => s.finished)))
-            .then(() => clearTimeout(timer));
+          const deadline = Date.now() + timeout;
+          // The listener's close settles once what was accepted before it has
+          // been handed to serve() (serveTaken): only then does an empty
+          // `open` mean drained. Bounded by the deadline all the same.
+          const stopped = new Promise<void>((resolve) => {
+            const t = setTimeout(resolve, timeout);
+            Promise.resolve(listener.close()).then(() => {
+              clearTimeout(t);
+              resolve();
+            });
+          });
+          closing = stopped.then(() =>
+            new Promise<void>((resolve) => {
+              if (open.size === 0) return resolve();
+              for (const c of open) if (c.pending === 0) shutDown(c);
+              const timer = setTimeout(() => {
+                const cut = [...open].filter((c) => !c.shut);
+                for (const c of cut) abortQuietly(c.abort);
+                const late = setTimeout(resolve, AFTER_CUT);
+                Promise.allSettled(cut.map((c) => c.served.finished)).then(() => {
+                  clearTimeout(late);
+                  resolve();
+                });
+              }, Math.max(0, deadline - Date.now()));
+              drained = () => {
+                clearTimeout(timer);
+                resolve();
+              };
+            })
+          );
           return closing;
         },
       };
@@ -167,10 +261,12 @@ function serveTaken(
   options: FastServeOptions,
 ): FastServer {
   const conns = connections(i, handler, options);
-  (async () => {
+  const loop = (async () => {
     for (;;) {
       let c: Any;
       try {
+        // A taken-over listener's accept() rejects only once it is closed
+        // (_net_deno.ts): no client's failure ends this loop.
         c = await t.listener.accept();
       } catch {
         return; // the listener was closed
@@ -178,7 +274,13 @@ function serveTaken(
       conns.serve(c, denoAddr(c.remoteAddr), c[i.rid]);
     }
   })();
-  return conns.server({ addr: t.addr, sameFd: true, close: t.close });
+  // Settles once the loop has ended: a connection Deno accepted just before
+  // the close is served in the drain, not left unanswered by an exit.
+  const close = () => {
+    t.close();
+    return loop;
+  };
+  return conns.server({ addr: t.addr, sameFd: true, close });
 }
 
 /**

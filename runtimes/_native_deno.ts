@@ -6,7 +6,7 @@ import { ActivationError } from "../src/errors.ts";
 import { adopt, fallbackFailed, fallbackTarget, requireFallback, verifyListener } from "../src/listen.ts";
 import { getRuntime } from "../src/_runtime.ts";
 import { loadLibc } from "./_deno.ts";
-import { takeOverListener } from "./_net_deno.ts";
+import { keepAccepting, takeOverListener } from "./_net_deno.ts";
 import type { ServerListening, ServerListenOptions } from "./_native_net.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -29,7 +29,10 @@ export interface DenoListening extends ServerListening {
    * The `Deno.Listener` (a `Deno.TcpListener` or `Deno.UnixListener`). Its
    * `addr` is that of the private listener the socket was put under: the
    * socket's own address is `addr` beside it. Closing it closes the
-   * inherited fd too.
+   * inherited fd too. Its `accept()`, and so `for await`, skips a client
+   * that failed before it was accepted (one that reset while queued, say)
+   * and waits out a shortage of fds: it rejects only once the listener is
+   * closed.
    */
   // deno-lint-ignore no-explicit-any
   listener: any;
@@ -83,6 +86,12 @@ export async function listenDeno(options: ServerListenOptions = {}): Promise<Den
     } catch (e) {
       throw fallbackFailed(target, e);
     }
+    const stop = keepAccepting(listener);
+    const close = listener.close.bind(listener);
+    listener.close = () => {
+      stop();
+      close();
+    };
     const addr = "path" in target
       ? { transport: "unix", path: target.path } as const
       : { transport: "tcp", hostname: listener.addr.hostname, port: listener.addr.port } as const;

@@ -13,9 +13,10 @@
  * @module
  */
 import { setRuntime } from "../src/_runtime.ts";
-import { denoRuntime } from "./_deno.ts";
+import { cloexecAtImport, denoRuntime } from "./_deno.ts";
 
 setRuntime(denoRuntime);
+cloexecAtImport();
 
 export * from "../src/public.ts";
 export { type DenoListening, listenDeno } from "./_native_deno.ts";
