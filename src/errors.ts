@@ -6,7 +6,9 @@
  * listener was asked for), EBUSY (already served) and EADDRNOTAVAIL (the
  * runtime listened somewhere other than the fd, or the fallback failed);
  * notify() adds ECONNREFUSED (nothing receives at NOTIFY_SOCKET), ENOTSUP
- * (a vsock address) and EPERM (the runtime may not, or cannot, send).
+ * (a vsock address), EPERM (the runtime may not send), ENOENT (Node: no
+ * systemd-notify on PATH), ETIMEDOUT (Node: the receiver did not confirm)
+ * and EINTR (Node: signals killed systemd-notify at every try).
  *
  * @example Branch on the code
  * ```ts
@@ -34,7 +36,9 @@ export type ActivationErrorCode =
   | "EISCONN"
   | "EBUSY"
   | "EADDRNOTAVAIL"
-  | "ECONNREFUSED";
+  | "ECONNREFUSED"
+  | "ETIMEDOUT"
+  | "EINTR";
 
 /**
  * Thrown when the activation environment is malformed or an inherited fd
