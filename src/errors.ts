@@ -9,8 +9,10 @@
  * opened), EADDRINUSE (the fallback is in use) and EPERM (the process may not
  * listen on the fallback, or Deno may not read what it needs); every entry
  * adds ENOTSUP when loaded in a runtime it was not built for; notify() adds
- * ECONNREFUSED (nothing receives at NOTIFY_SOCKET), ENOTSUP (a vsock address)
- * and EPERM (the runtime may not, or cannot, send).
+ * ECONNREFUSED (nothing receives at NOTIFY_SOCKET), ENOTSUP (a vsock address),
+ * EPERM (the runtime may not send), ENOENT (Node: no systemd-notify on PATH),
+ * ETIMEDOUT (Node: the receiver did not confirm) and EINTR (Node: signals
+ * killed systemd-notify at every try).
  *
  * @example Branch on the code
  * ```ts
@@ -39,7 +41,9 @@ export type ActivationErrorCode =
   | "EBUSY"
   | "EADDRNOTAVAIL"
   | "EADDRINUSE"
-  | "ECONNREFUSED";
+  | "ECONNREFUSED"
+  | "ETIMEDOUT"
+  | "EINTR";
 
 /**
  * Thrown when the activation environment is malformed or an inherited fd

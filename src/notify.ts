@@ -61,7 +61,10 @@ function notifyAddress(value: string): Uint8Array {
  * @returns true when sent, false when NOTIFY_SOCKET is unset (no service manager listens).
  * @throws {ActivationError} `EINVAL` for a NOTIFY_SOCKET that is no AF_UNIX
  * address, `ENOTSUP` for `vsock:`, `EPERM` where the runtime lacks the
- * permission or the tool to send.
+ * permission to send, `ECONNREFUSED` when nothing receives there. Node waits
+ * until the receiver confirms (systemd-notify's BARRIER=1): `ENOENT` without
+ * systemd-notify on PATH, `ETIMEDOUT` without a confirmation within 5 s,
+ * `EINTR` when signals kill systemd-notify at each of three tries.
  *
  * @example Tell systemd the service is ready
  * ```ts

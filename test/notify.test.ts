@@ -2,6 +2,7 @@
 // SO_PASSCRED, in the runtime running this file.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { ActivationError, notify } from "../mod.ts";
@@ -22,6 +23,7 @@ import {
 interface Datagram {
   data: string;
   pid: number;
+  fds: number;
 }
 
 async function receiver(address: string): Promise<{ run: Run; messages(): Datagram[] }> {
@@ -58,10 +60,18 @@ for (const kind of ["path", "abstract"]) {
     const app = start(fixtureCommand("notify.ts"), { NOTIFY_SOCKET: address });
     assert.equal(await app.exited(), 0, app.stderr());
     assert.equal(app.stdout(), `done ${JSON.stringify(EXPECTED.map(() => true))}\n`);
-    await until(() => r.messages().length >= EXPECTED.length);
-    const got = r.messages();
+    // Node sends through systemd-notify, which follows each state with
+    // BARRIER=1 and an fd it waits on until the receiver closes it.
+    const perState = RUNTIME === "node" ? 2 : 1;
+    await until(() => r.messages().length >= EXPECTED.length * perState);
+    let got = r.messages();
     r.run.child.kill("SIGKILL");
-    // Node sends through systemd-notify, which ends the datagram with a newline.
+    if (RUNTIME === "node") {
+      const barriers = got.filter((_, i) => i % 2 === 1).map((m) => `${m.data} with ${m.fds} fd`);
+      assert.deepEqual(barriers, EXPECTED.map(() => "BARRIER=1 with 1 fd"), JSON.stringify(got));
+      got = got.filter((_, i) => i % 2 === 0);
+    }
+    // systemd-notify ends the datagram with a newline.
     const texts = got.map((m) => (RUNTIME === "node" ? m.data.replace(/\n$/, "") : m.data));
     assert.equal(texts.length, EXPECTED.length, JSON.stringify(got));
     EXPECTED.forEach((want, i) =>
@@ -100,13 +110,120 @@ test("notify() says when nothing receives at NOTIFY_SOCKET", async () => {
   );
 });
 
+const NODE_ONLY = RUNTIME === "node" ? false : `${RUNTIME} sends the datagram itself, without systemd-notify`;
+
+/** Runs `fn` with PATH set to `value`: Node's notify() looks systemd-notify up there. */
+async function withPath<T>(value: string, fn: () => Promise<T>): Promise<T> {
+  const saved = process.env.PATH;
+  process.env.PATH = value;
+  try {
+    return await fn();
+  } finally {
+    process.env.PATH = saved;
+  }
+}
+
+test(
+  "notify() in Node names PATH when systemd-notify is not on it (ENOENT)",
+  { skip: NODE_ONLY },
+  async () => {
+    const empty = tempDir();
+    await withPath(empty, () =>
+      assert.rejects(
+        notify("READY=1", { env: { NOTIFY_SOCKET: "@sa-no-tool" } }),
+        (e) =>
+          e instanceof ActivationError && e.code === "ENOENT" &&
+          e.message.includes('NOTIFY_SOCKET="@sa-no-tool"') &&
+          e.message.includes(`no systemd-notify on PATH="${empty}"`) &&
+          e.message.includes("Debian package systemd"),
+      ));
+  },
+);
+
+test("notify() in Node waits for the receiver's confirmation, and says when none comes (ETIMEDOUT)", {
+  skip: NODE_ONLY,
+}, async () => {
+  const address = path.join(tempDir(), "hold.sock");
+  // A receiver that reads every datagram but keeps the fds it is sent, so
+  // BARRIER=1 is never answered.
+  const hold = start([
+    "/usr/bin/python3",
+    "-c",
+    `
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind(sys.argv[1]); print("ready", flush=True)
+s.settimeout(10); kept = []
+while True:
+    data, fds, _, _ = socket.recv_fds(s, 100, 4); kept += fds; print(repr(data), len(fds), flush=True)`,
+    address,
+  ]);
+  await until(() => hold.stdout().startsWith("ready"));
+  const t0 = Date.now();
+  try {
+    await assert.rejects(
+      notify("STATUS=held", { env: { NOTIFY_SOCKET: address } }),
+      (e) =>
+        e instanceof ActivationError && e.code === "ETIMEDOUT" &&
+        e.message.includes(`sent "STATUS=held" to NOTIFY_SOCKET="${address}"`) &&
+        e.message.includes("within 5 s") && e.message.includes("BARRIER=1"),
+    );
+  } finally {
+    hold.child.kill("SIGKILL");
+  }
+  const waited = Date.now() - t0;
+  assert.ok(waited >= 4900, `rejected after ${waited} ms`);
+  // The state itself was delivered; only the confirmation is missing.
+  // (systemd-notify then sends ERRNO=110 as it fails, systemd's main() boilerplate.)
+  assert.match(hold.stdout(), /^ready\nb'STATUS=held(\\n)?' 0\nb'BARRIER=1' 1\n/);
+});
+
+test(
+  "notify() in Node sends again when a signal kills systemd-notify (systemctl stop's SIGTERM), EINTR after 3",
+  {
+    skip: NODE_ONLY,
+  },
+  async () => {
+    const real = spawnSync("sh", ["-c", "command -v systemd-notify"], { encoding: "utf8" }).stdout.trim();
+    const dir = tempDir();
+    // A systemd-notify that SIGTERMs itself as many times as DIR/kills says, as
+    // systemd does to every process in the cgroup of a unit it stops.
+    fs.writeFileSync(
+      path.join(dir, "systemd-notify"),
+      `#!/bin/sh\nk=$(cat ${dir}/kills)\nif [ "$k" -gt 0 ]; then echo $((k - 1)) > ${dir}/kills; kill -TERM $$; fi\n` +
+        `exec ${real} "$@"\n`,
+      { mode: 0o755 },
+    );
+    const address = `@sa-retry-${process.pid}-${Date.now()}`;
+    const r = await receiver(address);
+    const env = { NOTIFY_SOCKET: address };
+    await withPath(`${dir}:${process.env.PATH}`, async () => {
+      fs.writeFileSync(path.join(dir, "kills"), "2");
+      assert.equal(await notify("STOPPING=1", { env }), true);
+      fs.writeFileSync(path.join(dir, "kills"), "3");
+      await assert.rejects(
+        notify("STATUS=never", { env }),
+        (e) =>
+          e instanceof ActivationError && e.code === "EINTR" &&
+          e.message.includes(
+            `NOTIFY_SOCKET="${address}" of "STATUS=never": systemd-notify was killed by SIGTERM 3 times`,
+          ),
+      );
+    });
+    await until(() => r.messages().length >= 2);
+    r.run.child.kill("SIGKILL");
+    assert.deepEqual(r.messages().map((m) => m.data.replace(/\n$/, "")), ["STOPPING=1", "BARRIER=1"]);
+  },
+);
+
 test("reloading() sends CLOCK_MONOTONIC in microseconds", async () => {
   const address = `@sa-mono-${process.pid}-${Date.now()}`;
   const r = await receiver(address);
   const app = start(fixtureCommand("notify.ts"), { NOTIFY_SOCKET: address });
   assert.equal(await app.exited(), 0, app.stderr());
-  await until(() => r.messages().length >= 4);
-  const usec = Number(/MONOTONIC_USEC=(\d+)/.exec(r.messages()[3].data)![1]);
+  await until(() => r.messages().some((m) => m.data.startsWith("RELOADING=1")));
+  const usec = Number(
+    /MONOTONIC_USEC=(\d+)/.exec(r.messages().find((m) => m.data.startsWith("RELOADING=1"))!.data)![1],
+  );
   const py = start(["/usr/bin/python3", "-c", "import time; print(int(time.monotonic() * 1e6))"]);
   await py.exited();
   const now = Number(py.stdout());
@@ -129,9 +246,11 @@ test("the echo server sends READY=1, STATUS and STOPPING=1 in order under system
   assert.equal(await run.exited(), 0, run.stderr());
   await until(() => r.messages().some((m) => m.data.startsWith("STOPPING=1")));
   r.run.child.kill("SIGKILL");
-  const texts = r.messages().map((m) => m.data.replace(/\n$/, ""));
+  // Node's BARRIER=1 datagrams come from systemd-notify itself.
+  const states = r.messages().filter((m) => m.data !== "BARRIER=1");
+  const texts = states.map((m) => m.data.replace(/\n$/, ""));
   assert.deepEqual(texts, ["READY=1", "STATUS=1 connection(s) served", "STOPPING=1"]);
-  for (const m of r.messages()) assert.equal(m.pid, run.child.pid);
+  for (const m of states) assert.equal(m.pid, run.child.pid);
 });
 
 test("storeFds() passes the listening socket itself to the fd store, and barrier() waits for it (Deno, Bun)", async () => {
@@ -164,7 +283,7 @@ test("storeFds() passes the listening socket itself to the fd store, and barrier
   assert.equal(run.stdout(), "done [true,true,true]\n", run.stderr());
   await until(() => r.messages().length >= 3);
   r.run.child.kill("SIGKILL");
-  const [store, bar, remove] = r.messages() as (Datagram & { fds: number; inodes: number[] })[];
+  const [store, bar, remove] = r.messages() as (Datagram & { inodes: number[] })[];
   assert.equal(store.data, "FDSTORE=1\nFDNAME=web");
   assert.deepEqual(store.inodes.map(String), [inode], "the stored fd is the listening socket itself");
   assert.equal(bar.data, "BARRIER=1");

@@ -1,0 +1,135 @@
+// Node's notify() under a real systemd: test/real-systemd boots systemd as PID
+// 1 of private namespaces with only this file's units. Node sends through
+// systemd-notify, whose own PID systemd sees when the service is not root;
+// systemd finds that PID's unit by its cgroup when it reads the datagram, so
+// a systemd-notify that exits first loses it.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { ROOT, RUNTIME, start, tempDir } from "./_util.ts";
+
+const TOOL = path.join(ROOT, "test", "real-systemd");
+const SYSTEMD = "/lib/systemd/systemd";
+
+function isDir(p: string): boolean {
+  try {
+    return fs.statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** Why a real systemd cannot boot here, or undefined when it can. */
+function whyNot(): string | undefined {
+  if (RUNTIME !== "node") {
+    return `${RUNTIME} sends sd_notify itself, from the service's own PID: no systemd-notify to outlive`;
+  }
+  if (process.getuid!() !== 0) return "booting systemd in private namespaces needs root";
+  if (!fs.existsSync(SYSTEMD)) return `no ${SYSTEMD} (Debian package systemd)`;
+  // boot.sh confines the boot to a cgroup of both hierarchies of the hybrid layout.
+  if (!isDir("/sys/fs/cgroup/unified") || !isDir("/sys/fs/cgroup/systemd")) {
+    return "test/real-systemd/boot.sh needs the hybrid cgroup layout (/sys/fs/cgroup/unified and " +
+      "/sys/fs/cgroup/systemd), which this machine does not mount";
+  }
+  for (const cmd of ["unshare", "nsenter", "script", "pgrep", "setpriv"]) {
+    if (spawnSync("sh", ["-c", `command -v ${cmd}`]).status !== 0) return `no ${cmd} on PATH`;
+  }
+  const ns = spawnSync("unshare", ["--pid", "--fork", "--mount", "--uts", "--cgroup", "true"], {
+    encoding: "utf8",
+  });
+  if (ns.status !== 0) return `cannot make pid/mount/uts/cgroup namespaces here: ${ns.stderr.trim()}`;
+  const nobody = spawnSync(
+    "setpriv",
+    ["--reuid=nobody", "--regid=nogroup", "--clear-groups", process.execPath, "-e", "0"],
+    { encoding: "utf8" },
+  );
+  if (nobody.status !== 0) return `user nobody cannot run ${process.execPath}: ${nobody.stderr.trim()}`;
+  return undefined;
+}
+
+const UNITS = ["notify-a.service", "notify-b.service"];
+const CYCLES = 100; // a unit, the units side by side
+
+test(
+  `Node as User=nobody with NotifyAccess=all under a real systemd: ${UNITS.length * CYCLES} ` +
+    "start/READY=1/STATUS=/stop cycles lose no datagram",
+  { skip: whyNot() ?? false, timeout: 300_000 },
+  async (t) => {
+    // The service runs as nobody: the package and the program go to a
+    // directory it may read (CI clones into a 0700 temp dir).
+    const dir = tempDir();
+    fs.chmodSync(dir, 0o755);
+    fs.cpSync(path.join(ROOT, "dist"), path.join(dir, "pkg"), { recursive: true });
+    fs.copyFileSync(path.join(TOOL, "notify_app.cjs"), path.join(dir, "app.cjs"));
+    const units = path.join(dir, "units");
+    fs.mkdirSync(units);
+    fs.writeFileSync(path.join(units, "cycles.target"), "[Unit]\nDescription=notify cycles\n");
+    for (const unit of UNITS) {
+      const fifo = path.join(dir, `${unit}.fifo`), log = path.join(dir, `${unit}.log`);
+      spawnSync("mkfifo", [fifo]);
+      fs.writeFileSync(log, "");
+      fs.writeFileSync(
+        path.join(units, unit),
+        [
+          "[Unit]",
+          "StartLimitIntervalSec=0",
+          "[Service]",
+          "Type=notify",
+          "NotifyAccess=all",
+          "User=nobody",
+          // A lost READY=1 fails the start after this long.
+          "TimeoutStartSec=3",
+          "TimeoutStopSec=3",
+          `ExecStart=${process.execPath} ${dir}/app.cjs ${dir}/pkg/node.cjs`,
+          `StandardOutput=file:${fifo}`,
+          `StandardError=append:${log}`,
+          "",
+        ].join("\n"),
+      );
+    }
+    spawnSync("chmod", ["-R", "a+rX", dir]);
+    const t0 = Date.now();
+    const run = start([
+      "bash",
+      path.join(TOOL, "run-units.sh"),
+      units,
+      "cycles.target",
+      "--",
+      "bash",
+      path.join(TOOL, "notify_cycles.sh"),
+      dir,
+      String(CYCLES),
+      ...UNITS,
+    ]);
+    try {
+      assert.equal(await run.exited(280_000), 0, `${run.stdout()}\n${run.stderr()}`);
+    } finally {
+      // Should the run be cut short, the namespace's init (a child of the
+      // unshare whose PID boot.sh wrote) takes every process of the boot with it.
+      try {
+        const unshare = fs.readFileSync(path.join(units, ".unshare"), "utf8").trim();
+        const init = fs.readFileSync(`/proc/${unshare}/task/${unshare}/children`, "utf8").trim();
+        if (init !== "") process.kill(Number(init.split(" ")[0]), "SIGKILL");
+      } catch { /* shut down as it should, or never booted */ }
+    }
+    const seconds = (Date.now() - t0) / 1000;
+    const boot = fs.readFileSync(path.join(units, "boot.log"), "utf8");
+    const lost = boot.split("\n").filter((l) => l.includes("Cannot find unit for notify message"));
+    // Whatever the services wrote besides "sent PID": notify() errors, crashes.
+    const logs = UNITS.flatMap((u) => fs.readFileSync(path.join(dir, `${u}.log`), "utf8").split("\n"));
+    t.diagnostic(
+      `${seconds.toFixed(1)} s; ${
+        run.stdout().trim().replace(/\n/g, "; ")
+      }; ${lost.length} datagrams lost; ` +
+        `${logs.filter(Boolean).length} lines logged`,
+    );
+    for (const unit of UNITS) {
+      assert.match(run.stdout(), new RegExp(`^${unit} cycles ${CYCLES} noready 0 nostatus 0$`, "m"));
+    }
+    assert.deepEqual(lost, [], "systemd dropped datagrams");
+    assert.deepEqual(logs.filter(Boolean), [], "what the services wrote besides sent PID");
+    fs.rmSync(dir, { recursive: true, force: true });
+  },
+);
