@@ -20,7 +20,7 @@
  * @module
  */
 import { setRuntime } from "./src/_runtime.ts";
-import { detectRuntime } from "./runtimes/_detect.ts";
+import { detectRuntime } from "./runtimes/detect.ts";
 
 export * from "./src/public.ts";
 
@@ -30,6 +30,6 @@ const runtime = await detectRuntime();
 setRuntime(runtime);
 
 if ((import.meta as { main?: boolean }).main) {
-  const { main } = await import("./src/cli.ts");
+  const { main } = await import("./src/cli/main.ts");
   runtime.exit(await main(runtime.args()));
 }

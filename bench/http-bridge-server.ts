@@ -1,6 +1,6 @@
 // One HTTP server for bench/http-bridge.mjs: node:http on 127.0.0.1:<port>,
 // the fetch-style handler bridged by one of:
-//   hand         this package's bridge (runtimes/_http.ts): a Request built for each request,
+//   hand         this package's bridge (runtimes/node_api/fetch.ts): a Request built for each request,
 //                its own response writer
 //   lazy         the same response writer with srvx's lazy NodeRequest
 //   hono         @hono/node-server's getRequestListener, globals left alone
@@ -23,12 +23,12 @@ type Listener = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 let listener: Listener;
 const handler = (request: Request) => new Response(`hello ${new URL(request.url).pathname}`);
 if (variant === "hand") {
-  const { requestListener } = await import("../runtimes/_http.ts");
+  const { requestListener } = await import("../runtimes/node_api/fetch.ts");
   listener = requestListener(handler, "http", undefined, () => false);
 } else if (variant === "lazy") {
   // The same response writer, with srvx's NodeRequest, which builds the real
   // Request only when the handler needs more than method, URL and headers.
-  const { requestListener } = await import("../runtimes/_http.ts");
+  const { requestListener } = await import("../runtimes/node_api/fetch.ts");
   const { NodeRequest } = await import("srvx/node");
   listener = requestListener(
     handler,

@@ -5,8 +5,8 @@
 // side). Another runtime running the bin (`deno run npm:socket-activate`,
 // `bunx --bun`) goes on to runtimes/cli.ts, built apart with every shim.
 import { setRuntime } from "../src/_runtime.ts";
-import { main } from "../src/cli.ts";
-import { nodeRuntime } from "./_node.ts";
+import { main } from "../src/cli/main.ts";
+import { nodeRuntime } from "./node/runtime.ts";
 
 const g = globalThis as { Deno?: unknown; Bun?: unknown };
 if (g.Deno !== undefined || g.Bun !== undefined) {

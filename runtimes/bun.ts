@@ -13,10 +13,10 @@
  * @module
  */
 import { setRuntime } from "../src/_runtime.ts";
-import { bunRuntime } from "./_bun.ts";
+import { bunRuntime } from "./bun/runtime.ts";
 
 setRuntime(bunRuntime);
 
 export * from "../src/public.ts";
-export { type BunListening, listenBun } from "./_native_bun.ts";
-export { listenServer, type ServerListening, type ServerListenOptions } from "./_native_net.ts";
+export { type BunListening, listenBun } from "./bun/flavour.ts";
+export { listenServer, type ServerListening, type ServerListenOptions } from "./node_api/flavour.ts";

@@ -2,8 +2,8 @@
 // bin (runtimes/bin.ts) goes on to under Deno (`deno run npm:socket-activate`)
 // and Bun (`bunx --bun`).
 import { setRuntime } from "../src/_runtime.ts";
-import { main } from "../src/cli.ts";
-import { detectRuntime } from "./_detect.ts";
+import { main } from "../src/cli/main.ts";
+import { detectRuntime } from "./detect.ts";
 
 const runtime = await detectRuntime();
 setRuntime(runtime);

@@ -13,11 +13,11 @@
  * @module
  */
 import { setRuntime } from "../src/_runtime.ts";
-import { cloexecAtImport, denoRuntime } from "./_deno.ts";
+import { cloexecAtImport, denoRuntime } from "./deno/runtime.ts";
 
 setRuntime(denoRuntime);
 cloexecAtImport();
 
 export * from "../src/public.ts";
-export { type DenoListening, listenDeno } from "./_native_deno.ts";
-export { listenServer, type ServerListening, type ServerListenOptions } from "./_native_net.ts";
+export { type DenoListening, listenDeno } from "./deno/flavour.ts";
+export { listenServer, type ServerListening, type ServerListenOptions } from "./node_api/flavour.ts";

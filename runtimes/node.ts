@@ -13,9 +13,9 @@
  * @module
  */
 import { setRuntime } from "../src/_runtime.ts";
-import { nodeRuntime } from "./_node.ts";
+import { nodeRuntime } from "./node/runtime.ts";
 
 setRuntime(nodeRuntime);
 
 export * from "../src/public.ts";
-export { listenServer, type ServerListening, type ServerListenOptions } from "./_native_net.ts";
+export { listenServer, type ServerListening, type ServerListenOptions } from "./node_api/flavour.ts";

@@ -1,5 +1,5 @@
 // The contract between src/serve.ts and each runtime's HTTP adapter
-// (runtimes/_http_node.ts for Node and Deno, runtimes/_http_bun.ts for Bun).
+// (runtimes/node_api/http.ts for Node and Deno, runtimes/bun/http.ts for Bun).
 // Every runtime serves HTTP through node:http, the one server API that takes
 // an inherited fd somewhere in each of them; where they differ is how the
 // server gets at the fd. An adapter is loaded on the first serve() or

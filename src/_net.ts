@@ -1,5 +1,5 @@
 // The contract between src/listen.ts and each runtime's stream adapter
-// (runtimes/_net_node.ts, _net_deno.ts, _net_bun.ts). An adapter is loaded on
+// (runtimes/node_api/net.ts, deno/net.ts, bun/net.ts). An adapter is loaded on
 // the first listen(), never at import.
 
 /**

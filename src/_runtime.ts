@@ -1,4 +1,4 @@
-// The contract every runtime shim (runtimes/_node.ts, _deno.ts, _bun.ts)
+// The contract every runtime shim (runtimes/node/runtime.ts, deno/runtime.ts, bun/runtime.ts)
 // implements. src/ reaches the runtime only through it, so src/ never touches
 // `Deno`, `Bun` or `node:net` itself.
 
@@ -46,7 +46,7 @@ export interface FdPassing {
   close(fd: number): void;
 }
 
-/** The file system as `socket-activate unit` sees it (runtimes/_files.ts). */
+/** The file system as `socket-activate unit` sees it (runtimes/node_api/files.ts). */
 export interface Files {
   cwd(): string;
   /** realpath(3); undefined when the path does not exist. */
@@ -67,7 +67,7 @@ export type FdState = "cloexec" | "inheritable" | "closed" | "unknown";
 import { ActivationError } from "./errors.ts";
 import type { DgramAdapter, NetAdapter } from "./_net.ts";
 import type { FastServeOptions, FastServer, HttpAdapter, ServeHandler } from "./_http.ts";
-import type { Launcher } from "./_launcher.ts";
+import type { Launcher } from "./cli/launcher.ts";
 
 export interface Runtime {
   readonly name: "node" | "deno" | "bun";
@@ -153,7 +153,7 @@ let wrongEntry: Runtime["name"] | undefined;
 
 const NAMES = { node: "Node", deno: "Deno", bun: "Bun" } as const;
 
-/** The runtime this code runs in, told as runtimes/_detect.ts tells it. */
+/** The runtime this code runs in, told as runtimes/detect.ts tells it. */
 export function runningIn(): Runtime["name"] {
   const g = globalThis as { Deno?: unknown; Bun?: unknown };
   return g.Deno !== undefined ? "deno" : g.Bun !== undefined ? "bun" : "node";

@@ -2,7 +2,7 @@
 // call into it, must not hold the activated socket: Node marks inherited fds
 // close-on-exec at start-up, Bun's spawn passes no fd above 2, and Deno,
 // which leaves them inheritable, gets them marked at import where FFI is
-// granted (runtimes/_deno.ts cloexecAtImport).
+// granted (runtimes/deno/runtime.ts cloexecAtImport).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";

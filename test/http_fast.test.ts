@@ -1,8 +1,8 @@
 // The fast HTTP paths through the real systemd-socket-activate and real
 // clients (curl, fetch, raw sockets): Deno's native server on the connections
 // of a Deno listener that took the fd over, or without FFI on node:net's
-// taken streams (runtimes/_http_fast_deno.ts), Bun.serve with the fd put
-// under its listener (runtimes/_http_fast_bun.ts). Each runtime runs its own
+// taken streams (runtimes/deno/http_fast.ts), Bun.serve with the fd put
+// under its listener (runtimes/bun/http_fast.ts). Each runtime runs its own
 // path; Node has none and checks that both answer null there.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -79,8 +79,8 @@ const getJson = async (url: string) => (await (await fetch(url)).json()) as { re
 
 test("http fast path: serveFast() answers null outside its runtime, touching nothing", async () => {
   const handler = () => new Response("x");
-  const deno = await import("../runtimes/_http_fast_deno.ts");
-  const bun = await import("../runtimes/_http_fast_bun.ts");
+  const deno = await import("../runtimes/deno/http_fast.ts");
+  const bun = await import("../runtimes/bun/http_fast.ts");
   // fd 987 does not exist: a path that touched it would fail another way.
   if (RUNTIME !== "deno") {
     assert.equal(await deno.serveFast(987, handler, { transport: "tcp" }), null);

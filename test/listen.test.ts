@@ -81,7 +81,7 @@ test("listen() serves two named sockets at once", async () => {
 
 // Deno 2.9.6 lost both the greeting (EPIPE) and the peer's FIN (the server
 // waited forever) on a connection whose peer had shut down its side before
-// the server took it: fromSocket in runtimes/_net_node.ts. With --allow-ffi
+// the server took it: fromSocket in runtimes/node_api/net.ts. With --allow-ffi
 // the greeting goes out through send(2); without, after the reactor turns.
 const FIN_FIRST: [string, string[]][] = [["", ECHO()]];
 if (RUNTIME === "deno") {
@@ -299,7 +299,7 @@ if (RUNTIME === "deno") {
 
 if (RUNTIME === "deno") {
   // With FFI, Deno serves an inherited listening fd through a Deno.Listener
-  // of its own that took the socket over (runtimes/_takeover.ts), not
+  // of its own that took the socket over (runtimes/ffi/takeover.ts), not
   // node:net: the process then holds the socket on a second fd, the
   // listener's. Without -A, Deno may read no /proc: the takeover reads it
   // through libc.
@@ -342,7 +342,7 @@ if (RUNTIME === "deno") {
 
 if (RUNTIME === "deno") {
   // With FFI, Deno serves an Accept=yes connection as a Deno.Conn of its own
-  // that took the socket over (role "client" in runtimes/_takeover.ts), not
+  // that took the socket over (role "client" in runtimes/ffi/takeover.ts), not
   // through node:net: fd 3 is closed once the socket sits on the Deno.Conn's
   // fd, so it is no socket while the connection is served.
   const deno = () => (globalThis as unknown as { Deno: { execPath(): string } }).Deno.execPath();
@@ -409,7 +409,7 @@ if (RUNTIME === "deno") {
 
 if (RUNTIME === "deno") {
   // Without FFI or -A, Deno serves through node:net, and the first write to
-  // each connection goes to its PipeWrap (see fromSocket in runtimes/_net_node.ts).
+  // each connection goes to its PipeWrap (see fromSocket in runtimes/node_api/net.ts).
   test("Deno without --allow-ffi or -A serves an activated unix path through node:net, FIN-first peers too", async () => {
     const dir = tempDir();
     const sock = path.join(dir, "echo.sock");

@@ -9,7 +9,7 @@ import * as dgram from "node:dgram";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
-import { acceptVerdict, keepAccepting } from "../runtimes/_net_deno.ts";
+import { acceptVerdict, keepAccepting } from "../runtimes/deno/net.ts";
 import { connect, fixtureCommand, freePort, type Run, RUNTIME, SSA, start, tempDir, until } from "./_util.ts";
 
 const RESETS = 50;
@@ -226,7 +226,7 @@ print("released", flush=True)`,
       fs.writeFileSync(release, "");
       assert.equal(await holder.exited(), 0, holder.stderr());
       assert.equal(await served(c.api, port), expected(c.api), run.stderr());
-      // Deno's loops are the package's own (runtimes/_net_deno.ts), and say so.
+      // Deno's loops are the package's own (runtimes/deno/net.ts), and say so.
       if (RUNTIME === "deno") assert.match(run.stderr(), /^socket-activate: accept failed \(EMFILE: /m);
       await stopped(run);
     } finally {

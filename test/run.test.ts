@@ -406,7 +406,7 @@ test("run --restart: connections in the backlog when a node:net server stops acc
 test("run --restart: a server of the package that stops accepting serves what it was handed, the rest go to the next", async () => {
   // In Deno the package's close() lets the connections Deno had already
   // accepted reach the server before it closes the listener (runtimes/
-  // _net_node.ts): they arrive after close() began and are part of the drain.
+  // node_api/net.ts): they arrive after close() began and are part of the drain.
   const r = await backlogAcrossStop([...fixtureCommand("server.ts"), "first"]);
   assert.ok(r.first >= 1, r.answers.join(" "));
   assert.equal(r.first + r.next, 40, r.answers.join(" "));

@@ -58,7 +58,7 @@ function values(text: string, key: string): string[] {
 /**
  * ExecStart= split as systemd.service(5) says: words separated by spaces,
  * double or single quotes, C escapes, "$$" a literal "$", "%%" a literal "%".
- * Written here from the manual, independently of src/unit.ts.
+ * Written here from the manual, independently of src/cli/unit.ts.
  */
 function execWords(line: string): string[] {
   const words: string[] = [];

@@ -1,0 +1,154 @@
+// The launcher under Node. Node has no socket that listens without libuv
+// accepting on it: a listen() arms the handle's watcher and the next turn of
+// the loop accepts. So the sockets are bound and listened on in a worker
+// thread that then blocks in Atomics.wait and never turns its loop again;
+// its fds belong to the whole process, and the main thread passes them to
+// each child. Tested: a connection made while no child runs waits in the
+// backlog and is served by the next child.
+import type { Launcher, ListenSpec } from "../../src/cli/launcher.ts";
+import { commonParts, errnoName, listenError, remoteAddr } from "../node_api/launcher.ts";
+import { describeSpec } from "../../src/cli/launcher.ts";
+
+type Fs = typeof import("node:fs");
+type Net = typeof import("node:net");
+type Wt = typeof import("node:worker_threads");
+const builtin = <T>(name: string): T =>
+  (process as unknown as { getBuiltinModule(n: string): T }).getBuiltinModule(name);
+
+// CommonJS, evaluated in the worker. process.binding() is deprecated in the
+// documentation only (DEP0111); tcp_wrap, pipe_wrap and udp_wrap are what
+// node:net and node:dgram are built on, and their bind/listen calls return a
+// negative errno instead of throwing.
+const HOLDER = `
+const { workerData, parentPort } = require("node:worker_threads");
+const { TCP, constants: TC } = process.binding("tcp_wrap");
+const { Pipe, constants: PC } = process.binding("pipe_wrap");
+const { UDP } = process.binding("udp_wrap");
+const handles = [];
+const fds = [];
+for (let i = 0; i < workerData.specs.length; i++) {
+  const s = workerData.specs[i];
+  let h, r;
+  if (s.kind === "unix") {
+    h = new Pipe(PC.SERVER);
+    r = h.bind(s.path);
+    if (r === 0) r = h.listen(4096);
+  } else if (s.datagram) {
+    h = new UDP();
+    r = s.family === "ipv4" ? h.bind(s.host, s.port, 0) : h.bind6(s.host, s.port, 0);
+  } else {
+    h = new TCP(TC.SERVER);
+    r = s.family === "ipv4" ? h.bind(s.host, s.port) : h.bind6(s.host, s.port, 0);
+    if (r === 0) r = h.listen(4096);
+  }
+  if (r !== 0) {
+    parentPort.postMessage({ index: i, errno: r });
+    process.exit(0);
+  }
+  handles.push(h);
+  fds.push(h.fd);
+}
+parentPort.postMessage({ fds });
+// Never back to the loop: the listen()s above stay unpolled for good.
+Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+`;
+
+function hold(specs: ListenSpec[]): Promise<{ fd: number; spec: ListenSpec }[]> {
+  for (const s of specs) {
+    if (s.kind === "unix" && s.datagram) {
+      return Promise.reject(
+        new Error(
+          `-l "${s.text}": Node has no unix datagram socket (nodejs/node#61933): run the launcher under ` +
+            "Deno (deno run -A mod.ts run ...) or Bun (bun run mod.ts run ...)",
+        ),
+      );
+    }
+    if (s.kind === "unix" && s.path.startsWith("\0")) {
+      return Promise.reject(
+        new Error(
+          `-l "${s.text}": Node 20 binds abstract names padded to 108 bytes (nodejs/node#50889), which ` +
+            "no client reaches: use a /path, or run the launcher under Deno or Bun",
+        ),
+      );
+    }
+  }
+  const { Worker } = builtin<Wt>("node:worker_threads");
+  const worker = new Worker(HOLDER, { eval: true, workerData: { specs } });
+  worker.unref();
+  return new Promise((resolve, reject) => {
+    worker.once("error", reject);
+    worker.once("message", (m: { fds?: number[]; index?: number; errno?: number }) => {
+      if (m.fds) return resolve(m.fds.map((fd, i) => ({ fd, spec: specs[i] })));
+      const s = specs[m.index!];
+      reject(listenError(s.text, describeSpec(s), errnoName(m.errno!)));
+    });
+  });
+}
+
+/** The launcher as Node runs it. */
+export const nodeLauncher: Launcher = {
+  ...commonParts(),
+  hold,
+  sealInheritedFds() {
+    const fs = builtin<Fs>("node:fs");
+    // Node marks some inherited fds close-on-exec at start-up, not all (an fd
+    // 30 or 251 from the parent reaches Node's children), and cannot set the
+    // flag itself: close the rest, as systemd-socket-activate does.
+    const ipc = Number(process.env.NODE_CHANNEL_FD ?? -1);
+    for (const name of fs.readdirSync("/proc/self/fd")) {
+      const fd = Number(name);
+      if (!(fd > 2) || fd === ipc) continue;
+      let info: string;
+      try {
+        info = fs.readFileSync(`/proc/self/fdinfo/${fd}`, "latin1");
+      } catch {
+        continue; // readdir's own fd, closed by now
+      }
+      const flags = /^flags:\s*([0-7]+)/m.exec(info);
+      if (flags && (parseInt(flags[1], 8) & 0o2000000) === 0) {
+        try {
+          fs.closeSync(fd);
+        } catch { /* closed meanwhile */ }
+      }
+    }
+  },
+  serve(specs, onConnection) {
+    const net = builtin<Net>("node:net");
+    const servers = specs.map((s) =>
+      // pauseOnConnect: the launcher must read nothing the child is to read.
+      net.createServer({ pauseOnConnect: true }, (sock) => {
+        const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
+        if (fd === undefined || fd < 0) return void sock.destroy();
+        onConnection({
+          fd,
+          remoteAddr: s.kind === "ip" ? remoteAddr(sock.remoteAddress) : undefined,
+          remotePort: s.kind === "ip" ? sock.remotePort : undefined,
+          // Closes this process's fd only (no shutdown): the child's copy
+          // keeps the connection.
+          close: () => sock.destroy(),
+        });
+      })
+    );
+    return Promise.all(servers.map((srv, i) =>
+      new Promise<void>((resolve, reject) => {
+        const s = specs[i];
+        srv.once("error", (e: NodeJS.ErrnoException) =>
+          reject(listenError(s.text, describeSpec(s), e.code ?? "")));
+        if (s.kind === "unix") {
+          if (s.path.startsWith("\0")) {
+            return reject(
+              new Error(
+                `-l "${s.text}": Node 20 binds abstract names padded to 108 bytes (nodejs/node#50889): use a /path`,
+              ),
+            );
+          }
+          srv.listen({ path: s.path, backlog: 4096 }, resolve);
+        } else srv.listen({ host: s.host, port: s.port, ipv6Only: false, backlog: 4096 }, resolve);
+      })
+    )).then(() => () => servers.forEach((srv) => srv.close()));
+  },
+  onSignal(signal, fn) {
+    process.on(signal, fn);
+    return () => process.off(signal, fn);
+  },
+};

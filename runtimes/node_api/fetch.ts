@@ -1,0 +1,393 @@
+// node:http <-> fetch (Request/Response), shared by the three runtimes (each
+// serves HTTP through node:http: see src/_http.ts). Loaded on the first
+// serve() or listenHttp(), never at import.
+//
+// A bridge of its own rather than srvx's or @hono/node-server's: srvx's lazy
+// NodeRequest answered about 1.2 times as many requests a second, but loading
+// srvx/node (it brings node:http2 and node:https) cost 6 to 16 ms more on the
+// first request after activation, and the package keeps no runtime
+// dependency (bench/http-bridge.mjs; README "Why a bridge of its own").
+// Requests: a real Request, its body a web stream that reads only as fast as
+// the handler consumes it. Responses: a body that is all there goes out with
+// Content-Length, a streamed one chunk by chunk with backpressure, and a
+// graceful close turns keep-alive off.
+import type * as Http from "node:http";
+import type * as Https from "node:https";
+import type { Addr } from "../../src/_net.ts";
+import type {
+  ServeErrorHandler,
+  ServeHandler,
+  ServeInfo,
+  TlsOptions,
+  TrackedSocket,
+} from "../../src/_http.ts";
+
+let httpModule: typeof Http | undefined;
+let httpsModule: typeof Https | undefined;
+/** node:http, loaded on first use. */
+export const httpm = (): typeof Http => (httpModule ??= process.getBuiltinModule("node:http") as typeof Http);
+/** node:https, loaded on first use. */
+export const httpsm =
+  (): typeof Https => (httpsModule ??= process.getBuiltinModule("node:https") as typeof Https);
+
+/** PEM text as node:tls takes it in every runtime (bytes are decoded: PEM is ASCII). */
+export function pem(tls: TlsOptions): { cert: string; key: string } {
+  const text = (v: string | Uint8Array) => typeof v === "string" ? v : new TextDecoder().decode(v);
+  return { cert: text(tls.cert), key: text(tls.key) };
+}
+
+/** The socket of a node:http server as a tracked connection. */
+export function tracked(s: { once(e: "close", f: () => void): unknown; destroy(): unknown }): TrackedSocket {
+  return { closed: new Promise<void>((r) => s.once("close", () => r())), close: () => s.destroy() };
+}
+
+function remoteOf(s: { remoteAddress?: string; remotePort?: number }): Addr {
+  return s.remoteAddress !== undefined && s.remotePort !== undefined
+    ? { transport: "tcp", hostname: s.remoteAddress, port: s.remotePort }
+    : { transport: "unix", path: "" };
+}
+
+class Info implements ServeInfo {
+  #completed: Promise<void> | undefined;
+  constructor(readonly remoteAddr: Addr, private readonly res: Http.ServerResponse) {}
+  // Built on first use: most handlers never look, and a promise per request
+  // is measurable at tens of thousands of requests a second.
+  get completed(): Promise<void> {
+    return (this.#completed ??= new Promise<void>((resolve) => {
+      if (this.res.closed) resolve();
+      else this.res.once("close", () => resolve());
+    }));
+  }
+}
+
+const NO_BODY = new Set(["GET", "HEAD"]);
+
+/** The body of an IncomingMessage as a web stream that reads only as fast as it is consumed. */
+function bodyOf(req: Http.IncomingMessage): ReadableStream<Uint8Array> {
+  let cancelled = false;
+  return new ReadableStream<Uint8Array>({
+    start(c) {
+      req.on("data", (d: Buffer) => {
+        if (cancelled) return;
+        c.enqueue(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+        if ((c.desiredSize ?? 1) <= 0) req.pause();
+      });
+      req.once("end", () => cancelled || c.close());
+      req.once("error", (e) => cancelled || c.error(e));
+      req.pause();
+    },
+    pull() {
+      req.resume();
+    },
+    cancel() {
+      // The handler does not want the rest: read and drop it, so that the
+      // connection stays usable for the next request.
+      cancelled = true;
+      req.resume();
+    },
+  });
+}
+
+/** Builds the Request a handler gets from node:http's request and response. */
+export type RequestFactory = (
+  req: Http.IncomingMessage,
+  res: Http.ServerResponse,
+  scheme: "http" | "https",
+) => Request;
+
+let ServerRequest: (new (url: string, init: RequestInit, res: Http.ServerResponse) => Request) | undefined;
+
+/**
+ * A Request whose `signal` (aborted when the client goes away before the
+ * response is sent) is made on first use: an AbortController passed to the
+ * Request constructor cost Node's undici 10 to 15 µs a request, more than
+ * half of what the rest of the bridge takes, for a signal few handlers read.
+ */
+function serverRequestClass(): new (url: string, init: RequestInit, res: Http.ServerResponse) => Request {
+  return class extends Request {
+    #res: Http.ServerResponse;
+    #ac: AbortController | undefined;
+    constructor(url: string, init: RequestInit, res: Http.ServerResponse) {
+      super(url, init);
+      this.#res = res;
+    }
+    override get signal(): AbortSignal {
+      if (this.#ac === undefined) {
+        const ac = this.#ac = new AbortController();
+        const res = this.#res;
+        const gone = () => !res.writableFinished && ac.abort();
+        if (res.closed) gone();
+        else res.once("close", gone);
+      }
+      return this.#ac.signal;
+    }
+  };
+}
+
+/** The fetch Request for an IncomingMessage. */
+export const toRequest: RequestFactory = (req, res, scheme) => {
+  const headers = new Headers();
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) headers.append(raw[i], raw[i + 1]);
+  const path = req.url ?? "/";
+  // An absolute-form target (a request meant for a proxy) is already a URL.
+  const url = path[0] === "/" ? `${scheme}://${req.headers.host || "localhost"}${path}` : path;
+  const method = req.method ?? "GET";
+  const init: RequestInit & { duplex?: "half" } = { method, headers };
+  if (!NO_BODY.has(method)) {
+    init.body = bodyOf(req);
+    init.duplex = "half"; // a streamed request body (fetch spec; required by Node's undici)
+  }
+  return new (ServerRequest ??= serverRequestClass())(url, init, res);
+};
+
+// Settles a few microtasks on: long enough for the next read() of a body
+// that is all there (Node's undici takes two, Deno one, Bun two), far too
+// short for a stream that is still producing.
+const LATER = () => Promise.resolve().then().then().then().then(() => undefined);
+
+type Head = { status: number; text: string | undefined; headers: Record<string, string | string[]> };
+
+/** A status whose response has no body, so no Content-Length either. */
+const bodiless = (status: number) => status < 200 || status === 204 || status === 304;
+
+/**
+ * Sends the head with a Content-Length when the body's length is known:
+ * node:http picks chunked encoding when writeHead() runs without one, even
+ * if end() brings the whole body right after.
+ */
+function head(res: Http.ServerResponse, h: Head, length: number | undefined): void {
+  if (length !== undefined && !bodiless(h.status) && h.headers["content-length"] === undefined) {
+    h.headers["content-length"] = String(length);
+  }
+  res.writeHead(h.status, h.text, h.headers);
+}
+
+async function sendBody(
+  res: Http.ServerResponse,
+  h: Head,
+  body: ReadableStream<Uint8Array>,
+  isHead: boolean,
+): Promise<void> {
+  const reader = body.getReader();
+  let gone = false;
+  const onClose = () => {
+    if (res.writableFinished) return;
+    gone = true;
+    reader.cancel().catch(() => {});
+  };
+  res.once("close", onClose);
+  try {
+    const first = await reader.read();
+    if (first.done) {
+      head(res, h, 0);
+      return void res.end();
+    }
+    // A body that is all there (the usual `new Response(text)`) goes out in
+    // one end() with a Content-Length; a stream still producing gets its
+    // first chunk sent at once, chunked.
+    let pending: Promise<ReadableStreamReadResult<Uint8Array>> = reader.read();
+    const now = await Promise.race([pending, LATER()]);
+    if (now?.done) {
+      head(res, h, first.value.byteLength);
+      return void (isHead ? res.end() : res.end(first.value));
+    }
+    head(res, h, undefined);
+    if (isHead) {
+      reader.cancel().catch(() => {});
+      return void res.end();
+    }
+    let chunk = first.value;
+    for (;;) {
+      if (gone) return;
+      if (!res.write(chunk)) {
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            res.off("drain", done);
+            res.off("close", done);
+            resolve();
+          };
+          res.once("drain", done);
+          res.once("close", done);
+        });
+      }
+      const r = await pending;
+      if (r.done) break;
+      chunk = r.value;
+      pending = reader.read();
+    }
+    if (!gone) res.end();
+  } catch (e) {
+    // The stream failed midway: the client must not take a cut body for a
+    // whole one, so the connection is closed without the final chunk.
+    if (!gone) res.destroy(e as Error);
+  } finally {
+    res.off("close", onClose);
+  }
+}
+
+function headOf(response: Response, closing: boolean): Head {
+  const headers: Record<string, string | string[]> = {};
+  response.headers.forEach((v, k) => {
+    if (k !== "set-cookie") headers[k] = v;
+  });
+  const cookies = response.headers.getSetCookie();
+  if (cookies.length > 0) headers["set-cookie"] = cookies;
+  if (closing) headers["connection"] = "close";
+  return { status: response.status, text: response.statusText || undefined, headers };
+}
+
+/**
+ * A request body the handler answered without touching is read and dropped,
+ * so that the connection can carry the next request: Deno's node:http stalls
+ * a keep-alive connection whose request body was left unread
+ * (denoland/deno#36821); Node and Bun would drop it themselves.
+ */
+function dropUnread(request: Request, res: Http.ServerResponse): void {
+  const body = request.body;
+  if (body === null) return;
+  // Once the response is out: a response may stream the request body back.
+  res.once("finish", () => {
+    if (!request.bodyUsed && !body.locked) body.cancel().catch(() => {});
+  });
+}
+
+function send(
+  res: Http.ServerResponse,
+  response: unknown,
+  request: Request,
+  closing: boolean,
+): void {
+  const method = request.method;
+  if (!(response instanceof Response)) {
+    throw new TypeError(
+      `The serve() handler returned ${
+        response === null ? "null" : typeof response
+      } instead of a Response: return new Response(...)`,
+    );
+  }
+  dropUnread(request, res);
+  const h = headOf(response, closing);
+  const body = response.body;
+  if (body === null) {
+    head(res, h, 0);
+    res.end();
+    return;
+  }
+  sendBody(res, h, body, method === "HEAD");
+}
+
+// process.stderr rather than the runtime shim's write(): this file then
+// shares no module with the package's entry, which tsup would otherwise split
+// into a chunk of its own, one more file to load at every import.
+function defaultError(error: unknown): void {
+  process.stderr.write(`socket-activate: serve() handler failed: ${(error as Error)?.stack ?? error}\n`);
+}
+
+/** A node:http request listener that runs a fetch-style handler. */
+export function requestListener(
+  handler: ServeHandler,
+  scheme: "http" | "https",
+  onError: ServeErrorHandler | undefined,
+  closing: () => boolean,
+  makeRequest: RequestFactory = toRequest,
+): (req: Http.IncomingMessage, res: Http.ServerResponse) => void {
+  const fail = (res: Http.ServerResponse, request: Request, error: unknown): void => {
+    let answer: ReturnType<ServeErrorHandler> = undefined;
+    try {
+      answer = onError ? onError(error, request) : defaultError(error);
+    } catch (e) {
+      defaultError(e);
+    }
+    Promise.resolve(answer).then((r) => {
+      if (res.headersSent) res.destroy();
+      else if (r instanceof Response) send(res, r, request, closing());
+      else {
+        res.writeHead(500, { "content-type": "text/plain;charset=UTF-8", connection: "close" });
+        res.end("Internal Server Error");
+      }
+    }, (e) => {
+      defaultError(e);
+      res.destroy();
+    });
+  };
+  return (req, res) => {
+    const request = makeRequest(req, res, scheme);
+    let result;
+    try {
+      result = handler(request, new Info(remoteOf(req.socket), res));
+    } catch (e) {
+      return fail(res, request, e);
+    }
+    if (result instanceof Response) {
+      try {
+        send(res, result, request, closing());
+      } catch (e) {
+        fail(res, request, e);
+      }
+      return;
+    }
+    Promise.resolve(result).then((r) => send(res, r, request, closing())).catch((e) => fail(res, request, e));
+  };
+}
+
+/** An http.Server, or an https.Server with `tls`, running a fetch-style handler. */
+export function fetchServer(
+  handler: ServeHandler,
+  options: {
+    tls?: TlsOptions;
+    tlsOutside?: boolean;
+    onError?: ServeErrorHandler;
+    onSocket: (socket: TrackedSocket) => void;
+    closing: () => boolean;
+  },
+): Promise<Http.Server> {
+  const listener = requestListener(handler, options.tls ? "https" : "http", options.onError, options.closing);
+  const server = options.tls && !options.tlsOutside
+    ? httpsm().createServer(pem(options.tls), listener)
+    : httpm().createServer(listener);
+  server.on("connection", (s) => options.onSocket(tracked(s)));
+  closeWhenDone(server, options.closing);
+  return Promise.resolve(server);
+}
+
+/**
+ * During a graceful close: a keep-alive connection whose response finishes
+ * is closed rather than left idle (responses begun after the close started
+ * already say `Connection: close`; this catches those begun before).
+ */
+export function closeWhenDone(server: Http.Server, closing: () => boolean): void {
+  server.prependListener("request", (_req: Http.IncomingMessage, res: Http.ServerResponse) => {
+    if (closing() && !res.headersSent) res.shouldKeepAlive = false;
+    res.once("finish", () => {
+      if (closing()) setImmediate(() => server.closeIdleConnections?.());
+    });
+  });
+}
+
+/** Where a node:net server listens. */
+export function addrOf(server: { address(): unknown }): Addr | undefined {
+  const a = server.address() as { address: string; port: number } | string | null;
+  if (a !== null && typeof a === "object" && "port" in a) {
+    return { transport: "tcp", hostname: a.address, port: a.port };
+  }
+  return typeof a === "string" ? { transport: "unix", path: a } : undefined;
+}
+
+/** server.listen(target), resolved when it listens, rejected on its error. */
+export function listening(server: Http.Server | import("node:net").Server, target: unknown): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    (server.listen as (t: unknown, cb: () => void) => void)(target, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+}
+
+/** The node:net target of a fallback (abstract `@name` as a leading NUL). */
+export function netTarget(target: { hostname: string; port: number } | { path: string }): unknown {
+  return "path" in target
+    ? { path: target.path.startsWith("@") ? "\0" + target.path.slice(1) : target.path }
+    : { port: target.port, host: target.hostname, exclusive: true };
+}

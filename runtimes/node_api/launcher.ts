@@ -1,0 +1,116 @@
+// The parts of the launcher that node:child_process, node:fs and
+// node:process do the same way in Node, Deno and Bun (each measured: all
+// three dup2 an fd listed in spawn's stdio array to its index in the child).
+// Builtins are reached inside functions: src/cli/main.ts loads this only for `run`.
+import type { ChildExit, Launcher } from "../../src/cli/launcher.ts";
+
+type Fs = typeof import("node:fs");
+type Cp = typeof import("node:child_process");
+
+const builtin = <T>(name: string): T =>
+  (process as unknown as { getBuiltinModule(n: string): T }).getBuiltinModule(name);
+const fs = () => builtin<Fs>("node:fs");
+
+/** What every runtime's launcher shares. */
+export type CommonParts = Pick<
+  Launcher,
+  "spawn" | "kill" | "watch" | "environment" | "unlink" | "lstat" | "isExecutable"
+>;
+
+export function commonParts(): CommonParts {
+  return {
+    spawn(argv, env, fds) {
+      const cp = builtin<Cp>("node:child_process");
+      const child = cp.spawn(argv[0], argv.slice(1), {
+        stdio: ["inherit", "inherit", "inherit", ...fds],
+        env,
+      });
+      const exited = new Promise<ChildExit>((resolve) => {
+        child.once("exit", (code, signal) => resolve({ code, signal }));
+        child.once("error", () => resolve({ code: 127, signal: null }));
+      });
+      return { pid: child.pid ?? -1, exited };
+    },
+    kill(pid, signal) {
+      try {
+        process.kill(pid, signal as NodeJS.Signals);
+      } catch { /* already gone */ }
+    },
+    watch(paths, onChange) {
+      const watchers = paths.map((p) => {
+        const dir = fs().statSync(p).isDirectory();
+        return fs().watch(p, { recursive: dir, persistent: false }, (_event, file) => {
+          onChange(file ? `${p}/${file}` : p);
+        });
+      });
+      return () => watchers.forEach((w) => w.close());
+    },
+    environment: () => ({ ...process.env }) as Record<string, string>,
+    unlink(path) {
+      try {
+        fs().unlinkSync(path);
+      } catch { /* gone already */ }
+    },
+    lstat(path) {
+      try {
+        const st = fs().lstatSync(path);
+        return st.isSocket() ? "socket" : st.isDirectory() ? "dir" : st.isFile() ? "file" : "other";
+      } catch {
+        return undefined;
+      }
+    },
+    isExecutable(path) {
+      // The mode bits, not access(X_OK): Deno's fs.accessSync asks for
+      // --allow-sys (it reads the uid), and a COMMAND the launcher may not run
+      // still fails at spawn, with status 127.
+      try {
+        const st = fs().statSync(path);
+        return st.isFile() && (st.mode & 0o111) !== 0;
+      } catch {
+        return false;
+      }
+    },
+  };
+}
+
+const ERRNO: Record<number, string> = {
+  1: "EPERM",
+  2: "ENOENT",
+  13: "EACCES",
+  20: "ENOTDIR",
+  22: "EINVAL",
+  24: "EMFILE",
+  30: "EROFS",
+  36: "ENAMETOOLONG",
+  97: "EAFNOSUPPORT",
+  98: "EADDRINUSE",
+  99: "EADDRNOTAVAIL",
+};
+
+/** errno's name for a number (libc) or a negative libuv code. */
+export function errnoName(n: number): string {
+  return ERRNO[Math.abs(n)] ?? `errno ${Math.abs(n)}`;
+}
+
+/** The one-line error for a socket that could not be opened, with what to do. */
+export function listenError(text: string, what: string, code: string): Error {
+  const hint = code === "EADDRINUSE"
+    ? ": another process listens there (ss -ltnp shows which); stop it or pick another address"
+    : code === "EACCES" || code === "EPERM"
+    ? ": ports below 1024 and some paths need root (or CAP_NET_BIND_SERVICE)"
+    : code === "EADDRNOTAVAIL"
+    ? ": no interface has that address"
+    : code === "EAFNOSUPPORT"
+    ? ": this machine has no IPv6: give an IPv4 address (0.0.0.0:PORT)"
+    : code === "ENOENT" || code === "ENOTDIR"
+    ? ": the directory does not exist"
+    : "";
+  return new Error(`-l "${text}": cannot listen on ${what}: ${code}${hint}`);
+}
+
+/** REMOTE_ADDR as systemd writes it: an IPv4-mapped IPv6 peer as plain IPv4. */
+export function remoteAddr(addr: string | undefined): string | undefined {
+  if (addr === undefined) return undefined;
+  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(addr);
+  return m ? m[1] : addr;
+}

@@ -1,0 +1,79 @@
+// What the fast HTTP paths (runtimes/deno/http_fast.ts, bun/http_fast.ts)
+// share: each runtime's own native HTTP server put on an inherited listening
+// fd through runtime internals, behind feature detection. A fast path answers
+// null wherever an internal it leans on is missing, and serve() serves through
+// the supported node:http path instead. The contract (FastServer,
+// FastServeOptions) is src/_http.ts's.
+import type { Addr } from "./_net.ts";
+import type { ServeErrorHandler, ServeHandler, ServeInfo } from "./_http.ts";
+
+export type { FastServeOptions, FastServer, ServeHandler, ServeInfo } from "./_http.ts";
+
+const INTERNAL_SERVER_ERROR = "Internal Server Error";
+
+/** The response for a handler that threw, through `onError` where one was given. */
+export function failed(
+  error: unknown,
+  request: Request,
+  onError: ServeErrorHandler | undefined,
+): Response | Promise<Response> {
+  if (onError !== undefined) {
+    try {
+      const r = onError(error, request);
+      if (r instanceof Response) return r;
+      if (r !== undefined && typeof (r as Promise<Response>).then === "function") {
+        return (r as Promise<Response>).then(
+          (x) => x instanceof Response ? x : new Response(INTERNAL_SERVER_ERROR, { status: 500 }),
+          (e) => logged(e),
+        );
+      }
+    } catch (e) {
+      return logged(e);
+    }
+    return new Response(INTERNAL_SERVER_ERROR, { status: 500 });
+  }
+  return logged(error);
+}
+
+function logged(error: unknown): Response {
+  // The words of the node:http path's (runtimes/node_api/fetch.ts) default.
+  console.error(`socket-activate: serve() handler failed: ${(error as Error)?.stack ?? error}`);
+  return new Response(INTERNAL_SERVER_ERROR, { status: 500 });
+}
+
+/**
+ * Calls `handler`, turning a throw or a rejection into `onError`'s answer.
+ * A synchronous Response stays synchronous: Deno and Bun both answer a
+ * non-promise faster.
+ */
+export function callHandler(
+  handler: ServeHandler,
+  request: Request,
+  info: ServeInfo,
+  onError: ServeErrorHandler | undefined,
+): Response | Promise<Response> {
+  try {
+    const r = handler(request, info);
+    if (r instanceof Response) return r;
+    if (r !== null && typeof r === "object" && typeof (r as Promise<Response>).then === "function") {
+      return Promise.resolve(r).then(
+        (x) => x instanceof Response ? x : failed(notAResponse(x), request, onError),
+        (e) => failed(e, request, onError),
+      );
+    }
+    return failed(notAResponse(r), request, onError);
+  } catch (e) {
+    return failed(e, request, onError);
+  }
+}
+
+function notAResponse(x: unknown): TypeError {
+  return new TypeError(`The request handler returned ${x === null ? "null" : typeof x}, not a Response`);
+}
+
+/** An IP address and port as an Addr; undefined where either is missing. */
+export function tcpAddr(hostname: string | undefined, port: number | undefined): Addr | undefined {
+  return hostname === undefined || hostname === "" || port === undefined
+    ? undefined
+    : { transport: "tcp", hostname, port };
+}

@@ -1,0 +1,550 @@
+// `socket-activate run`: a socket-activating launcher, the job of
+// systemd-socket-activate (whose option names and meanings it keeps where they
+// overlap) plus restarts on the same sockets. Loaded by src/cli/main.ts only for
+// `run`, so the echo server never pays for it.
+import {
+  type Accepted,
+  type ChildExit,
+  type ChildProc,
+  describeSpec,
+  type HeldSocket,
+  type Launcher,
+  type ListenSpec,
+  parseIPv4,
+  parseIPv6,
+} from "./launcher.ts";
+
+export const RUN_USAGE =
+  "usage: socket-activate run [-l ADDR]... [-d] [-a] [--fdname NAME[:NAME...]] [-E NAME[=VALUE]]... " +
+  "[--restart] [--watch PATH]... [--] COMMAND [ARGS...]";
+
+export const RUN_HELP = `${RUN_USAGE}
+
+Opens the sockets, then starts COMMAND with them as fds 3, 4, ... and
+LISTEN_FDS, LISTEN_FDNAMES and LISTEN_PID (the PID of COMMAND itself), as
+systemd does for a socket unit. The launcher never accepts a connection
+itself: connections wait in the socket's backlog while no COMMAND runs, so a
+restart refuses none.
+
+Options:
+  -l, --listen ADDR       listen on ADDR (repeatable): PORT (all addresses,
+                          IPv6 and IPv4), HOST:PORT, [V6]:PORT, /path (unix
+                          socket; a stale socket file is replaced), @name
+                          (abstract unix socket). HOST is an IP address.
+  -d, --datagram          datagram sockets (UDP, unix datagram) instead of
+                          stream sockets
+  -a, --accept            accept each connection and start one COMMAND per
+                          connection, with the connected socket as fd 3 named
+                          "connection", and REMOTE_ADDR / REMOTE_PORT set
+      --fdname NAME[:NAME...]
+                          names for the fds, in -l order (LISTEN_FDNAMES); one
+                          name names them all, missing ones are "unknown"
+  -E, --setenv NAME[=VALUE]
+                          set NAME in COMMAND's environment (repeatable);
+                          without =VALUE, pass the launcher's NAME on
+      --restart           start COMMAND again when it exits, or when the
+                          launcher gets SIGHUP
+      --watch PATH        restart COMMAND when a file under PATH changes
+                          (repeatable); when COMMAND exits by itself, wait for
+                          the next change (or restart at once with --restart)
+  -h, --help              this help
+
+COMMAND gets a clean environment, as under systemd-socket-activate: TERM,
+COLORTERM, NO_COLOR, PATH, USER and HOME, the LISTEN_ variables and what -E
+adds. SIGINT and SIGTERM go to COMMAND (to every COMMAND with --accept).
+SIGHUP restarts COMMAND with --restart or --watch and is
+passed on otherwise. To restart, the launcher sends SIGTERM, waits for the
+exit (SIGKILL after 10 s), then starts COMMAND again at once.
+
+Exit status: 0 when COMMAND exits 0 (with --accept: 0 once stopped by
+SIGINT or SIGTERM), else COMMAND's status (128 + the signal number when a
+signal killed it); 1 a socket could not be opened; 2 bad arguments; 127
+COMMAND not found.
+
+Runtimes: Node holds the sockets in a worker thread that never polls them;
+Deno (with --allow-ffi, as -A grants) and Bun open them through libc. Node
+cannot open @abstract names (nodejs/node#50889) or unix datagram sockets.
+
+Examples:
+  npx socket-activate run -l 8080 -- node server.js
+  npx socket-activate run -l 8080 --restart --watch src -- node server.js
+  npx socket-activate run -l 127.0.0.1:8080 -l /tmp/admin.sock --fdname web:admin -- deno run -A app.ts
+  npx socket-activate run -d -l 5353 -- bun run dns.ts
+  npx socket-activate run -a -l 2000 -- /usr/bin/cat       # one cat per connection
+  deno run -A mod.ts run -l 8080 --restart -- deno run -A server.ts
+  kill -HUP <launcher PID>                                 # restart without refusing a connection
+`;
+
+class UsageError extends Error {}
+
+/** What `run` was asked to do. */
+export interface RunOptions {
+  listen: ListenSpec[];
+  datagram: boolean;
+  accept: boolean;
+  fdnames: string[];
+  setenv: [string, string | undefined][];
+  restart: boolean;
+  watch: string[];
+  command: string[];
+}
+
+/** Parses `run`'s arguments; throws UsageError with a one-line reason. */
+export function parseRunArgs(args: string[]): RunOptions | "help" {
+  const o: RunOptions = {
+    listen: [],
+    datagram: false,
+    accept: false,
+    fdnames: [],
+    setenv: [],
+    restart: false,
+    watch: [],
+    command: [],
+  };
+  const listenText: string[] = [];
+  let i = 0;
+  for (; i < args.length; i++) {
+    const a = args[i];
+    if (a === "--") {
+      i++;
+      break;
+    }
+    // getopt's "+": the first non-option starts COMMAND.
+    if (!a.startsWith("-") || a === "-") break;
+    const eq = a.startsWith("--") ? a.indexOf("=") : -1;
+    const name = eq > 0 ? a.slice(0, eq) : a;
+    const value = (): string => {
+      if (eq > 0) return a.slice(eq + 1);
+      const v = args[++i];
+      if (v === undefined) throw new UsageError(`${name} needs a value`);
+      return v;
+    };
+    const flag = () => {
+      if (eq > 0) throw new UsageError(`${name} takes no value`);
+    };
+    if (name === "-l" || name === "--listen") listenText.push(value());
+    else if (name === "-d" || name === "--datagram") (flag(), o.datagram = true);
+    else if (name === "-a" || name === "--accept") (flag(), o.accept = true);
+    else if (name === "--restart") (flag(), o.restart = true);
+    else if (name === "--watch") o.watch.push(value());
+    else if (name === "--fdname") o.fdnames.push(...parseFdnames(value()));
+    else if (name === "-E" || name === "--setenv" || name === "--environment") {
+      o.setenv.push(parseSetenv(value()));
+    } else if (name === "-h" || name === "--help") return "help";
+    else if (/^-l./.test(a)) listenText.push(a.slice(2));
+    else if (/^-E./.test(a)) o.setenv.push(parseSetenv(a.slice(2)));
+    else if (name === "--seqpacket" || name === "--inetd") {
+      throw new UsageError(`${name} is not supported: use systemd-socket-activate ${name}`);
+    } else throw new UsageError(`unknown option "${a}"`);
+  }
+  o.command = args.slice(i);
+  if (o.command.length === 0) throw new UsageError("COMMAND is missing: put it after the options (and --)");
+  if (listenText.length === 0) throw new UsageError("nothing to listen on: give at least one -l ADDR");
+  o.listen = listenText.map((t) => parseListenAddress(t, o.datagram));
+  if (o.datagram && o.accept) {
+    throw new UsageError(
+      "--datagram and --accept do not go together: datagram sockets accept no connections",
+    );
+  }
+  if (o.accept && (o.restart || o.watch.length > 0)) {
+    throw new UsageError(
+      "--accept starts a COMMAND per connection: --restart and --watch have no meaning with it",
+    );
+  }
+  if (o.accept && o.fdnames.length > 0) {
+    throw new UsageError('--fdname has no effect with --accept: the connection is always named "connection"');
+  }
+  if (o.fdnames.length > o.listen.length) {
+    throw new UsageError(
+      `--fdname gives ${o.fdnames.length} names for ${o.listen.length} socket(s): LISTEN_FDNAMES with more ` +
+        "names than fds is an error for every libsystemd reader; give one name per -l",
+    );
+  }
+  return o;
+}
+
+function parseFdnames(value: string): string[] {
+  return value.split(":").map((n) => {
+    if (n === "") throw new UsageError(`--fdname "${value}" has an empty name: give one name per socket`);
+    // deno-lint-ignore no-control-regex -- control characters are what systemd refuses
+    if (n.length > 255 || /[\x00-\x1f\x7f]/.test(n) || /[^\x20-\x7e]/.test(n)) {
+      throw new UsageError(
+        `--fdname "${n}" is not a valid fd name: printable ASCII, no ":", at most 255 characters`,
+      );
+    }
+    return n;
+  });
+}
+
+function parseSetenv(value: string): [string, string | undefined] {
+  const eq = value.indexOf("=");
+  const name = eq < 0 ? value : value.slice(0, eq);
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
+    throw new UsageError(`-E "${value}": "${name}" is not a variable name (letters, digits, _)`);
+  }
+  if (/^LISTEN_(PID|FDS|FDNAMES|PIDFDID)$/.test(name)) {
+    throw new UsageError(`-E "${value}": the launcher sets ${name} itself`);
+  }
+  return [name, eq < 0 ? undefined : value.slice(eq + 1)];
+}
+
+/**
+ * Parses ADDR as systemd's socket_address_parse does: PORT (IPv6 any with
+ * IPv4 mapped in), HOST:PORT, [V6]:PORT, /path, @abstract. Host names are
+ * refused, as systemd refuses them.
+ */
+export function parseListenAddress(text: string, datagram: boolean): ListenSpec {
+  const bad = (why: string) => new UsageError(`-l "${text}": ${why}`);
+  if (text.startsWith("/")) {
+    if (new TextEncoder().encode(text).length > 107) throw bad("a unix socket path is at most 107 bytes");
+    return { text, datagram, kind: "unix", path: text };
+  }
+  if (text.startsWith("@")) {
+    if (text.length < 2) throw bad("an abstract socket needs a name after @");
+    if (new TextEncoder().encode(text).length > 108) throw bad("an abstract name is at most 107 bytes");
+    return { text, datagram, kind: "unix", path: "\0" + text.slice(1) };
+  }
+  const port = (p: string) => {
+    const n = /^\d{1,5}$/.test(p) ? Number(p) : NaN;
+    if (!(n >= 1 && n <= 65535)) throw bad(`"${p}" is not a port (1-65535)`);
+    return n;
+  };
+  if (/^\d+$/.test(text)) {
+    return { text, datagram, kind: "ip", family: "ipv6", host: "::", port: port(text), dualStack: true };
+  }
+  const v6 = /^\[([^\]]*)\]:([^:]*)$/.exec(text);
+  if (v6) {
+    if (parseIPv6(v6[1]) === undefined) throw bad(`"${v6[1]}" is not an IPv6 address`);
+    return { text, datagram, kind: "ip", family: "ipv6", host: v6[1], port: port(v6[2]), dualStack: false };
+  }
+  const v4 = /^([^:]*):([^:]*)$/.exec(text);
+  if (v4) {
+    if (parseIPv4(v4[1]) === undefined) {
+      throw bad(
+        `"${v4[1]}" is not an IPv4 address (host names are not resolved, as in systemd): ` +
+          "use e.g. 127.0.0.1:PORT or [::1]:PORT",
+      );
+    }
+    return { text, datagram, kind: "ip", family: "ipv4", host: v4[1], port: port(v4[2]), dualStack: false };
+  }
+  throw bad("use PORT, HOST:PORT, [IPV6]:PORT, /path or @name");
+}
+
+const PASSED_ENV = ["TERM", "COLORTERM", "NO_COLOR", "PATH", "USER", "HOME"];
+const SIGNALS: Record<string, number> = {
+  SIGHUP: 1,
+  SIGINT: 2,
+  SIGQUIT: 3,
+  SIGILL: 4,
+  SIGTRAP: 5,
+  SIGABRT: 6,
+  SIGBUS: 7,
+  SIGFPE: 8,
+  SIGKILL: 9,
+  SIGUSR1: 10,
+  SIGSEGV: 11,
+  SIGUSR2: 12,
+  SIGPIPE: 13,
+  SIGALRM: 14,
+  SIGTERM: 15,
+};
+const STOP_TIMEOUT_MS = 10_000;
+// The sh that sets LISTEN_PID to its own PID and then becomes COMMAND: no
+// runtime can set a variable between fork and exec, and exec keeps the PID.
+const EXEC_SH = 'LISTEN_PID=$$; export LISTEN_PID; exec "$0" "$@"';
+
+/** Runs `socket-activate run ARGS`; resolves to the exit status. */
+export async function runMain(
+  args: string[],
+  out: (s: string) => void,
+  err: (s: string) => void,
+  loadLauncher: () => Promise<Launcher>,
+): Promise<number> {
+  let opts: RunOptions | "help";
+  try {
+    opts = parseRunArgs(args);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    err(`socket-activate run: ${e.message}\n${RUN_USAGE}\n`);
+    return 2;
+  }
+  if (opts === "help") {
+    out(RUN_HELP);
+    return 0;
+  }
+  const launcher = await loadLauncher();
+  try {
+    return await new Supervisor(opts, launcher, err).run();
+  } catch (e) {
+    if (e instanceof UsageError) {
+      err(`socket-activate run: ${e.message}\n${RUN_USAGE}\n`);
+      return 2;
+    }
+    if (e instanceof LaunchError) {
+      err(`socket-activate run: ${e.message}\n`);
+      return e.status;
+    }
+    throw e;
+  }
+}
+
+/** A failure that is not a usage error: a socket that cannot be opened, a missing COMMAND. */
+export class LaunchError extends Error {
+  constructor(message: string, readonly status = 1) {
+    super(message);
+  }
+}
+
+class Supervisor {
+  private child: ChildProc | undefined;
+  private stopSignal: string | undefined;
+  private restartWanted = false;
+  private killTimer: ReturnType<typeof setTimeout> | undefined;
+  private wake: (() => void) | undefined;
+  private env: Record<string, string> = {};
+  private unlinks: string[] = [];
+
+  constructor(
+    private readonly o: RunOptions,
+    private readonly l: Launcher,
+    private readonly log: (s: string) => void,
+  ) {}
+
+  async run(): Promise<number> {
+    const o = this.o;
+    this.env = this.baseEnv();
+    this.checkCommand();
+    for (const w of o.watch) {
+      if (this.l.lstat(w) === undefined) throw new UsageError(`--watch "${w}": no such file or directory`);
+    }
+    for (const s of o.listen) {
+      if (s.kind !== "unix" || s.path.startsWith("\0")) continue;
+      const kind = this.l.lstat(s.path);
+      if (kind === "socket") this.l.unlink(s.path); // stale, as systemd replaces it
+      else if (kind !== undefined) {
+        throw new LaunchError(
+          `-l "${s.text}": the path exists and is not a socket: remove it or pick another`,
+        );
+      }
+      this.unlinks.push(s.path);
+    }
+    try {
+      this.l.sealInheritedFds();
+    } catch (e) {
+      throw new LaunchError((e as Error).message); // Deno without --allow-ffi
+    }
+    try {
+      return o.accept ? await this.runAccept() : await this.runHeld();
+    } finally {
+      for (const p of this.unlinks) this.l.unlink(p);
+    }
+  }
+
+  private baseEnv(): Record<string, string> {
+    const own = this.l.environment();
+    const env: Record<string, string> = {};
+    for (const k of PASSED_ENV) if (own[k] !== undefined) env[k] = own[k];
+    for (const [k, v] of this.o.setenv) {
+      if (v !== undefined) env[k] = v;
+      else if (own[k] !== undefined) env[k] = own[k];
+      else {
+        throw new UsageError(`-E "${k}": ${k} is not set in the launcher's environment: give -E ${k}=VALUE`);
+      }
+    }
+    return env;
+  }
+
+  private checkCommand(): void {
+    const cmd = this.o.command[0];
+    if (cmd.includes("/")) {
+      if (!this.l.isExecutable(cmd)) throw new LaunchError(`COMMAND "${cmd}" is not an executable file`, 127);
+      return;
+    }
+    const dirs = (this.env.PATH ?? "/usr/local/bin:/usr/bin:/bin").split(":");
+    if (!dirs.some((d) => this.l.isExecutable(`${d || "."}/${cmd}`))) {
+      throw new LaunchError(
+        `COMMAND "${cmd}" is not in PATH="${this.env.PATH ?? ""}": give its path, or install it`,
+        127,
+      );
+    }
+  }
+
+  private async runHeld(): Promise<number> {
+    const o = this.o;
+    let held: HeldSocket[];
+    try {
+      held = await this.l.hold(o.listen);
+    } catch (e) {
+      throw new LaunchError((e as Error).message);
+    }
+    held.forEach((h, i) =>
+      this.log(`socket-activate run: listening on ${describeSpec(h.spec)} as fd ${3 + i}\n`)
+    );
+    const env: Record<string, string> = { ...this.env, LISTEN_FDS: String(held.length) };
+    if (o.fdnames.length > 0) {
+      const names = o.fdnames.length === 1
+        ? held.map(() => o.fdnames[0])
+        : held.map((_, i) => o.fdnames[i] ?? "unknown");
+      env.LISTEN_FDNAMES = names.join(":");
+    }
+    const fds = held.map((h) => h.fd);
+    const restarts = o.restart || o.watch.length > 0;
+
+    const offs = [
+      this.l.onSignal("SIGINT", () => this.stop("SIGINT")),
+      this.l.onSignal("SIGTERM", () => this.stop("SIGTERM")),
+      this.l.onSignal("SIGHUP", () => {
+        if (restarts) this.requestRestart("SIGHUP");
+        else if (this.child) this.l.kill(this.child.pid, "SIGHUP");
+      }),
+    ];
+    let debounce: ReturnType<typeof setTimeout> | undefined;
+    const unwatch = o.watch.length === 0 ? undefined : this.l.watch(o.watch, (path) => {
+      // An editor's save is several events: restart once, after they settle.
+      clearTimeout(debounce);
+      debounce = setTimeout(() => this.requestRestart(`a change in ${path}`), 150);
+    });
+    try {
+      let quickExits = 0;
+      for (;;) {
+        const started = Date.now();
+        const child = this.l.spawn(["/bin/sh", "-c", EXEC_SH, ...o.command], env, fds);
+        this.child = child;
+        this.log(`socket-activate run: started ${o.command.join(" ")} as PID ${child.pid}\n`);
+        const exit = await child.exited;
+        this.child = undefined;
+        clearTimeout(this.killTimer);
+        const status = exitStatus(exit);
+        if (this.stopSignal !== undefined) return status;
+        if (this.restartWanted) {
+          this.restartWanted = false;
+          continue;
+        }
+        this.log(`socket-activate run: PID ${child.pid} ${describeExit(exit)}\n`);
+        if (!restarts) return status;
+        if (o.restart) {
+          // A COMMAND that dies at once would otherwise spin: back off, as
+          // systemd's RestartSec= does, up to 5 s.
+          quickExits = Date.now() - started < 1000 ? quickExits + 1 : 0;
+          if (quickExits > 0) {
+            const delay = Math.min(5000, 100 * 2 ** (quickExits - 1));
+            this.log(`socket-activate run: restarting in ${delay} ms\n`);
+            if (await this.sleep(delay)) return 128 + SIGNALS[this.stopSignal!];
+          }
+          continue;
+        }
+        this.log(`socket-activate run: waiting for a change under ${o.watch.join(", ")} (or SIGHUP)\n`);
+        if (await this.sleep(Infinity)) return 128 + SIGNALS[this.stopSignal!];
+        this.restartWanted = false;
+      }
+    } finally {
+      clearTimeout(debounce);
+      unwatch?.();
+      for (const off of offs) off();
+    }
+  }
+
+  /** Waits `ms` or until woken; true when woken by a stop signal. */
+  private sleep(ms: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const timer = ms === Infinity ? undefined : setTimeout(() => {
+        this.wake = undefined;
+        resolve(false);
+      }, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        this.wake = undefined;
+        resolve(this.stopSignal !== undefined);
+      };
+    });
+  }
+
+  private requestRestart(why: string): void {
+    if (this.stopSignal !== undefined) return;
+    const child = this.child;
+    if (!child) {
+      this.log(`socket-activate run: ${why}: starting COMMAND\n`);
+      this.wake?.();
+      return;
+    }
+    if (this.restartWanted) return;
+    this.restartWanted = true;
+    this.log(`socket-activate run: ${why}: restarting PID ${child.pid}\n`);
+    this.terminate(child);
+  }
+
+  private terminate(child: ChildProc): void {
+    this.l.kill(child.pid, "SIGTERM");
+    clearTimeout(this.killTimer);
+    this.killTimer = setTimeout(() => {
+      this.log(
+        `socket-activate run: PID ${child.pid} still runs ${
+          STOP_TIMEOUT_MS / 1000
+        } s after SIGTERM: SIGKILL\n`,
+      );
+      this.l.kill(child.pid, "SIGKILL");
+    }, STOP_TIMEOUT_MS);
+  }
+
+  private stop(signal: string): void {
+    const first = this.stopSignal === undefined;
+    this.stopSignal = signal;
+    if (this.child) this.l.kill(this.child.pid, signal);
+    else if (first) this.wake?.();
+  }
+
+  private async runAccept(): Promise<number> {
+    const o = this.o;
+    const children = new Map<number, Promise<ChildExit>>();
+    let stopped: ((s: string) => void) | undefined;
+    const stopping = new Promise<string>((r) => (stopped = r));
+    const onConnection = (c: Accepted) => {
+      const env: Record<string, string> = { ...this.env, LISTEN_FDS: "1", LISTEN_FDNAMES: "connection" };
+      if (c.remoteAddr !== undefined) {
+        env.REMOTE_ADDR = c.remoteAddr;
+        if (c.remotePort !== undefined) env.REMOTE_PORT = String(c.remotePort);
+      }
+      let child: ChildProc;
+      try {
+        child = this.l.spawn(["/bin/sh", "-c", EXEC_SH, ...o.command], env, [c.fd]);
+      } finally {
+        c.close(); // the child has its own copy
+      }
+      const peer = c.remoteAddr === undefined ? "" : ` from ${formatPeer(c.remoteAddr, c.remotePort)}`;
+      this.log(`socket-activate run: connection${peer}: started PID ${child.pid}\n`);
+      children.set(child.pid, child.exited);
+      child.exited.then((exit) => {
+        children.delete(child.pid);
+        this.log(`socket-activate run: PID ${child.pid} ${describeExit(exit)}\n`);
+      });
+    };
+    let close: () => void;
+    try {
+      close = await this.l.serve(o.listen, onConnection);
+    } catch (e) {
+      throw new LaunchError((e as Error).message);
+    }
+    o.listen.forEach((s) => this.log(`socket-activate run: accepting on ${describeSpec(s)}\n`));
+    const offs = (["SIGINT", "SIGTERM"] as const).map((sig) => this.l.onSignal(sig, () => stopped!(sig)));
+    const signal = await stopping;
+    close();
+    for (const pid of children.keys()) this.l.kill(pid, signal);
+    await Promise.all(children.values());
+    for (const off of offs) off();
+    return 0;
+  }
+}
+
+function formatPeer(addr: string, port: number | undefined): string {
+  if (port === undefined) return addr;
+  return addr.includes(":") ? `[${addr}]:${port}` : `${addr}:${port}`;
+}
+
+function exitStatus(e: ChildExit): number {
+  if (e.code !== null) return e.code;
+  return 128 + (SIGNALS[e.signal ?? ""] ?? 0);
+}
+
+function describeExit(e: ChildExit): string {
+  return e.code !== null ? `exited with status ${e.code}` : `was killed by ${e.signal}`;
+}
