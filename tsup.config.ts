@@ -1,29 +1,53 @@
+import path from "node:path";
 import { defineConfig, type Options } from "tsup";
 
 // The CLI's commands that are imported only when run: each is built into a
 // file of its own, which the bin imports at run time, rather than compiled
 // with the bin on every start (unit.ts alone added about 0.7 ms of compiling
 // to the echo server's start-up in Node).
-const lazyCommands = ["unit", "run"];
-// The same for the runtimes' halves of `run` (runtimes/_run_*.ts), which the
-// shims import on first use: about 19 KB the echo server need not parse.
-const lazyRuntimeParts = ["_run_node", "_run_ffi"];
+// Each is named by its source; the name is the built file's (dist/unit.js).
+const lazyCommands = { unit: "src/cli/unit.ts", run: "src/cli/run.ts" };
+// The same for the runtimes' halves of `run` (runtimes/*/launcher.ts), which
+// the shims import on first use: about 19 KB the echo server need not parse.
+const lazyRuntimeParts = { _run_node: "runtimes/node/launcher.ts", _run_ffi: "runtimes/ffi/launcher.ts" };
+const lazy = new Map(
+  Object.entries({ ...lazyCommands, ...lazyRuntimeParts }).map(([name, src]) => [path.resolve(src), name]),
+);
+// The HTTP adapters the shims import in a dynamic import() (see below).
+const httpAdapters = new Set(
+  [
+    "runtimes/node_api/http.ts",
+    "runtimes/bun/http.ts",
+    "runtimes/deno/http_fast.ts",
+    "runtimes/bun/http_fast.ts",
+  ]
+    .map((f) => path.resolve(f)),
+);
+// Plugins match a file by where an import resolves, not by how it is
+// spelled: the same file is "./launcher.ts" from one folder and
+// "../ffi/launcher.ts" from another.
+// An entry point resolves too: it is never one of these imports.
+const resolved = (args: { path: string; resolveDir: string; kind: string }) =>
+  args.kind === "entry-point" ? "" : path.resolve(args.resolveDir, args.path);
 
 // The bin's plugins: the bundle with every shim, the lazy commands and no HTTP.
 const binPlugins: NonNullable<Options["esbuildPlugins"]> = [{
   // The bin's way to the bundle with every shim (runtimes/bin.ts).
   name: "bin-to-cli-all",
   setup(build) {
+    const cli = path.resolve("runtimes/cli.ts");
     build.onResolve(
-      { filter: /^\.\/cli\.ts$/ },
-      (args) => args.importer.endsWith("bin.ts") ? { path: "./cli_all.js", external: true } : undefined,
+      { filter: /cli\.ts$/ },
+      (args) => resolved(args) === cli ? { path: "./cli_all.js", external: true } : undefined,
     );
   },
 }, {
   name: "lazy-commands",
   setup(build) {
-    const filter = new RegExp(`^\\./(${[...lazyCommands, ...lazyRuntimeParts].join("|")})\\.ts$`);
-    build.onResolve({ filter }, (args) => ({ path: args.path.replace(/\.ts$/, ".js"), external: true }));
+    build.onResolve({ filter: /\.ts$/ }, (args) => {
+      const name = lazy.get(resolved(args));
+      return name === undefined ? undefined : { path: `./${name}.js`, external: true };
+    });
   },
 }, {
   // The bin serves no HTTP, but the runtime shims it bundles name their
@@ -32,10 +56,11 @@ const binPlugins: NonNullable<Options["esbuildPlugins"]> = [{
   // more to read on every start. Left out, an import fails with this.
   name: "no-http-in-cli",
   setup(build) {
-    build.onResolve({ filter: /^\.\/_http_(node|bun|fast_deno|fast_bun)\.ts$/ }, (args) => ({
-      path: args.path,
-      namespace: "no-http-in-cli",
-    }));
+    build.onResolve(
+      { filter: /http(_fast)?\.ts$/ },
+      (args) =>
+        httpAdapters.has(resolved(args)) ? { path: args.path, namespace: "no-http-in-cli" } : undefined,
+    );
     build.onLoad({ filter: /.*/, namespace: "no-http-in-cli" }, () => ({
       contents:
         'throw new Error("the socket-activate CLI bundle has no HTTP server: import serve() from the package");',
@@ -72,8 +97,8 @@ export default defineConfig([
   {
     entry: {
       cli_all: "runtimes/cli.ts",
-      ...Object.fromEntries(lazyCommands.map((c) => [c, `src/${c}.ts`])),
-      ...Object.fromEntries(lazyRuntimeParts.map((c) => [c, `runtimes/${c}.ts`])),
+      ...lazyCommands,
+      ...lazyRuntimeParts,
     },
     format: ["esm"],
     target: "es2022",

@@ -16,8 +16,8 @@ trap 'rm -rf "$log"' EXIT
 
 { rm -rf dist && "$bin/tsup" --silent >/dev/null; } || { echo "build failed" >&2; exit 1; }  # Node runs the built CLI
 "$bin/tsc" -p tsconfig.json || { echo "tsc failed" >&2; exit 1; }
-"$bin/deno" check --quiet mod.ts runtimes/*.ts examples/*.ts || { echo "deno check failed" >&2; exit 1; }
-"$bin/deno" check --doc --quiet mod.ts src/*.ts runtimes/*.ts || { echo "deno check --doc (the JSDoc examples) failed" >&2; exit 1; }
+"$bin/deno" check --quiet mod.ts runtimes/*.ts runtimes/*/*.ts examples/*.ts || { echo "deno check failed" >&2; exit 1; }
+"$bin/deno" check --doc --quiet mod.ts src/*.ts src/cli/*.ts runtimes/*.ts runtimes/*/*.ts || { echo "deno check --doc (the JSDoc examples) failed" >&2; exit 1; }
 "$bin/deno" lint --quiet || { echo "deno lint failed" >&2; exit 1; }
 "$bin/deno" fmt --check --quiet || { echo "deno fmt --check failed: run node_modules/.bin/deno fmt" >&2; exit 1; }
 # The JSR package: no slow types, every export documented.

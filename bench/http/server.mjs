@@ -147,7 +147,7 @@ async function pkgServe() {
 }
 
 async function fast(runtime) {
-  const { serveFast } = await import(`../../runtimes/_http_fast_${runtime}.ts`);
+  const { serveFast } = await import(`../../runtimes/${runtime}/http_fast.ts`);
   const s = await serveFast(3, fetchHandler, { transport: "tcp" });
   if (s === null) throw new Error(`the ${runtime} fast path is unavailable here`);
 }
