@@ -5,7 +5,11 @@
 // server gets at the fd. An adapter is loaded on the first serve() or
 // listenHttp(), never at import.
 import type { Server as HttpServer } from "node:http";
+import type * as Listen from "./listen.ts";
+import type { Fallback, ListenOptions } from "./listen.ts";
+import type { release } from "./listen_fds.ts";
 import type { Addr, RawListener, Target } from "./_net.ts";
+import type { getRuntime } from "./_runtime.ts";
 
 /**
  * A certificate chain and its private key, PEM-encoded.
@@ -76,6 +80,114 @@ export type ServeHandler = (request: Request, info: ServeInfo) => Response | Pro
  * ```
  */
 export type ServeErrorHandler = (error: unknown, request: Request) => Response | Promise<Response> | void;
+
+/**
+ * Options for {@linkcode serve}: those of `listen()` and TLS.
+ *
+ * @example The fd named "web", HTTPS, 5 s to drain
+ * ```ts
+ * import { readFileSync } from "node:fs";
+ * import { serve, type ServeOptions } from "@socket-activate/socket-activate";
+ *
+ * const options: ServeOptions = {
+ *   name: "web",
+ *   fallback: { port: 8443 },
+ *   tls: { cert: readFileSync("cert.pem", "utf8"), key: readFileSync("key.pem", "utf8") },
+ *   drainTimeout: 5000,
+ * };
+ * await serve(options, () => new Response("hello\n"));
+ * ```
+ */
+export interface ServeOptions extends Omit<ListenOptions, "onError"> {
+  /**
+   * Serve HTTPS with this certificate and key (PEM, as strings or bytes)
+   * instead of plain HTTP.
+   *
+   * @default {plain HTTP}
+   */
+  tls?: TlsOptions;
+  /**
+   * Called with an error the handler threw or rejected with; a Response it
+   * returns is sent, otherwise the client gets a 500.
+   *
+   * @default {a line on stderr and a 500}
+   */
+  onError?: ServeErrorHandler;
+}
+
+/**
+ * Options for {@linkcode listenHttp}.
+ *
+ * @example The fd named "web", else port 8080
+ * ```ts
+ * import { createServer } from "node:http";
+ * import { listenHttp, type ListenHttpOptions } from "@socket-activate/socket-activate";
+ *
+ * const options: ListenHttpOptions = { name: "web", fallback: { port: 8080 } };
+ * await listenHttp(createServer((_req, res) => res.end("hello\n")), options);
+ * ```
+ */
+export interface ListenHttpOptions {
+  /** The fd to serve by its LISTEN_FDNAMES name. @default {the only fd passed} */
+  name?: string;
+  /** The fd to serve by position (0 is fd 3). @default {the only fd passed} */
+  index?: number;
+  /** Where to listen when not activated. @default {none: an error} */
+  fallback?: Fallback;
+  /**
+   * The certificate and key of an https.Server, for Bun, which must
+   * terminate TLS in front of the server and cannot always read them back
+   * from it. Ignored in Node and Deno, and for an http.Server.
+   *
+   * @default {read from the https.Server}
+   */
+  tls?: TlsOptions;
+}
+
+/**
+ * Where a node:http server listens, and whether the socket came from the service manager.
+ *
+ * @example Say where
+ * ```ts
+ * import { createServer } from "node:http";
+ * import { type HttpListening, listenHttp } from "@socket-activate/socket-activate";
+ *
+ * const where: HttpListening = await listenHttp(createServer((_req, res) => res.end("hi\n")), {
+ *   fallback: { port: 8080 },
+ * });
+ * console.error(where.activated ? `activated fd ${where.fd} "${where.name}"` : "port 8080");
+ * ```
+ */
+export interface HttpListening {
+  /** True when the socket came from the service manager. */
+  readonly activated: boolean;
+  /** The inherited fd, when activated. */
+  readonly fd: number | undefined;
+  /** Its LISTEN_FDNAMES name, when activated. */
+  readonly name: string | undefined;
+  /** Where the server listens. */
+  readonly addr: Addr;
+}
+
+/**
+ * @internal What src/_serve.ts uses of the entry's modules. It comes in as an
+ * argument rather than through imports: importing listen.ts from _serve.ts
+ * would make tsup split it out of the entry's chunk, one more file to load at
+ * every import.
+ */
+export interface ServeInternals {
+  adopt: typeof Listen.adopt;
+  fallbackAddr: typeof Listen.fallbackAddr;
+  fallbackFailed: typeof Listen.fallbackFailed;
+  fallbackTarget: typeof Listen.fallbackTarget;
+  listenFailed: typeof Listen.listenFailed;
+  // An assertion function loses its narrowing as a property; none is needed.
+  requireFallback: (fallback: Fallback | undefined) => void;
+  Tracker: typeof Listen.Tracker;
+  verifyListener: typeof Listen.verifyListener;
+  release: typeof release;
+  getRuntime: typeof getRuntime;
+}
 
 /** One accepted connection, as the drain logic sees it. */
 export interface TrackedSocket {

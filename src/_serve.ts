@@ -1,13 +1,21 @@
-// serve() and listenHttp() themselves, loaded on their first call (src/serve.ts).
-// What they use of the package's entry comes in as `Internals` rather than
-// through imports: importing listen.ts from here would make tsup split it
-// out of the entry's chunk, one more file to load at every import.
+// serve() and listenHttp() themselves, loaded on their first call (src/serve.ts):
+// the one place that takes options to a listening server. What they use of
+// the package's entry comes in as `ServeInternals` (see src/_http.ts).
 import type { Server as HttpServer } from "node:http";
 import { ActivationError } from "./errors.ts";
-import type { FastServer, HttpAdapter, ServeHandler, TlsOptions, TrackedSocket } from "./_http.ts";
+import type {
+  FastServer,
+  HttpAdapter,
+  HttpListening,
+  ListenHttpOptions,
+  ServeHandler,
+  ServeInternals as Internals,
+  ServeOptions,
+  TlsOptions,
+  TrackedSocket,
+} from "./_http.ts";
 import type { Adoption, Server } from "./listen.ts";
 import type { Addr, Conn, RawListener } from "./_net.ts";
-import type { HttpListening, Internals, ListenHttpOptions, ServeOptions } from "./serve.ts";
 
 function checkTls(tls: TlsOptions | undefined, where: string): void {
   if (tls === undefined) return;
@@ -21,32 +29,28 @@ function checkTls(tls: TlsOptions | undefined, where: string): void {
   }
 }
 
-/** The HTTP server on the fallback address (the process was not activated). */
-async function listenFallback(
+/**
+ * Puts the HTTP server on the adopted fd, checked by the wrong-bind guard, or
+ * (not activated: `a` undefined) on the fallback address.
+ */
+async function listenOn(
   i: Internals,
   http: HttpAdapter,
   server: HttpServer,
+  a: Adoption | undefined,
   options: ListenHttpOptions | ServeOptions,
-): Promise<{ l: RawListener; addr: Addr }> {
-  const target = i.fallbackTarget(options.fallback!);
-  let l: RawListener;
-  try {
-    l = await http.listenAddr(server, target);
-  } catch (e) {
-    throw i.fallbackFailed(target, e);
-  }
-  return { l, addr: i.fallbackAddr(target, l) };
-}
-
-/** The HTTP server on the adopted fd, checked by the wrong-bind guard. */
-async function listenAdopted(
-  i: Internals,
-  http: HttpAdapter,
-  server: HttpServer,
-  a: Adoption,
   tls: TlsOptions | undefined,
 ): Promise<{ l: RawListener; addr: Addr }> {
   let l: RawListener;
+  if (a === undefined) {
+    const target = i.fallbackTarget(options.fallback!);
+    try {
+      l = await http.listenAddr(server, target);
+    } catch (e) {
+      throw i.fallbackFailed(target, e);
+    }
+    return { l, addr: i.fallbackAddr(target, l) };
+  }
   try {
     l = await http.listenFd(server, a.f.fd, a.handle, tls);
   } catch (e) {
@@ -122,12 +126,8 @@ export async function serveImpl(
     l.close();
     server.closeIdleConnections?.();
   };
-  if (a === undefined) {
-    const { l, addr } = await listenFallback(i, http, server, options);
-    return tracker.server(false, addr, undefined, stop(l));
-  }
-  const { l, addr } = await listenAdopted(i, http, server, a, tlsOutside ? options.tls : undefined);
-  return tracker.server(true, addr, a.f, stop(l));
+  const { l, addr } = await listenOn(i, http, server, a, options, tlsOutside ? options.tls : undefined);
+  return tracker.server(a !== undefined, addr, a?.f, stop(l));
 }
 
 /** A fast path's server as a Server, checked by the same guard as node:http's. */
@@ -188,17 +188,15 @@ export async function listenHttpImpl(
   if (a === undefined) i.requireFallback(options.fallback);
   else if (a.mode === "connection") throw acceptYes(i, a, "listenHttp()");
   const http = await rt.http();
-  if (a === undefined) {
-    const { addr } = await listenFallback(i, http, server, options);
-    return { activated: false, fd: undefined, name: undefined, addr };
-  }
   let tls: TlsOptions | undefined;
-  try {
-    tls = tlsFor(i, http, server, options.tls);
-  } catch (e) {
-    i.release(a.f.fd);
-    throw e;
+  if (a !== undefined) {
+    try {
+      tls = tlsFor(i, http, server, options.tls);
+    } catch (e) {
+      i.release(a.f.fd);
+      throw e;
+    }
   }
-  const { addr } = await listenAdopted(i, http, server, a, tls);
-  return { activated: true, fd: a.f.fd, name: a.f.name, addr };
+  const { addr } = await listenOn(i, http, server, a, options, tls);
+  return { activated: a !== undefined, fd: a?.f.fd, name: a?.f.name, addr };
 }

@@ -1,73 +1,47 @@
 import type { Server as HttpServer } from "node:http";
-import type { ServeErrorHandler, ServeHandler, TlsOptions } from "./_http.ts";
+import type {
+  HttpListening,
+  ListenHttpOptions,
+  ServeHandler,
+  ServeInternals,
+  ServeOptions,
+} from "./_http.ts";
 import {
   adopt,
-  type Fallback,
   fallbackAddr,
   fallbackFailed,
   fallbackTarget,
   listenFailed,
-  type ListenOptions,
   requireFallback,
   type Server,
   Tracker,
   verifyListener,
 } from "./listen.ts";
 import { release } from "./listen_fds.ts";
-import type { Addr } from "./_net.ts";
 import { getRuntime } from "./_runtime.ts";
 
-export type { ServeErrorHandler, ServeHandler, ServeInfo, TlsOptions } from "./_http.ts";
+export type {
+  HttpListening,
+  ListenHttpOptions,
+  ServeErrorHandler,
+  ServeHandler,
+  ServeInfo,
+  ServeOptions,
+  TlsOptions,
+} from "./_http.ts";
 
-const internals = {
+const internals: ServeInternals = {
   adopt,
   fallbackAddr,
   fallbackFailed,
   fallbackTarget,
   listenFailed,
-  // An assertion function loses its narrowing as a property; none is needed.
-  requireFallback: requireFallback as (fallback: Fallback | undefined) => void,
+  requireFallback,
   Tracker,
   verifyListener,
   release,
   getRuntime,
 };
-/** @internal What src/_serve.ts uses of the entry's modules. */
-export type Internals = typeof internals;
-
-/**
- * Options for {@linkcode serve}: those of `listen()` and TLS.
- *
- * @example The fd named "web", HTTPS, 5 s to drain
- * ```ts
- * import { readFileSync } from "node:fs";
- * import { serve, type ServeOptions } from "@socket-activate/socket-activate";
- *
- * const options: ServeOptions = {
- *   name: "web",
- *   fallback: { port: 8443 },
- *   tls: { cert: readFileSync("cert.pem", "utf8"), key: readFileSync("key.pem", "utf8") },
- *   drainTimeout: 5000,
- * };
- * await serve(options, () => new Response("hello\n"));
- * ```
- */
-export interface ServeOptions extends Omit<ListenOptions, "onError"> {
-  /**
-   * Serve HTTPS with this certificate and key (PEM, as strings or bytes)
-   * instead of plain HTTP.
-   *
-   * @default {plain HTTP}
-   */
-  tls?: TlsOptions;
-  /**
-   * Called with an error the handler threw or rejected with; a Response it
-   * returns is sent, otherwise the client gets a 500.
-   *
-   * @default {a line on stderr and a 500}
-   */
-  onError?: ServeErrorHandler;
-}
 
 /**
  * Serves HTTP (HTTPS with `tls`) with a fetch-style handler, the signature of
@@ -111,60 +85,6 @@ export async function serve(options: ServeOptions, handler: ServeHandler): Promi
   // HTTP does not pay for it at import.
   const { serveImpl } = await import("./_serve.ts");
   return serveImpl(internals, options, handler);
-}
-
-/**
- * Options for {@linkcode listenHttp}.
- *
- * @example The fd named "web", else port 8080
- * ```ts
- * import { createServer } from "node:http";
- * import { listenHttp, type ListenHttpOptions } from "@socket-activate/socket-activate";
- *
- * const options: ListenHttpOptions = { name: "web", fallback: { port: 8080 } };
- * await listenHttp(createServer((_req, res) => res.end("hello\n")), options);
- * ```
- */
-export interface ListenHttpOptions {
-  /** The fd to serve by its LISTEN_FDNAMES name. @default {the only fd passed} */
-  name?: string;
-  /** The fd to serve by position (0 is fd 3). @default {the only fd passed} */
-  index?: number;
-  /** Where to listen when not activated. @default {none: an error} */
-  fallback?: Fallback;
-  /**
-   * The certificate and key of an https.Server, for Bun, which must
-   * terminate TLS in front of the server and cannot always read them back
-   * from it. Ignored in Node and Deno, and for an http.Server.
-   *
-   * @default {read from the https.Server}
-   */
-  tls?: TlsOptions;
-}
-
-/**
- * Where a node:http server listens, and whether the socket came from the service manager.
- *
- * @example Say where
- * ```ts
- * import { createServer } from "node:http";
- * import { type HttpListening, listenHttp } from "@socket-activate/socket-activate";
- *
- * const where: HttpListening = await listenHttp(createServer((_req, res) => res.end("hi\n")), {
- *   fallback: { port: 8080 },
- * });
- * console.error(where.activated ? `activated fd ${where.fd} "${where.name}"` : "port 8080");
- * ```
- */
-export interface HttpListening {
-  /** True when the socket came from the service manager. */
-  readonly activated: boolean;
-  /** The inherited fd, when activated. */
-  readonly fd: number | undefined;
-  /** Its LISTEN_FDNAMES name, when activated. */
-  readonly name: string | undefined;
-  /** Where the server listens. */
-  readonly addr: Addr;
 }
 
 /**
