@@ -62,3 +62,17 @@ test("every exported symbol has a description and an @example", () => {
   assert.ok(checked >= 40, `only ${checked} declarations found: is deno doc --json's shape still the same?`);
   assert.deepEqual(missing, []);
 });
+
+test("docs/layout.md lists every source file, and only files that exist", async () => {
+  const fs = await import("node:fs");
+  const page = fs.readFileSync(path.join(ROOT, "docs", "layout.md"), "utf8");
+  const listed = new Set([...page.matchAll(/^\| `([\w/.]+\.ts)`/gm)].map((m) => m[1]));
+  const sources = ["runtimes", "src"].flatMap((dir) =>
+    (fs.readdirSync(path.join(ROOT, dir), { recursive: true }) as string[])
+      .filter((f) => f.endsWith(".ts")).map((f) => `${dir}/${f}`)
+  );
+  const unlisted = sources.filter((f) => !listed.has(f));
+  assert.deepEqual(unlisted, [], "source files docs/layout.md does not list");
+  const gone = [...listed].filter((f) => !fs.existsSync(path.join(ROOT, f)));
+  assert.deepEqual(gone, [], "files docs/layout.md lists that do not exist");
+});
