@@ -20,6 +20,15 @@ export function cliCommand(): string[] {
   return [process.execPath, path.join(ROOT, "dist", "cli.cjs")];
 }
 
+/**
+ * Whether this runtime's node:net binds an abstract unix name as given: not
+ * in Node before libuv 1.48 (Node 20 pads it, nodejs/node#50889).
+ */
+export const ABSTRACT_BINDS: boolean = RUNTIME !== "node" ||
+  /^(?:[2-9]|1\.(?:4[89]|[5-9]\d))/.test(process.versions.uv ?? "");
+/** Why an abstract-name test is skipped here. */
+export const NO_ABSTRACT = `Node ${process.versions.node} (libuv ${process.versions.uv}) pads abstract names`;
+
 /** The command that runs a TypeScript fixture in this runtime, keeping the PID. */
 export function fixtureCommand(file: string): string[] {
   const f = path.join(ROOT, "test", "fixtures", file);

@@ -8,6 +8,7 @@
 import type { Launcher, ListenSpec } from "../../src/cli/launcher.ts";
 import { commonParts, errnoName, listenError, remoteAddr } from "../node_api/launcher.ts";
 import { describeSpec } from "../../src/cli/launcher.ts";
+import { abstractBindWorks } from "../node_api/abstract.ts";
 
 type Fs = typeof import("node:fs");
 type Net = typeof import("node:net");
@@ -53,6 +54,11 @@ parentPort.postMessage({ fds });
 Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
 `;
 
+const abstractRefusal = () =>
+  `Node ${process.versions.node} (libuv ${process.versions.uv}) binds abstract names padded to 108 bytes ` +
+  "(nodejs/node#50889, fixed in libuv 1.48), which no client reaches: use a /path, Node 22 or later, " +
+  "or run the launcher under Deno or Bun";
+
 function hold(specs: ListenSpec[]): Promise<{ fd: number; spec: ListenSpec }[]> {
   for (const s of specs) {
     if (s.kind === "unix" && s.datagram) {
@@ -63,13 +69,8 @@ function hold(specs: ListenSpec[]): Promise<{ fd: number; spec: ListenSpec }[]> 
         ),
       );
     }
-    if (s.kind === "unix" && s.path.startsWith("\0")) {
-      return Promise.reject(
-        new Error(
-          `-l "${s.text}": Node 20 binds abstract names padded to 108 bytes (nodejs/node#50889), which ` +
-            "no client reaches: use a /path, or run the launcher under Deno or Bun",
-        ),
-      );
+    if (s.kind === "unix" && s.path.startsWith("\0") && !abstractBindWorks()) {
+      return Promise.reject(new Error(`-l "${s.text}": ${abstractRefusal()}`));
     }
   }
   const { Worker } = builtin<Wt>("node:worker_threads");
@@ -135,12 +136,8 @@ export const nodeLauncher: Launcher = {
         srv.once("error", (e: NodeJS.ErrnoException) =>
           reject(listenError(s.text, describeSpec(s), e.code ?? "")));
         if (s.kind === "unix") {
-          if (s.path.startsWith("\0")) {
-            return reject(
-              new Error(
-                `-l "${s.text}": Node 20 binds abstract names padded to 108 bytes (nodejs/node#50889): use a /path`,
-              ),
-            );
+          if (s.path.startsWith("\0") && !abstractBindWorks()) {
+            return reject(new Error(`-l "${s.text}": ${abstractRefusal()}`));
           }
           srv.listen({ path: s.path, backlog: 4096 }, resolve);
         } else srv.listen({ host: s.host, port: s.port, ipv6Only: false, backlog: 4096 }, resolve);

@@ -6,6 +6,7 @@ import type * as Net from "node:net";
 import type { Addr, Conn, NetAdapter, RawListener, Target } from "../../src/_net.ts";
 import { PushQueue } from "./pushq.ts";
 import { withStreams } from "../../src/_streams.ts";
+import { abstractBindWorks } from "./abstract.ts";
 
 // Through getBuiltinModule rather than a static import: the npm bin is one
 // bundle, where a static import would load node:net (about 1.3 ms in Node)
@@ -251,12 +252,6 @@ function listenOn(
       });
     });
   });
-}
-
-function abstractBindWorks(): boolean {
-  if (IS_DENO) return true;
-  const [major, minor] = (process.versions.uv ?? "0.0").split(".").map(Number);
-  return major > 1 || (major === 1 && minor >= 48);
 }
 
 /** nodeNet.listenFd with Deno's direct first writes (see fromSocket). */
