@@ -12,7 +12,17 @@ export class PushQueue {
   #done = false;
   #error: unknown;
 
-  constructor(readonly pause: () => void, readonly resume: () => void, readonly stop: () => void) {}
+  readonly pause: () => void;
+  readonly resume: () => void;
+  readonly stop: () => void;
+
+  // Plain fields, not parameter properties: Node's type stripping runs only
+  // erasable syntax (tsconfig erasableSyntaxOnly).
+  constructor(pause: () => void, resume: () => void, stop: () => void) {
+    this.pause = pause;
+    this.resume = resume;
+    this.stop = stop;
+  }
 
   push(chunk: Uint8Array): void {
     const w = this.#waiting;

@@ -290,8 +290,10 @@ export async function runMain(
 
 /** A failure that is not a usage error: a socket that cannot be opened, a missing COMMAND. */
 export class LaunchError extends Error {
-  constructor(message: string, readonly status = 1) {
+  readonly status: number;
+  constructor(message: string, status = 1) {
     super(message);
+    this.status = status;
   }
 }
 
@@ -303,12 +305,15 @@ class Supervisor {
   private wake: (() => void) | undefined;
   private env: Record<string, string> = {};
   private unlinks: string[] = [];
+  private readonly o: RunOptions;
+  private readonly l: Launcher;
+  private readonly log: (s: string) => void;
 
-  constructor(
-    private readonly o: RunOptions,
-    private readonly l: Launcher,
-    private readonly log: (s: string) => void,
-  ) {}
+  constructor(o: RunOptions, l: Launcher, log: (s: string) => void) {
+    this.o = o;
+    this.l = l;
+    this.log = log;
+  }
 
   async run(): Promise<number> {
     const o = this.o;
