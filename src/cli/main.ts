@@ -41,8 +41,8 @@ Examples:
   npx socket-activate                                  # echo server on port 8888
   systemd-socket-activate -l 8888 npx socket-activate  # WRONG: npx is a wrapper
   systemd-socket-activate -l 8888 node node_modules/socket-activate/dist/cli.cjs
-  systemd-socket-activate -l 8888 deno run -A mod.ts echo
-  systemd-socket-activate -l 8080 --fdname=web deno run -A mod.ts inspect
+  systemd-socket-activate -l 8888 deno run -A npm:socket-activate echo
+  systemd-socket-activate -l 8080 --fdname=web deno run -A npm:socket-activate inspect
   npx socket-activate unit echo --listen 8888 --notify -- npx socket-activate
   npx socket-activate run -l 8080 --restart --watch src -- node server.js
 `;
@@ -73,10 +73,10 @@ Exit status: 0 stopped, 1 the activation environment or socket is wrong, 2 bad
 arguments.
 
 Examples:
-  socket-activate echo --port 9000                     # its own port
+  npx socket-activate echo --port 9000                 # its own port
   systemd-socket-activate -l 8888 node node_modules/socket-activate/dist/cli.cjs echo
-  systemd-socket-activate -l 8080 -l 9090 --fdname=web:admin deno run -A mod.ts echo --name admin
-  systemd-socket-activate -l 8888 bun run mod.ts echo --idle-exit 30 --quiet
+  systemd-socket-activate -l 8080 -l 9090 --fdname=web:admin deno run -A npm:socket-activate echo --name admin
+  systemd-socket-activate -l 8888 bun node_modules/socket-activate/dist/cli.cjs echo --idle-exit 30 --quiet
 `;
 
 const INSPECT_USAGE = "usage: socket-activate inspect [--json]";
@@ -98,8 +98,8 @@ Exit status: 0 printed, 1 malformed environment, 2 bad arguments.
 
 Examples:
   systemd-socket-activate -l 8080 --fdname=web node node_modules/socket-activate/dist/cli.cjs inspect
-  systemd-socket-activate -l /run/app.sock deno run -A mod.ts inspect --json
-  LISTEN_FDS=1 LISTEN_PID=1 bun run mod.ts inspect   # "names another process"
+  systemd-socket-activate -l /run/app.sock deno run -A npm:socket-activate inspect --json
+  LISTEN_FDS=1 LISTEN_PID=1 bun node_modules/socket-activate/dist/cli.cjs inspect   # "names another process"
 `;
 
 type Out = (s: string) => void;

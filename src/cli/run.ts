@@ -63,15 +63,15 @@ COMMAND not found.
 
 Runtimes: Node holds the sockets in a worker thread that never polls them;
 Deno (with --allow-ffi, as -A grants) and Bun open them through libc. Node
-cannot open @abstract names (nodejs/node#50889) or unix datagram sockets.
+cannot open unix datagram sockets.
 
 Examples:
   npx socket-activate run -l 8080 -- node server.js
   npx socket-activate run -l 8080 --restart --watch src -- node server.js
   npx socket-activate run -l 127.0.0.1:8080 -l /tmp/admin.sock --fdname web:admin -- deno run -A app.ts
   npx socket-activate run -d -l 5353 -- bun run dns.ts
-  npx socket-activate run -a -l 2000 -- /usr/bin/cat       # one cat per connection
-  deno run -A mod.ts run -l 8080 --restart -- deno run -A server.ts
+  npx socket-activate run -a -l 2000 -- node echo.mjs     # one echo.mjs per connection, on fd 3
+  deno run -A npm:socket-activate run -l 8080 --restart -- deno run -A server.ts
   kill -HUP <launcher PID>                                 # restart without refusing a connection
 `;
 
