@@ -85,7 +85,7 @@ export default defineConfig([
   {
     // The bin, CommonJS: Node 20 starts a CommonJS main about 3 ms sooner
     // than an ES module one (its ESM loader is set up for the main module
-    // alone), the same for a hand-written greeter (README "Benchmarks").
+    // alone), the same for a hand-written greeter (docs/benchmarks.md).
     entry: { cli: "runtimes/bin.ts" },
     format: ["cjs"],
     target: "es2022",

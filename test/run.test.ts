@@ -404,7 +404,7 @@ test("run --restart: connections in the backlog when a node:net server stops acc
   if (RUNTIME === "deno") {
     assert.ok(
       r.first + r.next < 40,
-      "Deno's node:net server no longer loses its backlog on close: update this test and the README",
+      "Deno's node:net server no longer loses its backlog on close: update this test and docs/internals.md",
     );
   } else assert.deepEqual([r.first, r.next], [1, 39], r.answers.join(" "));
 });

@@ -119,7 +119,7 @@ export const bunRuntime: Runtime = {
   dgram: () => import("./dgram.ts").then((m) => m.bunDgram),
   http: () => import("./http.ts").then((m) => m.bunHttp),
   // Bun.serve itself with the fd put under its listener (about five times
-  // the requests/s of serve() over node:http in Bun: README "The fast paths"), loaded
+  // the requests/s of serve() over node:http in Bun: docs/benchmarks.md, "HTTP"), loaded
   // only when an activated serve() asks for it; null (node:http then) where
   // an internal is missing.
   serveFast: (fd, handler, options) =>

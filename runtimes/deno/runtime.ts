@@ -237,7 +237,7 @@ export const denoRuntime: Runtime = {
   dgram: () => import("./dgram.ts").then((m) => m.denoDgram),
   http: () => import("../node_api/http.ts").then((m) => m.nodeHttp),
   // Deno's own HTTP server on the fd (about 3.5 times the requests/s of
-  // serve() over node:http in Deno: README "The fast paths"), loaded only
+  // serve() over node:http in Deno: docs/benchmarks.md, "HTTP"), loaded only
   // when an activated serve() asks for it; null (node:http then) where an
   // internal is missing.
   serveFast: (fd, handler, options) =>

@@ -101,7 +101,7 @@ function latin1(b: Uint8Array): string {
  * becomes ::). The same as src/inspect_fd.ts's compressIpv6, kept as a copy:
  * importing that one from here makes tsup split inspect_fd.ts into a chunk of
  * its own, one more file for every `import "socket-activate"` in Node (5
- * instead of 4; about 0.6 ms each in its ESM loader, README "Footprint").
+ * instead of 4; about 0.6 ms each in its ESM loader, docs/benchmarks.md "Footprint").
  */
 function compressV6(g: string[]): string {
   let best = -1, bestLen = 1;

@@ -6,7 +6,8 @@
 // NodeRequest answered about 1.2 times as many requests a second, but loading
 // srvx/node (it brings node:http2 and node:https) cost 6 to 16 ms more on the
 // first request after activation, and the package keeps no runtime
-// dependency (bench/http-bridge.mjs; README "Why a bridge of its own").
+// dependency (bench/http-bridge.mjs; docs/benchmarks.md "The fetch bridge",
+// docs/internals.md "The bridge").
 // Requests: a real Request, its body a web stream that reads only as fast as
 // the handler consumes it. Responses: a body that is all there goes out with
 // Content-Length, a streamed one chunk by chunk with backpressure, and a
