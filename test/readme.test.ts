@@ -10,7 +10,8 @@
 //   <!-- test: install -->       one command per runtime that makes a project
 //   <!-- test: serve -->         one server per line: each is started, checked
 //                                by the `client` blocks that follow, stopped
-//                                with SIGTERM (exit 0 expected)
+//                                with SIGTERM (exit 0; systemd-socket-activate
+//                                --accept itself dies of the signal)
 //   <!-- test: client -->        `$ command` lines and the output each prints,
 //                                run against every server of the serve block
 //   <!-- test: console -->       the same, run on its own; a command under
@@ -169,16 +170,16 @@ let registry: http.Server | undefined;
 let env: Record<string, string> = {};
 
 before(async () => {
+  assert.ok(
+    fs.existsSync(path.join(ROOT, "dist", "cli.cjs")),
+    "no dist/: build it first (node_modules/.bin/tsup)",
+  );
   work = tempDir();
   execFileSync("npm", ["pack", "--ignore-scripts", "--pack-destination", work], {
     cwd: ROOT,
     stdio: "ignore",
   });
   tarball = path.join(work, fs.readdirSync(work).find((f) => f.endsWith(".tgz"))!);
-  assert.ok(
-    fs.readdirSync(path.join(ROOT, "dist")).length > 0,
-    "dist/ is empty: build it first (node_modules/.bin/tsup)",
-  );
   registry = await serveRegistry(tarball);
   const url = `http://127.0.0.1:${(registry.address() as net.AddressInfo).port}/`;
   bin = path.join(work, "bin");
