@@ -632,7 +632,13 @@ export class Tracker {
   idleTimer: ReturnType<typeof setTimeout> | undefined;
   idleExit = false;
 
-  constructor(readonly options: ListenOptions, readonly handler: ConnHandler) {}
+  readonly options: ListenOptions;
+  readonly handler: ConnHandler;
+
+  constructor(options: ListenOptions, handler: ConnHandler) {
+    this.options = options;
+    this.handler = handler;
+  }
 
   accept(conn: Conn): void {
     // A connection the runtime accepted before the stop but delivers during
