@@ -62,6 +62,11 @@ test(
     const dir = tempDir();
     fs.chmodSync(dir, 0o755);
     fs.cpSync(path.join(ROOT, "dist"), path.join(dir, "pkg"), { recursive: true });
+    // And so does node itself: under test/run.sh it is node_modules/nodeXX/bin/node
+    // in the checkout, which systemd cannot exec as nobody from a 0700 clone.
+    const node = path.join(dir, "node");
+    fs.copyFileSync(process.execPath, node);
+    fs.chmodSync(node, 0o755);
     fs.copyFileSync(path.join(TOOL, "notify_app.cjs"), path.join(dir, "app.cjs"));
     const units = path.join(dir, "units");
     fs.mkdirSync(units);
@@ -82,7 +87,7 @@ test(
           // A lost READY=1 fails the start after this long.
           "TimeoutStartSec=3",
           "TimeoutStopSec=3",
-          `ExecStart=${process.execPath} ${dir}/app.cjs ${dir}/pkg/node.cjs`,
+          `ExecStart=${node} ${dir}/app.cjs ${dir}/pkg/node.cjs`,
           `StandardOutput=file:${fifo}`,
           `StandardError=append:${log}`,
           "",
