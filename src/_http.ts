@@ -91,6 +91,8 @@ export interface FastServeOptions {
   onError?: ServeErrorHandler;
   /** What the fd is, as adopt() found it. */
   transport: "tcp" | "unix";
+  /** The request body limit in bytes (Infinity: none); see src/_http_check.ts. */
+  maxRequestBodySize?: number;
 }
 
 /**
@@ -124,6 +126,10 @@ export interface HttpAdapter {
       onError?: ServeErrorHandler;
       onSocket: (socket: TrackedSocket) => void;
       closing: () => boolean;
+      /** The authority of a request without Host (the listening address, known once it listens). */
+      authority?: () => string;
+      /** The request body limit in bytes (Infinity: none). */
+      maxRequestBodySize?: number;
     },
   ): Promise<HttpServer>;
   /**

@@ -8,6 +8,7 @@ import type { FastServer, HttpAdapter, ServeHandler, TlsOptions, TrackedSocket }
 import type { Adoption, Server } from "./listen.ts";
 import type { Addr, Conn, RawListener } from "./_net.ts";
 import type { HttpListening, Internals, ListenHttpOptions, ServeOptions } from "./serve.ts";
+import { authorityOf, bodyLimit } from "./_http_check.ts";
 
 function checkTls(tls: TlsOptions | undefined, where: string): void {
   if (tls === undefined) return;
@@ -83,6 +84,7 @@ export async function serveImpl(
   if (options.idleExit !== undefined && !(options.idleExit > 0)) {
     throw new RangeError(`Cannot exit after ${options.idleExit} idle seconds: give a number above 0`);
   }
+  const maxRequestBodySize = bodyLimit(options.maxRequestBodySize);
   const a = i.adopt(rt, options);
   if (a === undefined) i.requireFallback(options.fallback);
   else if (a.mode === "connection") throw acceptYes(i, a, "serve()");
@@ -98,7 +100,12 @@ export async function serveImpl(
   ) {
     let fast: FastServer | null;
     try {
-      fast = await rt.serveFast(a.f.fd, handler, { tls: options.tls, onError: options.onError, transport });
+      fast = await rt.serveFast(a.f.fd, handler, {
+        tls: options.tls,
+        onError: options.onError,
+        transport,
+        maxRequestBodySize,
+      });
     } catch (e) {
       throw i.listenFailed(rt, a, e);
     }
@@ -110,12 +117,15 @@ export async function serveImpl(
   const tracker = new i.Tracker({ ...options, onError: undefined }, () => {});
   let closing = false;
   const tlsOutside = a !== undefined && options.tls !== undefined && http.needsTlsOutside;
+  let authority = "localhost";
   const server = await http.fetchServer(handler, {
     tls: options.tls,
     tlsOutside,
     onError: options.onError,
     onSocket: (s: TrackedSocket) => tracker.accept(s as Conn),
     closing: () => closing,
+    authority: () => authority,
+    maxRequestBodySize,
   });
   const stop = (l: RawListener) => () => {
     closing = true;
@@ -124,9 +134,11 @@ export async function serveImpl(
   };
   if (a === undefined) {
     const { l, addr } = await listenFallback(i, http, server, options);
+    authority = authorityOf(addr);
     return tracker.server(false, addr, undefined, stop(l));
   }
   const { l, addr } = await listenAdopted(i, http, server, a, tlsOutside ? options.tls : undefined);
+  authority = authorityOf(addr);
   return tracker.server(true, addr, a.f, stop(l));
 }
 

@@ -67,6 +67,16 @@ export interface ServeOptions extends Omit<ListenOptions, "onError"> {
    * @default {a line on stderr and a 500}
    */
   onError?: ServeErrorHandler;
+  /**
+   * The largest request body, in bytes, the same in every runtime: a larger
+   * `Content-Length` gets 413 before any of the body is read, and a chunked
+   * body that grows past it gets 413 (the handler's read rejects with
+   * `Request body exceeded maxRequestBodySize`); either way the connection
+   * is closed. `Infinity` for no limit.
+   *
+   * @default {134217728 (128 MiB, as in Bun.serve)}
+   */
+  maxRequestBodySize?: number;
 }
 
 /**
@@ -92,7 +102,9 @@ export interface ServeOptions extends Omit<ListenOptions, "onError"> {
  * @returns The server, once it accepts connections.
  * @throws {ActivationError} As {@linkcode listen} does, and `EISCONN` for an
  * Accept=yes connection.
- * @throws {TypeError} When `tls` is not `{ cert, key }`.
+ * @throws {TypeError} When `tls` is not `{ cert, key }`, or `maxRequestBodySize` not a number.
+ * @throws {RangeError} When `idleExit` is not above 0, or `maxRequestBodySize` not a whole number of
+ * bytes (or Infinity).
  *
  * @example Hello, activated or on port 8080
  * ```ts
