@@ -6,6 +6,7 @@
 // FastServeOptions) is src/_http.ts's.
 import type { Addr } from "../src/_net.ts";
 import type { ServeErrorHandler, ServeHandler, ServeInfo } from "../src/_http.ts";
+import { fastUrl, refusedMethod } from "../src/_http_check.ts";
 
 export type { FastServeOptions, FastServer, ServeHandler, ServeInfo } from "../src/_http.ts";
 
@@ -76,4 +77,36 @@ export function tcpAddr(hostname: string | undefined, port: number | undefined):
   return hostname === undefined || hostname === "" || port === undefined
     ? undefined
     : { transport: "tcp", hostname, port };
+}
+
+/** What a fast path checks a request against (src/_http_check.ts has the rules). */
+export interface Screen {
+  /** "http://" or "https://". */
+  prefix: string;
+  /** The listening address, the authority of a request without Host. */
+  own: string;
+  /** What the runtime puts in place of a missing Host (Deno: localhost:port). */
+  fallback?: string;
+}
+
+/**
+ * 0 when `request` may go to the handler, its `url` fixed where the rules
+ * say, else the status to refuse it with (400, 501).
+ */
+export function screen(request: Request, s: Screen): number {
+  if (refusedMethod(request.method)) return 501;
+  const fixed = fastUrl(request.url, request.headers.get("host"), s.prefix, s.own, s.fallback);
+  if (fixed === undefined) return 0;
+  if (fixed === null) return 400;
+  // An own property over the prototype's getter: the same Request, whose
+  // body, signal and ties to the runtime (Deno.upgradeWebSocket(),
+  // Bun's server.requestIP()) stay as they were. Only its clone() has the
+  // runtime's URL.
+  Object.defineProperty(request, "url", { value: fixed, enumerable: true });
+  return 0;
+}
+
+/** The answer to a refused request: no body; a 413 closes the connection. */
+export function refusal(status: number): Response {
+  return new Response(null, { status, headers: status === 413 ? { connection: "close" } : undefined });
 }

@@ -22,7 +22,8 @@
 import type * as Net from "node:net";
 import type { Addr, RawListener } from "../src/_net.ts";
 import type { FastServeOptions, FastServer, ServeHandler, ServeInfo, TlsOptions } from "../src/_http.ts";
-import { callHandler, tcpAddr } from "./_http_fast.ts";
+import { callHandler, failed, refusal, type Screen, screen, tcpAddr } from "./_http_fast.ts";
+import { authorityOf, BODY_TOO_LARGE, DEFAULT_MAX_REQUEST_BODY_SIZE } from "../src/_http_check.ts";
 // A type only: the takeover comes in as serveFast()'s argument, so that this
 // file, loaded on demand, shares no chunk of the npm build with the Deno entry.
 import type { TakenListener } from "./_net_deno.ts";
@@ -101,24 +102,147 @@ function onDenoError(error: unknown): Response {
   return new Response("Internal Server Error", { status: 500 });
 }
 
+let Counted: (new (url: string, init: RequestInit, of: Request) => Request) | undefined;
+
+/**
+ * A Request whose signal is another's, read only when asked for: Deno warns
+ * once about its legacy abort behaviour for every request whose signal was
+ * read, and reading it costs an op.
+ */
+function countedClass(): new (url: string, init: RequestInit, of: Request) => Request {
+  return class extends Request {
+    #of: Request;
+    constructor(url: string, init: RequestInit, of: Request) {
+      super(url, init);
+      this.#of = of;
+    }
+    override get signal(): AbortSignal {
+      return this.#of.signal;
+    }
+  };
+}
+
+/**
+ * A copy of `request` whose body errors past `limit` bytes, calling `over`
+ * first: for a body of unknown length (chunked, or HTTP/2 without
+ * content-length), since Deno's server takes no limit of its own.
+ */
+function limited(request: Request, limit: number, over: () => void): Request {
+  let seen = 0;
+  const body = request.body!.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, c) {
+        seen += chunk.byteLength;
+        if (seen <= limit) return c.enqueue(chunk);
+        over();
+        c.error(new RangeError(BODY_TOO_LARGE));
+      },
+    }),
+  );
+  const init = { method: request.method, headers: request.headers, body, duplex: "half" };
+  return new (Counted ??= countedClass())(request.url, init as RequestInit, request);
+}
+
+/**
+ * The handler as Deno's server calls it for one connection, behind the
+ * checks of src/_http_check.ts: a request they refuse never reaches
+ * `handler`, and a body above the limit gets 413 and `close` (the
+ * connection) once the answer is out.
+ */
+function guarded(
+  handler: ServeHandler,
+  options: FastServeOptions,
+  sc: Screen,
+  remoteAddr: Addr,
+  close: () => void,
+): (req: Request, inner: { completed: Promise<void> }) => Response | Promise<Response> {
+  const limit = options.maxRequestBodySize ?? DEFAULT_MAX_REQUEST_BODY_SIZE;
+  const onError = options.onError;
+  const tls = options.tls !== undefined;
+  // `completed` settles as the answer is handed to hyper, before it is
+  // written: the cut comes a little later.
+  const later = () => void setTimeout(close, 100);
+  // A Content-Length above the limit: hyper adds `connection: close` itself
+  // to a response whose request body is left unread.
+  const tooLong = (inner: { completed: Promise<void> }) => {
+    inner.completed.then(later, later);
+    return new Response(null, { status: 413 });
+  };
+  const tooLarge = (inner: { completed: Promise<void> }) => {
+    inner.completed.then(later, later);
+    return refusal(413);
+  };
+  return (req, inner) => {
+    const status = screen(req, sc);
+    if (status !== 0) return refusal(status);
+    const info = new Info(remoteAddr, inner);
+    const m = req.method;
+    // Deno gives GET and HEAD no body.
+    if (m === "GET" || m === "HEAD" || limit === Infinity) return callHandler(handler, req, info, onError);
+    const length = req.headers.get("content-length");
+    if (length !== null) {
+      return Number(length) > limit ? tooLong(inner) : callHandler(handler, req, info, onError);
+    }
+    // Without it, HTTP/1.1 has a body only when chunked; HTTP/2 (TLS here)
+    // may have one of any length.
+    if (!tls && req.headers.get("transfer-encoding") === null) {
+      return callHandler(handler, req, info, onError);
+    }
+    if (req.body === null) return callHandler(handler, req, info, onError);
+    let over = false;
+    let counted: Request;
+    try {
+      counted = limited(req, limit, () => (over = true));
+    } catch {
+      return refusal(400); // a method Deno's Request will not carry with a body ("get", say)
+    }
+    const after = (r: Response) => {
+      if (!over) return r;
+      r.body?.cancel().catch(() => {});
+      return tooLarge(inner);
+    };
+    // The handler's read rejected at the limit: the client's doing, not
+    // an error of the handler's to log or give onError.
+    const onLimit = (e: unknown, r: Request) => over ? tooLarge(inner) : failed(e, r, onError);
+    const r = callHandler(handler, counted, info, onLimit);
+    return r instanceof Response ? after(r) : r.then(after);
+  };
+}
+
 /** Connections served one by one, and the FastServer that drains them. */
 function connections(i: Internals, handler: ServeHandler, options: FastServeOptions) {
   const abort = new AbortController();
   const open = new Set<{ finished: Promise<void>; shutdown(): Promise<void> }>();
   let closing: Promise<void> | undefined;
+  // The listening address is known once server() is called, before the
+  // first connection is served.
+  const sc: Screen = { prefix: options.tls ? "https://" : "http://", own: "localhost" };
   return {
     /** Serves one connection: a Deno.Conn, or what it reads of one. */
     serve(conn: unknown, remoteAddr: Addr, rid: number): void {
       let s: ReturnType<ServeOnConnection>;
+      // A signal of this connection's own, so that a 413 can close it (hyper
+      // would read a refused body to its end first, however long), which the
+      // server's abort (the drain's deadline) reaches while the connection
+      // lives. Not after: Deno's listener then cancels a closed resource,
+      // and its BadResource is an uncaught exception that ends the process.
+      const own = new AbortController();
+      const follow = () => own.abort();
+      abort.signal.addEventListener("abort", follow, { once: true });
+      let live = true;
+      // (Not once the drain has begun: Deno's graceful close has taken the
+      // resource, and a cancel would find it gone.)
+      const cut = () => live && closing === undefined && own.abort();
       try {
         s = i.serveOn(
           conn,
-          abort.signal,
-          (req, inner) => callHandler(handler, req, new Info(remoteAddr, inner), options.onError),
+          own.signal,
+          guarded(handler, options, sc, remoteAddr, cut),
           onDenoError,
           () => {},
         );
       } catch (e) {
+        abort.signal.removeEventListener("abort", follow);
         // An internal that changed beyond what the detection saw: this
         // connection is lost, said once per connection, not silently.
         console.error("socket-activate: Deno's HTTP server refused a connection:", e);
@@ -128,10 +252,21 @@ function connections(i: Internals, handler: ServeHandler, options: FastServeOpti
         return;
       }
       open.add(s);
-      s.finished.then(() => open.delete(s), () => open.delete(s));
+      // Settled in the microtask after Deno closes the resource: no timer
+      // (the cut, the drain's deadline) can come in between.
+      const gone = () => {
+        live = false;
+        abort.signal.removeEventListener("abort", follow);
+        open.delete(s);
+      };
+      s.finished.then(gone, gone);
       if (closing !== undefined) s.shutdown().catch(() => {});
     },
     server(listener: RawListener): FastServer {
+      const a = listener.addr;
+      sc.own = authorityOf(a);
+      // Deno's stand-in for a missing Host on TCP (a unix socket gets http+unix://).
+      if (a?.transport === "tcp") sc.fallback = `localhost:${a.port}`;
       return {
         listener,
         get connections() {
