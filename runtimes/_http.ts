@@ -113,25 +113,20 @@ const STATUS_TEXT: Record<number, string> = {
 };
 
 /**
- * Answers a request that src/_http_check.ts's rules turn away, with no body.
- * A 413 closes the connection, the body it refused still coming: the socket
- * is half-closed once the answer is out and what the client still sends is
- * read and dropped, for 2 s at most (a lingering close, as nginx and Apache
- * do). node:http itself would destroy it at once (`destroySoon()` after a
- * `Connection: close` response), and closing a socket with unread bytes
- * makes the kernel reset the connection, which can discard the 413 before
- * the client has read it.
+ * Answers a request that src/_http_check.ts's rules turn away, with no body,
+ * and closes the connection, as the runtimes' own parsers do after what they
+ * refuse. With a lingering close: the socket is half-closed once the answer
+ * is out and what the client still sends (a refused body) is read and
+ * dropped, for 2 s at most, as nginx and Apache do. node:http itself would
+ * destroy it at once (`destroySoon()` after a `Connection: close` response),
+ * and closing a socket with unread bytes makes the kernel reset the
+ * connection, which can discard the answer before the client has read it.
  */
 function refuse(res: Http.ServerResponse, status: number): void {
-  const close = status === 413;
-  res.writeHead(
-    status,
-    STATUS_TEXT[status],
-    close ? { "content-length": "0", connection: "close" } : { "content-length": "0" },
-  );
+  res.writeHead(status, STATUS_TEXT[status], { "content-length": "0", connection: "close" });
   res.end();
   const socket = res.socket as (Http.ServerResponse["socket"] & { destroySoon?: () => void }) | null;
-  if (!close || socket === null) return;
+  if (socket === null) return;
   let lingering = false;
   const linger = () => {
     if (lingering || socket.destroyed) return;

@@ -106,7 +106,12 @@ export function screen(request: Request, s: Screen): number {
   return 0;
 }
 
-/** The answer to a refused request: no body; a 413 closes the connection. */
-export function refusal(status: number): Response {
-  return new Response(null, { status, headers: status === 413 ? { connection: "close" } : undefined });
+/**
+ * The answer to a refused request: no body, and the connection closed, as
+ * the runtimes' own parsers close it after what they refuse. `said`: the
+ * server adds `Connection: close` itself (hyper, to a response whose request
+ * body is left unread), so it is not said twice.
+ */
+export function refusal(status: number, said = false): Response {
+  return new Response(null, { status, headers: said ? undefined : { connection: "close" } });
 }

@@ -143,6 +143,12 @@ function limited(request: Request, limit: number, over: () => void): Request {
   return new (Counted ??= countedClass())(request.url, init as RequestInit, request);
 }
 
+/** Whether hyper finds the request body unread when a refusal is out (and says `connection: close` then). */
+function unread(req: Request): boolean {
+  const length = req.headers.get("content-length");
+  return (length !== null && length !== "0") || req.headers.get("transfer-encoding") !== null;
+}
+
 /**
  * The handler as Deno's server calls it for one connection, behind the
  * checks of src/_http_check.ts: a request they refuse never reaches
@@ -159,29 +165,24 @@ function guarded(
   const limit = options.maxRequestBodySize ?? DEFAULT_MAX_REQUEST_BODY_SIZE;
   const onError = options.onError;
   const tls = options.tls !== undefined;
-  // `completed` settles as the answer is handed to hyper, before it is
-  // written: the cut comes a little later.
+  // The connection is cut once the refusal is out. `completed` settles as
+  // the answer is handed to hyper, before it is written: the cut comes a
+  // little later.
   const later = () => void setTimeout(close, 100);
-  // A Content-Length above the limit: hyper adds `connection: close` itself
-  // to a response whose request body is left unread.
-  const tooLong = (inner: { completed: Promise<void> }) => {
+  const refuse = (inner: { completed: Promise<void> }, status: number, unread: boolean) => {
     inner.completed.then(later, later);
-    return new Response(null, { status: 413 });
-  };
-  const tooLarge = (inner: { completed: Promise<void> }) => {
-    inner.completed.then(later, later);
-    return refusal(413);
+    return refusal(status, unread);
   };
   return (req, inner) => {
     const status = screen(req, sc);
-    if (status !== 0) return refusal(status);
+    if (status !== 0) return refuse(inner, status, unread(req));
     const info = new Info(remoteAddr, inner);
     const m = req.method;
     // Deno gives GET and HEAD no body.
     if (m === "GET" || m === "HEAD" || limit === Infinity) return callHandler(handler, req, info, onError);
     const length = req.headers.get("content-length");
     if (length !== null) {
-      return Number(length) > limit ? tooLong(inner) : callHandler(handler, req, info, onError);
+      return Number(length) > limit ? refuse(inner, 413, true) : callHandler(handler, req, info, onError);
     }
     // Without it, HTTP/1.1 has a body only when chunked; HTTP/2 (TLS here)
     // may have one of any length.
@@ -194,16 +195,16 @@ function guarded(
     try {
       counted = limited(req, limit, () => (over = true));
     } catch {
-      return refusal(400); // a method Deno's Request will not carry with a body ("get", say)
+      return refuse(inner, 400, true); // a method Deno's Request will not carry with a body ("get", say)
     }
     const after = (r: Response) => {
       if (!over) return r;
       r.body?.cancel().catch(() => {});
-      return tooLarge(inner);
+      return refuse(inner, 413, false);
     };
     // The handler's read rejected at the limit: the client's doing, not
     // an error of the handler's to log or give onError.
-    const onLimit = (e: unknown, r: Request) => over ? tooLarge(inner) : failed(e, r, onError);
+    const onLimit = (e: unknown, r: Request) => over ? refuse(inner, 413, false) : failed(e, r, onError);
     const r = callHandler(handler, counted, info, onLimit);
     return r instanceof Response ? after(r) : r.then(after);
   };
