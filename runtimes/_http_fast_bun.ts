@@ -17,7 +17,7 @@
 // and dup3(): a connection to it then is reset, never served.
 import type { Addr, RawListener } from "../src/_net.ts";
 import type { FastServeOptions, FastServer, ServeHandler, ServeInfo } from "../src/_http.ts";
-import { callHandler, failed, refusal, type Screen, screen } from "./_http_fast.ts";
+import { callHandler, failed, refusal, type Screen, screen, viaHeaders } from "./_http_fast.ts";
 import { authorityOf, BODY_TOO_LARGE, DEFAULT_MAX_REQUEST_BODY_SIZE } from "../src/_http_check.ts";
 import {
   AF_UNIX,
@@ -168,7 +168,13 @@ function serveFastSync(fd: number, handler: ServeHandler, options: FastServeOpti
   const onError = (e: unknown, r: Request) =>
     (e as Error)?.message === BODY_TOO_LARGE ? refusal(413) : failed(e, r, options.onError);
   const addr = toAddr(where);
-  const sc: Screen = { prefix: options.tls ? "https://" : "http://", own: authorityOf(addr) };
+  const sc: Screen = {
+    prefix: options.tls ? "https://" : "http://",
+    own: authorityOf(addr),
+    header: viaHeaders,
+    parsed: true,
+    last: "",
+  };
   const limit = options.maxRequestBodySize ?? DEFAULT_MAX_REQUEST_BODY_SIZE;
   let server: Any;
   try {

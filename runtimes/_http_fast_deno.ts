@@ -22,7 +22,7 @@
 import type * as Net from "node:net";
 import type { Addr, RawListener } from "../src/_net.ts";
 import type { FastServeOptions, FastServer, ServeHandler, ServeInfo, TlsOptions } from "../src/_http.ts";
-import { callHandler, failed, refusal, type Screen, screen, tcpAddr } from "./_http_fast.ts";
+import { callHandler, failed, refusal, type Screen, screen, tcpAddr, viaHeaders } from "./_http_fast.ts";
 import { authorityOf, BODY_TOO_LARGE, DEFAULT_MAX_REQUEST_BODY_SIZE } from "../src/_http_check.ts";
 // A type only: the takeover comes in as serveFast()'s argument, so that this
 // file, loaded on demand, shares no chunk of the npm build with the Deno entry.
@@ -143,10 +143,32 @@ function limited(request: Request, limit: number, over: () => void): Request {
   return new (Counted ??= countedClass())(request.url, init as RequestInit, request);
 }
 
+/**
+ * A request header the cheap way: Deno's server Request keeps its inner
+ * request (under a symbol described "request") whose header(name) asks hyper
+ * for that one header, where `request.headers` first builds a Headers object
+ * for the lot, about half the cost of the Host check of src/_http_check.ts
+ * on a handler that reads nothing else. Found on the first request and
+ * checked; `request.headers` where it is not there.
+ */
+function headerReader(): (request: Request, name: string) => string | null {
+  let read: ((request: Request, name: string) => string | null) | undefined;
+  return (request, name) => {
+    if (read === undefined) {
+      const sym = Object.getOwnPropertySymbols(request).find((s) => s.description === "request");
+      const inner = sym === undefined ? undefined : (request as Any)[sym];
+      read = typeof inner?.header === "function" && inner.header("host") === request.headers.get("host")
+        ? (r, n) => (r as Any)[sym!].header(n)
+        : viaHeaders;
+    }
+    return read(request, name);
+  };
+}
+
 /** Whether hyper finds the request body unread when a refusal is out (and says `connection: close` then). */
-function unread(req: Request): boolean {
-  const length = req.headers.get("content-length");
-  return (length !== null && length !== "0") || req.headers.get("transfer-encoding") !== null;
+function unread(req: Request, sc: Screen): boolean {
+  const length = sc.header(req, "content-length");
+  return (length !== null && length !== "0") || sc.header(req, "transfer-encoding") !== null;
 }
 
 /**
@@ -175,18 +197,18 @@ function guarded(
   };
   return (req, inner) => {
     const status = screen(req, sc);
-    if (status !== 0) return refuse(inner, status, unread(req));
+    if (status !== 0) return refuse(inner, status, unread(req, sc));
     const info = new Info(remoteAddr, inner);
     const m = req.method;
     // Deno gives GET and HEAD no body.
     if (m === "GET" || m === "HEAD" || limit === Infinity) return callHandler(handler, req, info, onError);
-    const length = req.headers.get("content-length");
+    const length = sc.header(req, "content-length");
     if (length !== null) {
       return Number(length) > limit ? refuse(inner, 413, true) : callHandler(handler, req, info, onError);
     }
     // Without it, HTTP/1.1 has a body only when chunked; HTTP/2 (TLS here)
     // may have one of any length.
-    if (!tls && req.headers.get("transfer-encoding") === null) {
+    if (!tls && sc.header(req, "transfer-encoding") === null) {
       return callHandler(handler, req, info, onError);
     }
     if (req.body === null) return callHandler(handler, req, info, onError);
@@ -217,7 +239,13 @@ function connections(i: Internals, handler: ServeHandler, options: FastServeOpti
   let closing: Promise<void> | undefined;
   // The listening address is known once server() is called, before the
   // first connection is served.
-  const sc: Screen = { prefix: options.tls ? "https://" : "http://", own: "localhost" };
+  const sc: Screen = {
+    prefix: options.tls ? "https://" : "http://",
+    own: "localhost",
+    header: headerReader(),
+    parsed: false,
+    last: "",
+  };
   return {
     /** Serves one connection: a Deno.Conn, or what it reads of one. */
     serve(conn: unknown, remoteAddr: Addr, rid: number): void {

@@ -141,7 +141,7 @@ function dottedQuad(s: string, from: number, to: number): boolean {
 }
 
 /** Where the authority that starts at `i` ends, as the WHATWG parser ends it for http(s). */
-function authorityEnd(url: string, i: number): number {
+export function authorityEnd(url: string, i: number): number {
   for (; i < url.length; i++) {
     const c = url.charCodeAt(i);
     if (c === 47 || c === 63 || c === 35 || c === 92) break; // / ? # \

@@ -305,6 +305,9 @@ const HOSTS_SERVED = [
   "0x7f.1",
 ];
 
+const BUN_FIRST_HOST =
+  "Bun.serve takes the first of two Host lines, and finding a second would cost every request Bun's Headers object";
+
 const CASES: Case[] = [
   // Host forms: never part of the path, and never a URL that cannot parse.
   ...HOSTS_REFUSED.map((h): Case => ({
@@ -318,8 +321,18 @@ const CASES: Case[] = [
     status: 200,
     path: "/public",
   })),
-  { name: "two Host lines", req: "GET /p HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", status: 400 },
-  { name: "two equal Host lines", req: "GET /p HTTP/1.1\r\nHost: h\r\nhost: h\r\n\r\n", status: 400 },
+  {
+    name: "two Host lines",
+    req: "GET /p HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    status: 400,
+    except: { "bun-fast": { status: 200, path: "/p", host: "a", why: BUN_FIRST_HOST } },
+  },
+  {
+    name: "two equal Host lines",
+    req: "GET /p HTTP/1.1\r\nHost: h\r\nhost: h\r\n\r\n",
+    status: 400,
+    except: { "bun-fast": { status: 200, path: "/p", host: "h", why: BUN_FIRST_HOST } },
+  },
   { name: "no Host, HTTP/1.0", req: get("/x?y", null, "1.0"), status: 200, path: "/x?y", host: "SELF" },
   {
     name: "OPTIONS / HTTP/1.0, no Host (HAProxy's httpchk)",
