@@ -205,6 +205,9 @@ const PATHS: { id: PathId; env: Record<string, string> }[] = RUNTIME === "node"
     { id: `${RUNTIME}-fast` as PathId, env: { SOCKET_ACTIVATE_HTTP_FAST: "1" } },
     { id: `${RUNTIME}-http` as PathId, env: { SOCKET_ACTIVATE_HTTP_FAST: "0" } },
   ];
+// Deno's fast path has a second way in, without FFI: node:net's taken
+// streams (TCP only), served by the same per-connection code.
+const DENO_NET = { SOCKET_ACTIVATE_HTTP_FAST: "1", DENO_VIA: "node-net" };
 
 interface Server {
   run: Run;
@@ -593,6 +596,17 @@ for (const p of PATHS) {
     }
   });
 
+  if (p.id === "deno-fast") {
+    test("serve()'s Deno fast path through node:net survives every request class and answers each as the rules say", async () => {
+      const s = await startServer(DENO_NET, "tcp");
+      try {
+        assert.deepEqual(await probe(p.id, s, CASES), []);
+      } finally {
+        await s.stop();
+      }
+    });
+  }
+
   test(`serve() (${p.id}) with maxRequestBodySize: 413 before reading a Content-Length above it, 413 and closed once a chunked body passes it`, async () => {
     const s = await startServer({ ...p.env, BODY_LIMIT: "1000" }, "tcp");
     try {
@@ -660,3 +674,24 @@ for (const p of PATHS) {
     }
   });
 }
+
+// listenHttp() hands the requests to the program's own node:http server: no
+// rule of serve()'s applies, but no request may stop it either (in Bun a
+// node:net listener on the fd relays each connection to it).
+test("listenHttp(): a node:http server on the activated socket survives every request class of the probe", async () => {
+  const s = await startServer({ LISTEN_HTTP: "1" }, "tcp");
+  try {
+    const failures: string[] = [];
+    for (const c of CASES) {
+      await exchange(s.target, c.req, { ms: 1500, halfClose: c.halfClose });
+      const down = await serving(s);
+      if (down) {
+        failures.push(`${c.name}: ${down}`);
+        break;
+      }
+    }
+    assert.deepEqual(failures, []);
+  } finally {
+    await s.stop();
+  }
+});
