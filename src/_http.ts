@@ -113,6 +113,16 @@ export interface ServeOptions extends Omit<ListenOptions, "onError"> {
    * @default {a line on stderr and a 500}
    */
   onError?: ServeErrorHandler;
+  /**
+   * The largest request body, in bytes, the same in every runtime: a larger
+   * `Content-Length` gets 413 before any of the body is read, and a chunked
+   * body that grows past it gets 413 (the handler's read rejects with
+   * `Request body exceeded maxRequestBodySize`); either way the connection
+   * is closed. `Infinity` for no limit.
+   *
+   * @default {134217728 (128 MiB, as in Bun.serve)}
+   */
+  maxRequestBodySize?: number;
 }
 
 /**
@@ -203,6 +213,8 @@ export interface FastServeOptions {
   onError?: ServeErrorHandler;
   /** What the fd is, as adopt() found it. */
   transport: "tcp" | "unix";
+  /** The request body limit in bytes (Infinity: none); see src/_http_check.ts. */
+  maxRequestBodySize?: number;
 }
 
 /**
@@ -236,6 +248,10 @@ export interface HttpAdapter {
       onError?: ServeErrorHandler;
       onSocket: (socket: TrackedSocket) => void;
       closing: () => boolean;
+      /** The authority of a request without Host (the listening address, known once it listens). */
+      authority?: () => string;
+      /** The request body limit in bytes (Infinity: none). */
+      maxRequestBodySize?: number;
     },
   ): Promise<HttpServer>;
   /**

@@ -16,6 +16,7 @@ import type {
 } from "./_http.ts";
 import type { Adoption, Server } from "./listen.ts";
 import type { Addr, Conn, RawListener } from "./_net.ts";
+import { authorityOf, bodyLimit } from "./_http_check.ts";
 
 function checkTls(tls: TlsOptions | undefined, where: string): void {
   if (tls === undefined) return;
@@ -87,6 +88,7 @@ export async function serveImpl(
   if (options.idleExit !== undefined && !(options.idleExit > 0)) {
     throw new RangeError(`Cannot exit after ${options.idleExit} idle seconds: give a number above 0`);
   }
+  const maxRequestBodySize = bodyLimit(options.maxRequestBodySize);
   const a = i.adopt(rt, options);
   if (a === undefined) i.requireFallback(options.fallback);
   else if (a.mode === "connection") throw acceptYes(i, a, "serve()");
@@ -102,7 +104,12 @@ export async function serveImpl(
   ) {
     let fast: FastServer | null;
     try {
-      fast = await rt.serveFast(a.f.fd, handler, { tls: options.tls, onError: options.onError, transport });
+      fast = await rt.serveFast(a.f.fd, handler, {
+        tls: options.tls,
+        onError: options.onError,
+        transport,
+        maxRequestBodySize,
+      });
     } catch (e) {
       throw i.listenFailed(rt, a, e);
     }
@@ -114,12 +121,15 @@ export async function serveImpl(
   const tracker = new i.Tracker({ ...options, onError: undefined }, () => {});
   let closing = false;
   const tlsOutside = a !== undefined && options.tls !== undefined && http.needsTlsOutside;
+  let authority = "localhost";
   const server = await http.fetchServer(handler, {
     tls: options.tls,
     tlsOutside,
     onError: options.onError,
     onSocket: (s: TrackedSocket) => tracker.accept(s as Conn),
     closing: () => closing,
+    authority: () => authority,
+    maxRequestBodySize,
   });
   const stop = (l: RawListener) => () => {
     closing = true;
@@ -127,6 +137,7 @@ export async function serveImpl(
     server.closeIdleConnections?.();
   };
   const { l, addr } = await listenOn(i, http, server, a, options, tlsOutside ? options.tls : undefined);
+  authority = authorityOf(addr);
   return tracker.server(a !== undefined, addr, a?.f, stop(l));
 }
 

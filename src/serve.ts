@@ -66,7 +66,9 @@ const internals: ServeInternals = {
  * @returns The server, once it accepts connections.
  * @throws {ActivationError} As {@linkcode listen} does, and `EISCONN` for an
  * Accept=yes connection.
- * @throws {TypeError} When `tls` is not `{ cert, key }`.
+ * @throws {TypeError} When `tls` is not `{ cert, key }`, or `maxRequestBodySize` not a number.
+ * @throws {RangeError} When `idleExit` is not above 0, or `maxRequestBodySize` not a whole number of
+ * bytes (or Infinity).
  *
  * @example Hello, activated or on port 8080
  * ```ts

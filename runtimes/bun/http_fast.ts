@@ -17,7 +17,8 @@
 // and dup3(): a connection to it then is reset, never served.
 import type { Addr, RawListener } from "../../src/_net.ts";
 import type { FastServeOptions, FastServer, ServeHandler, ServeInfo } from "../../src/_http.ts";
-import { callHandler } from "../../src/_http_fast.ts";
+import { callHandler, failed, refusal, type Screen, screen, viaHeaders } from "../../src/_http_fast.ts";
+import { authorityOf, BODY_TOO_LARGE, DEFAULT_MAX_REQUEST_BODY_SIZE } from "../../src/_http_check.ts";
 import {
   AF_UNIX,
   epollFds,
@@ -161,17 +162,34 @@ function serveFastSync(fd: number, handler: ServeHandler, options: FastServeOpti
     } catch { /* gone */ }
   };
   const B = (globalThis as Any).Bun;
-  const onError = options.onError;
+  // A read that Bun's limit rejected: Bun has answered 413 already, and the
+  // error is the client's, not one to log or give onError. Bun's error
+  // carries no code; its message is the mark.
+  const onError = (e: unknown, r: Request) =>
+    (e as Error)?.message === BODY_TOO_LARGE ? refusal(413) : failed(e, r, options.onError);
+  const addr = toAddr(where);
+  const sc: Screen = {
+    prefix: options.tls ? "https://" : "http://",
+    own: authorityOf(addr),
+    header: viaHeaders,
+    parsed: true,
+    last: "",
+  };
+  const limit = options.maxRequestBodySize ?? DEFAULT_MAX_REQUEST_BODY_SIZE;
   let server: Any;
   try {
     server = B.serve({
       ...(unix ? { unix: `${dir}/s` } : { hostname: "127.0.0.1", port: 0 }),
       ...(options.tls ? { tls: { cert: options.tls.cert, key: options.tls.key } } : {}),
-      // As Bun's own node:http server sets it: no request body limit, the
-      // same as the node:http fallback.
-      maxRequestBodySize: Number.MAX_SAFE_INTEGER,
+      // Bun's own limit, with serve()'s meaning in every runtime: 413 for a
+      // Content-Length above it before the body is read, 413 for a chunked
+      // body once it passes it (the handler's read rejecting), the
+      // connection closed.
+      maxRequestBodySize: limit === Infinity ? Number.MAX_SAFE_INTEGER : limit,
       development: false,
       fetch(request: Request, srv: Any): Response | Promise<Response> {
+        const status = screen(request, sc);
+        if (status !== 0) return refusal(status);
         const r = callHandler(handler, request, new Info(srv, request, unix), onError);
         return r instanceof Response ? withCompletion(request, r) : r.then((x) => withCompletion(request, x));
       },
@@ -199,7 +217,7 @@ function serveFastSync(fd: number, handler: ServeHandler, options: FastServeOpti
 
   let closing: Promise<void> | undefined;
   const listener: RawListener = {
-    addr: toAddr(where),
+    addr,
     sameFd: true,
     close: () => {
       if (closing === undefined) void server.stop(false);

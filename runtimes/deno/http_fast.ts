@@ -22,7 +22,8 @@
 import type * as Net from "node:net";
 import type { Addr, RawListener } from "../../src/_net.ts";
 import type { FastServeOptions, FastServer, ServeHandler, ServeInfo, TlsOptions } from "../../src/_http.ts";
-import { callHandler, tcpAddr } from "../../src/_http_fast.ts";
+import { callHandler, failed, refusal, type Screen, screen, tcpAddr, viaHeaders } from "../../src/_http_fast.ts";
+import { authorityOf, BODY_TOO_LARGE, DEFAULT_MAX_REQUEST_BODY_SIZE } from "../../src/_http_check.ts";
 // A type only: the takeover comes in as serveFast()'s argument, so that this
 // file, loaded on demand, shares no chunk of the npm build with the Deno entry.
 import type { TakenListener } from "./net.ts";
@@ -101,6 +102,136 @@ function onDenoError(error: unknown): Response {
   return new Response("Internal Server Error", { status: 500 });
 }
 
+let Counted: (new (url: string, init: RequestInit, of: Request) => Request) | undefined;
+
+/**
+ * A Request whose signal is another's, read only when asked for: Deno warns
+ * once about its legacy abort behaviour for every request whose signal was
+ * read, and reading it costs an op.
+ */
+function countedClass(): new (url: string, init: RequestInit, of: Request) => Request {
+  return class extends Request {
+    #of: Request;
+    constructor(url: string, init: RequestInit, of: Request) {
+      super(url, init);
+      this.#of = of;
+    }
+    override get signal(): AbortSignal {
+      return this.#of.signal;
+    }
+  };
+}
+
+/**
+ * A copy of `request` whose body errors past `limit` bytes, calling `over`
+ * first: for a body of unknown length (chunked, or HTTP/2 without
+ * content-length), since Deno's server takes no limit of its own.
+ */
+function limited(request: Request, limit: number, over: () => void): Request {
+  let seen = 0;
+  const body = request.body!.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, c) {
+        seen += chunk.byteLength;
+        if (seen <= limit) return c.enqueue(chunk);
+        over();
+        c.error(new RangeError(BODY_TOO_LARGE));
+      },
+    }),
+  );
+  const init = { method: request.method, headers: request.headers, body, duplex: "half" };
+  return new (Counted ??= countedClass())(request.url, init as RequestInit, request);
+}
+
+/**
+ * A request header the cheap way: Deno's server Request keeps its inner
+ * request (under a symbol described "request") whose header(name) asks hyper
+ * for that one header, where `request.headers` first builds a Headers object
+ * for the lot, about half the cost of the Host check of src/_http_check.ts
+ * on a handler that reads nothing else. Found on the first request and
+ * checked; `request.headers` where it is not there.
+ */
+function headerReader(): (request: Request, name: string) => string | null {
+  let read: ((request: Request, name: string) => string | null) | undefined;
+  return (request, name) => {
+    if (read === undefined) {
+      const sym = Object.getOwnPropertySymbols(request).find((s) => s.description === "request");
+      const inner = sym === undefined ? undefined : (request as Any)[sym];
+      read = typeof inner?.header === "function" && inner.header("host") === request.headers.get("host")
+        ? (r, n) => (r as Any)[sym!].header(n)
+        : viaHeaders;
+    }
+    return read(request, name);
+  };
+}
+
+/** Whether hyper finds the request body unread when a refusal is out (and says `connection: close` then). */
+function unread(req: Request, sc: Screen): boolean {
+  const length = sc.header(req, "content-length");
+  return (length !== null && length !== "0") || sc.header(req, "transfer-encoding") !== null;
+}
+
+/**
+ * The handler as Deno's server calls it for one connection, behind the
+ * checks of src/_http_check.ts: a request they refuse never reaches
+ * `handler`, and a body above the limit gets 413 and `close` (the
+ * connection) once the answer is out.
+ */
+function guarded(
+  handler: ServeHandler,
+  options: FastServeOptions,
+  sc: Screen,
+  remoteAddr: Addr,
+  close: () => void,
+): (req: Request, inner: { completed: Promise<void> }) => Response | Promise<Response> {
+  const limit = options.maxRequestBodySize ?? DEFAULT_MAX_REQUEST_BODY_SIZE;
+  const onError = options.onError;
+  const tls = options.tls !== undefined;
+  // The connection is cut once the refusal is out. `completed` settles as
+  // the answer is handed to hyper, before it is written: the cut comes a
+  // little later.
+  const later = () => void setTimeout(close, 100);
+  const refuse = (inner: { completed: Promise<void> }, status: number, unread: boolean) => {
+    inner.completed.then(later, later);
+    return refusal(status, unread);
+  };
+  return (req, inner) => {
+    const status = screen(req, sc);
+    if (status !== 0) return refuse(inner, status, unread(req, sc));
+    const info = new Info(remoteAddr, inner);
+    const m = req.method;
+    // Deno gives GET and HEAD no body.
+    if (m === "GET" || m === "HEAD" || limit === Infinity) return callHandler(handler, req, info, onError);
+    const length = sc.header(req, "content-length");
+    if (length !== null) {
+      return Number(length) > limit ? refuse(inner, 413, true) : callHandler(handler, req, info, onError);
+    }
+    // Without it, HTTP/1.1 has a body only when chunked; HTTP/2 (TLS here)
+    // may have one of any length.
+    if (!tls && sc.header(req, "transfer-encoding") === null) {
+      return callHandler(handler, req, info, onError);
+    }
+    if (req.body === null) return callHandler(handler, req, info, onError);
+    let over = false;
+    let counted: Request;
+    try {
+      counted = limited(req, limit, () => (over = true));
+    } catch {
+      return refuse(inner, 400, true); // a method Deno's Request will not carry with a body ("get", say)
+    }
+    const after = (r: Response) => {
+      if (!over) return r;
+      r.body?.cancel().catch(() => {});
+      return refuse(inner, 413, false);
+    };
+    // The handler's read rejected at the limit: the client's doing, not
+    // an error of the handler's to log or give onError.
+    const onLimit = (e: unknown, r: Request) => over ? refuse(inner, 413, false) : failed(e, r, onError);
+    const r = callHandler(handler, counted, info, onLimit);
+    return r instanceof Response ? after(r) : r.then(after);
+  };
+}
+
 /** A connection being served, and how far its drain has gone. */
 interface Open {
   served: ReturnType<ServeOnConnection>;
@@ -164,6 +295,15 @@ function connections(i: Internals, handler: ServeHandler, options: FastServeOpti
     c.shut = true;
     c.served.shutdown().catch(() => {});
   };
+  // The listening address is known once server() is called, before the
+  // first connection is served.
+  const sc: Screen = {
+    prefix: options.tls ? "https://" : "http://",
+    own: "localhost",
+    header: headerReader(),
+    parsed: false,
+    last: "",
+  };
   return {
     /** Serves one connection: a Deno.Conn, or what it reads of one. */
     serve(conn: unknown, remoteAddr: Addr, rid: number): void {
@@ -171,12 +311,21 @@ function connections(i: Internals, handler: ServeHandler, options: FastServeOpti
       const settled = () => {
         if (--c.pending === 0 && closing !== undefined) shutDown(c);
       };
+      let live = true;
+      // The guard's cut, for a refusal or a 413 (hyper would read a refused
+      // body to its end first, however long): through this connection's own
+      // signal, and not once its graceful shutdown began, which has taken
+      // the resource the cancel goes through (see connections()).
+      const cut = () => {
+        if (live && !c.shut && closing === undefined) abortQuietly(c.abort);
+      };
+      const guard = guarded(handler, options, sc, remoteAddr, cut);
       try {
         c.served = i.serveOn(
           conn,
           c.abort.signal,
           (req, inner) => {
-            const r = callHandler(handler, req, new Info(remoteAddr, inner), options.onError);
+            const r = guard(req, inner);
             if (r instanceof Response) return r;
             c.pending++;
             r.then(settled, settled);
@@ -196,6 +345,7 @@ function connections(i: Internals, handler: ServeHandler, options: FastServeOpti
       }
       open.add(c);
       const ended = () => {
+        live = false;
         open.delete(c);
         if (open.size === 0) drained?.();
       };
@@ -203,6 +353,10 @@ function connections(i: Internals, handler: ServeHandler, options: FastServeOpti
       if (closing !== undefined) shutDown(c);
     },
     server(listener: RawListener): FastServer {
+      const a = listener.addr;
+      sc.own = authorityOf(a);
+      // Deno's stand-in for a missing Host on TCP (a unix socket gets http+unix://).
+      if (a?.transport === "tcp") sc.fallback = `localhost:${a.port}`;
       return {
         listener,
         get connections() {

@@ -15,13 +15,14 @@
 import type * as Http from "node:http";
 import type * as Https from "node:https";
 import type { Addr } from "../../src/_net.ts";
-import type {
-  ServeErrorHandler,
-  ServeHandler,
-  ServeInfo,
-  TlsOptions,
-  TrackedSocket,
-} from "../../src/_http.ts";
+import type { ServeErrorHandler, ServeHandler, ServeInfo, TlsOptions, TrackedSocket } from "../../src/_http.ts";
+import {
+  BODY_TOO_LARGE,
+  DEFAULT_MAX_REQUEST_BODY_SIZE,
+  hostOk,
+  refusedMethod,
+  targetPath,
+} from "../../src/_http_check.ts";
 
 let httpModule: typeof Http | undefined;
 let httpsModule: typeof Https | undefined;
@@ -63,13 +64,30 @@ class Info implements ServeInfo {
 
 const NO_BODY = new Set(["GET", "HEAD"]);
 
-/** The body of an IncomingMessage as a web stream that reads only as fast as it is consumed. */
-function bodyOf(req: Http.IncomingMessage): ReadableStream<Uint8Array> {
+/**
+ * The body of an IncomingMessage as a web stream that reads only as fast as
+ * it is consumed. Past `limit` bytes (a chunked body: a Content-Length above
+ * the limit was refused before) the stream errors and the client gets 413.
+ */
+function bodyOf(
+  req: Http.IncomingMessage,
+  res: Http.ServerResponse,
+  limit: number,
+): ReadableStream<Uint8Array> {
   let cancelled = false;
+  let seen = 0;
   return new ReadableStream<Uint8Array>({
     start(c) {
       req.on("data", (d: Buffer) => {
         if (cancelled) return;
+        seen += d.byteLength;
+        if (seen > limit) {
+          cancelled = true;
+          c.error(new RangeError(BODY_TOO_LARGE));
+          if (res.headersSent) res.destroy();
+          else refuse(res, 413);
+          return;
+        }
         c.enqueue(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
         if ((c.desiredSize ?? 1) <= 0) req.pause();
       });
@@ -89,12 +107,61 @@ function bodyOf(req: Http.IncomingMessage): ReadableStream<Uint8Array> {
   });
 }
 
-/** Builds the Request a handler gets from node:http's request and response. */
+const STATUS_TEXT: Record<number, string> = {
+  400: "Bad Request",
+  413: "Payload Too Large",
+  501: "Not Implemented",
+};
+
+/**
+ * Answers a request that src/_http_check.ts's rules turn away, with no body,
+ * and closes the connection, as the runtimes' own parsers do after what they
+ * refuse. With a lingering close: the socket is half-closed once the answer
+ * is out and what the client still sends (a refused body) is read and
+ * dropped, for 2 s at most, as nginx and Apache do. node:http itself would
+ * destroy it at once (`destroySoon()` after a `Connection: close` response),
+ * and closing a socket with unread bytes makes the kernel reset the
+ * connection, which can discard the answer before the client has read it.
+ */
+function refuse(res: Http.ServerResponse, status: number): void {
+  res.writeHead(status, STATUS_TEXT[status], { "content-length": "0", connection: "close" });
+  res.end();
+  const socket = res.socket as (Http.ServerResponse["socket"] & { destroySoon?: () => void }) | null;
+  if (socket === null) return;
+  let lingering = false;
+  const linger = () => {
+    if (lingering || socket.destroyed) return;
+    lingering = true;
+    socket.end();
+    setTimeout(() => socket.destroy(), 2000).unref?.();
+  };
+  socket.destroySoon = linger;
+  res.once("finish", linger);
+}
+
+/** What the bridge needs to know of its server. */
+export interface BridgeOptions {
+  /** The authority of a request without Host: the listening address. */
+  authority: () => string;
+  /** The request body limit, in bytes. */
+  maxRequestBodySize: number;
+}
+
+const DEFAULTS: BridgeOptions = {
+  authority: () => "localhost",
+  maxRequestBodySize: DEFAULT_MAX_REQUEST_BODY_SIZE,
+};
+
+/**
+ * Builds the Request a handler gets from node:http's request and response,
+ * or tells the status to refuse it with (400, 413, 501).
+ */
 export type RequestFactory = (
   req: Http.IncomingMessage,
   res: Http.ServerResponse,
   scheme: "http" | "https",
-) => Request;
+  options: BridgeOptions,
+) => Request | number;
 
 let ServerRequest: (new (url: string, init: RequestInit, res: Http.ServerResponse) => Request) | undefined;
 
@@ -125,21 +192,45 @@ function serverRequestClass(): new (url: string, init: RequestInit, res: Http.Se
   };
 }
 
-/** The fetch Request for an IncomingMessage. */
-export const toRequest: RequestFactory = (req, res, scheme) => {
+/**
+ * The fetch Request for an IncomingMessage, or the status to refuse it with.
+ * Host and Content-Length are picked up in the pass over the raw headers
+ * that fills the Headers.
+ */
+export const toRequest: RequestFactory = (req, res, scheme, options) => {
+  const method = req.method ?? "GET";
+  if (refusedMethod(method)) return 501;
   const headers = new Headers();
   const raw = req.rawHeaders;
-  for (let i = 0; i < raw.length; i += 2) headers.append(raw[i], raw[i + 1]);
-  const path = req.url ?? "/";
-  // An absolute-form target (a request meant for a proxy) is already a URL.
-  const url = path[0] === "/" ? `${scheme}://${req.headers.host || "localhost"}${path}` : path;
-  const method = req.method ?? "GET";
+  let host: string | undefined;
+  let hosts = 0;
+  let length: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = raw[i], v = raw[i + 1];
+    headers.append(k, v);
+    const n = k.length;
+    if (n === 4 && (k === "Host" || k === "host" || k.toLowerCase() === "host")) {
+      host = v;
+      hosts++;
+    } else if (n === 14 && k.toLowerCase() === "content-length") length = v;
+  }
+  let authority: string;
+  if (hosts > 1) return 400;
+  // HTTP/1.1 requires Host (RFC 9112 §3.2): node:http refuses a request
+  // without one in Node and Deno, Bun's passes it on.
+  if (host === undefined && req.httpVersion === "1.1") return 400;
+  if (host === undefined || host === "") authority = options.authority();
+  else if (hostOk(host)) authority = host;
+  else return 400;
+  const path = targetPath(method, req.url ?? "/");
+  if (path === undefined) return 400;
+  if (length !== undefined && Number(length) > options.maxRequestBodySize) return 413;
   const init: RequestInit & { duplex?: "half" } = { method, headers };
   if (!NO_BODY.has(method)) {
-    init.body = bodyOf(req);
+    init.body = bodyOf(req, res, options.maxRequestBodySize);
     init.duplex = "half"; // a streamed request body (fetch spec; required by Node's undici)
   }
-  return new (ServerRequest ??= serverRequestClass())(url, init, res);
+  return new (ServerRequest ??= serverRequestClass())(`${scheme}://${authority}${path}`, init, res);
 };
 
 // Settles a few microtasks on: long enough for the next read() of a body
@@ -260,6 +351,11 @@ function send(
   closing: boolean,
 ): void {
   const method = request.method;
+  if (res.headersSent) {
+    // The body limit answered 413 while the handler ran: its response is dropped.
+    if (response instanceof Response) response.body?.cancel().catch(() => {});
+    return;
+  }
   if (!(response instanceof Response)) {
     throw new TypeError(
       `The serve() handler returned ${
@@ -275,7 +371,10 @@ function send(
     res.end();
     return;
   }
-  sendBody(res, h, body, method === "HEAD");
+  sendBody(res, h, body, method === "HEAD").catch((e) => {
+    defaultError(e);
+    res.destroy();
+  });
 }
 
 // process.stderr rather than the runtime shim's write(): this file then
@@ -292,8 +391,12 @@ export function requestListener(
   onError: ServeErrorHandler | undefined,
   closing: () => boolean,
   makeRequest: RequestFactory = toRequest,
+  options: BridgeOptions = DEFAULTS,
 ): (req: Http.IncomingMessage, res: Http.ServerResponse) => void {
   const fail = (res: Http.ServerResponse, request: Request, error: unknown): void => {
+    // The body limit answered 413 while the handler ran, and its read
+    // rejected: the error is the client's, and the answer is out.
+    if (res.writableEnded) return;
     let answer: ReturnType<ServeErrorHandler> = undefined;
     try {
       answer = onError ? onError(error, request) : defaultError(error);
@@ -301,34 +404,44 @@ export function requestListener(
       defaultError(e);
     }
     Promise.resolve(answer).then((r) => {
+      if (res.writableEnded) return;
       if (res.headersSent) res.destroy();
       else if (r instanceof Response) send(res, r, request, closing());
       else {
         res.writeHead(500, { "content-type": "text/plain;charset=UTF-8", connection: "close" });
         res.end("Internal Server Error");
       }
-    }, (e) => {
+    }).catch((e) => {
       defaultError(e);
       res.destroy();
     });
   };
   return (req, res) => {
-    const request = makeRequest(req, res, scheme);
+    let request: Request | number;
+    try {
+      request = makeRequest(req, res, scheme, options);
+    } catch {
+      // What the checks let through and the Request constructor still
+      // refuses is the client's fault, never an uncaught exception.
+      request = 400;
+    }
+    if (typeof request === "number") return refuse(res, request);
+    const r = request;
     let result;
     try {
-      result = handler(request, new Info(remoteOf(req.socket), res));
+      result = handler(r, new Info(remoteOf(req.socket), res));
     } catch (e) {
-      return fail(res, request, e);
+      return fail(res, r, e);
     }
     if (result instanceof Response) {
       try {
-        send(res, result, request, closing());
+        send(res, result, r, closing());
       } catch (e) {
-        fail(res, request, e);
+        fail(res, r, e);
       }
       return;
     }
-    Promise.resolve(result).then((r) => send(res, r, request, closing())).catch((e) => fail(res, request, e));
+    Promise.resolve(result).then((x) => send(res, x, r, closing())).catch((e) => fail(res, r, e));
   };
 }
 
@@ -341,13 +454,34 @@ export function fetchServer(
     onError?: ServeErrorHandler;
     onSocket: (socket: TrackedSocket) => void;
     closing: () => boolean;
+    authority?: () => string;
+    maxRequestBodySize?: number;
   },
 ): Promise<Http.Server> {
-  const listener = requestListener(handler, options.tls ? "https" : "http", options.onError, options.closing);
+  const bridge: BridgeOptions = {
+    authority: options.authority ?? DEFAULTS.authority,
+    maxRequestBodySize: options.maxRequestBodySize ?? DEFAULT_MAX_REQUEST_BODY_SIZE,
+  };
+  const scheme = options.tls ? "https" : "http";
+  const listener = requestListener(handler, scheme, options.onError, options.closing, toRequest, bridge);
   const server = options.tls && !options.tlsOutside
     ? httpsm().createServer(pem(options.tls), listener)
     : httpm().createServer(listener);
   server.on("connection", (s) => options.onSocket(tracked(s)));
+  // CONNECT comes as an event of its own, and node:http destroys the socket
+  // without a word when nothing listens: 501, as for TRACE.
+  server.on("connect", (_req: Http.IncomingMessage, socket: import("node:stream").Duplex) => {
+    socket.on("error", () => {});
+    socket.end("HTTP/1.1 501 Not Implemented\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+  });
+  // Expect: 100-continue: a body above the limit is refused before the
+  // client is told to send it.
+  server.on("checkContinue", (req: Http.IncomingMessage, res: Http.ServerResponse) => {
+    const length = req.headers["content-length"];
+    if (length !== undefined && Number(length) > bridge.maxRequestBodySize) return refuse(res, 413);
+    res.writeContinue();
+    server.emit("request", req, res);
+  });
   closeWhenDone(server, options.closing);
   return Promise.resolve(server);
 }
