@@ -22,7 +22,15 @@
 import type * as Net from "node:net";
 import type { Addr, RawListener } from "../../src/_net.ts";
 import type { FastServeOptions, FastServer, ServeHandler, ServeInfo, TlsOptions } from "../../src/_http.ts";
-import { callHandler, failed, refusal, type Screen, screen, tcpAddr, viaHeaders } from "../../src/_http_fast.ts";
+import {
+  callHandler,
+  failed,
+  refusal,
+  type Screen,
+  screen,
+  tcpAddr,
+  viaHeaders,
+} from "../../src/_http_fast.ts";
 import { authorityOf, BODY_TOO_LARGE, DEFAULT_MAX_REQUEST_BODY_SIZE } from "../../src/_http_check.ts";
 // A type only: the takeover comes in as serveFast()'s argument, so that this
 // file, loaded on demand, shares no chunk of the npm build with the Deno entry.

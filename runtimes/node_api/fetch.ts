@@ -15,7 +15,13 @@
 import type * as Http from "node:http";
 import type * as Https from "node:https";
 import type { Addr } from "../../src/_net.ts";
-import type { ServeErrorHandler, ServeHandler, ServeInfo, TlsOptions, TrackedSocket } from "../../src/_http.ts";
+import type {
+  ServeErrorHandler,
+  ServeHandler,
+  ServeInfo,
+  TlsOptions,
+  TrackedSocket,
+} from "../../src/_http.ts";
 import {
   BODY_TOO_LARGE,
   DEFAULT_MAX_REQUEST_BODY_SIZE,
