@@ -160,8 +160,16 @@ export function exampleCommand(file: string): string[] {
   const f = path.join(ROOT, "examples", file);
   if (RUNTIME === "deno") return [g.Deno!.execPath(), "run", "--allow-env", "--allow-net", "--allow-ffi", f];
   if (RUNTIME === "bun") return [process.execPath, "run", f];
+  // Node 22.18+, 24 and 26 strip the types themselves (the sources keep to
+  // erasable syntax: tsconfig's erasableSyntaxOnly), as a user would run them.
+  if (NODE_RUNS_TS) return [process.execPath, f];
   return [process.execPath, "--import", "tsx", f];
 }
+
+/** Whether this Node runs a .ts file as it is (type stripping, Node 22.18+). */
+export const NODE_RUNS_TS: boolean = RUNTIME === "node" &&
+  (process.features as { typescript?: string | false }).typescript !== undefined &&
+  (process.features as { typescript?: string | false }).typescript !== false;
 
 /** Polls `cond` every 10 ms until it holds; throws after `ms`, naming `what` (read then). */
 export async function until(

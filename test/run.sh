@@ -11,7 +11,7 @@ bin=node_modules/.bin
 # (node:net, node:http, the CLI and launcher, examples and the docs' snippets run as .ts), to keep
 # CI near its time budget.
 node_lines=(node22 node24 node26)
-NODE_SMOKE=(listen http http_fast cli run examples examples_http package notify datagram readme)
+NODE_SMOKE=(listen http http_fast hostile conformance cli run examples examples_http package notify datagram readme)
 if [ $# -eq 0 ]; then runtimes=("${node_lines[@]}" deno bun); else runtimes=("$@"); fi
 expanded=()
 for rt in "${runtimes[@]}"; do

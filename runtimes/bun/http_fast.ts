@@ -79,11 +79,14 @@ export function unavailable(): string | undefined {
 class Info implements ServeInfo {
   #remote: Addr | undefined;
   #completed: Promise<void> | undefined;
-  constructor(
-    private readonly server: Any,
-    private readonly request: Request,
-    private readonly unix: boolean,
-  ) {}
+  private readonly server: Any;
+  private readonly request: Request;
+  private readonly unix: boolean;
+  constructor(server: Any, request: Request, unix: boolean) {
+    this.server = server;
+    this.request = request;
+    this.unix = unix;
+  }
   get remoteAddr(): Addr {
     if (this.#remote !== undefined) return this.#remote;
     const ip = this.unix ? null : this.server.requestIP(this.request);

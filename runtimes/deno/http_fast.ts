@@ -98,7 +98,12 @@ export function unavailable(): string | undefined {
 }
 
 class Info implements ServeInfo {
-  constructor(readonly remoteAddr: Addr, private readonly inner: { completed: Promise<void> }) {}
+  readonly remoteAddr: Addr;
+  private readonly inner: { completed: Promise<void> };
+  constructor(remoteAddr: Addr, inner: { completed: Promise<void> }) {
+    this.remoteAddr = remoteAddr;
+    this.inner = inner;
+  }
   get completed(): Promise<void> {
     return this.inner.completed;
   }

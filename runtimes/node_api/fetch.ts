@@ -57,7 +57,12 @@ function remoteOf(s: { remoteAddress?: string; remotePort?: number }): Addr {
 
 class Info implements ServeInfo {
   #completed: Promise<void> | undefined;
-  constructor(readonly remoteAddr: Addr, private readonly res: Http.ServerResponse) {}
+  readonly remoteAddr: Addr;
+  private readonly res: Http.ServerResponse;
+  constructor(remoteAddr: Addr, res: Http.ServerResponse) {
+    this.remoteAddr = remoteAddr;
+    this.res = res;
+  }
   // Built on first use: most handlers never look, and a promise per request
   // is measurable at tens of thousands of requests a second.
   get completed(): Promise<void> {
