@@ -20,6 +20,14 @@ import { bodyLimit, fastUrl, hostOk, refusedMethod, targetPath } from "../src/_h
 
 // ---- The rules themselves (src/_http_check.ts), in this runtime's URL parser.
 
+/**
+ * Whether this runtime's URL parser takes the A-label "xn--a" (not valid
+ * punycode): Node 20 and 22 (ada 2), Deno and Bun refuse it, Node 24 and 26
+ * (ada 4) take it. The rule is the runtime's own: a Host that new URL()
+ * cannot parse gets 400, one it parses is served.
+ */
+const PUNY_PARSES = URL.canParse("http://xn--a/");
+
 test("hostOk(): every reg-name character is a host character to this runtime's URL parser", () => {
   for (const c of "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=") {
     assert.equal(hostOk(`a${c}b`), true, c);
@@ -59,8 +67,9 @@ test("hostOk() refuses what is not an authority, and what new URL() cannot parse
       "08.1.1.1",
       "a.1",
       "a.0x",
-      "xn--a",
-      "XN--a",
+      // An A-label that is not valid punycode: refused where this runtime's
+      // URL parser refuses it (Node 24 and 26, whose ada 4 takes it, serve it).
+      ...(PUNY_PARSES ? [] : ["xn--a", "XN--a"]),
       "a%2fb",
       "a%zz",
       '"h"',
@@ -289,7 +298,7 @@ const HOSTS_REFUSED = [
   "[",
   "a, b",
   "1.2.3.999",
-  "xn--a",
+  ...(PUNY_PARSES ? [] : ["xn--a"]),
   ":80",
   "h:65536",
   "[::1]x",
@@ -306,6 +315,7 @@ const HOSTS_SERVED = [
   "h:",
   "a_b.c",
   "0x7f.1",
+  ...(PUNY_PARSES ? ["xn--a"] : []),
 ];
 
 const BUN_FIRST_HOST =
