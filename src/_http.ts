@@ -231,6 +231,19 @@ export interface FastServer {
   readonly connections: number;
 }
 
+/** What an adapter's fetchServer() is given beside the handler. */
+export interface FetchServerOptions {
+  tls?: TlsOptions;
+  tlsOutside?: boolean;
+  onError?: ServeErrorHandler;
+  onSocket: (socket: TrackedSocket) => void;
+  closing: () => boolean;
+  /** The authority of a request without Host (the listening address, known once it listens). */
+  authority?: () => string;
+  /** The request body limit in bytes (Infinity: none). */
+  maxRequestBodySize?: number;
+}
+
 /** An HTTP adapter: node:http servers and how each runtime puts one on an fd. */
 export interface HttpAdapter {
   /**
@@ -242,17 +255,7 @@ export interface HttpAdapter {
    */
   fetchServer(
     handler: ServeHandler,
-    options: {
-      tls?: TlsOptions;
-      tlsOutside?: boolean;
-      onError?: ServeErrorHandler;
-      onSocket: (socket: TrackedSocket) => void;
-      closing: () => boolean;
-      /** The authority of a request without Host (the listening address, known once it listens). */
-      authority?: () => string;
-      /** The request body limit in bytes (Infinity: none). */
-      maxRequestBodySize?: number;
-    },
+    options: FetchServerOptions,
   ): Promise<HttpServer>;
   /**
    * Makes `server` accept on an inherited listening fd, the way that works

@@ -16,6 +16,7 @@ import type * as Http from "node:http";
 import type * as Https from "node:https";
 import type { Addr } from "../../src/_net.ts";
 import type {
+  FetchServerOptions,
   ServeErrorHandler,
   ServeHandler,
   ServeInfo,
@@ -459,15 +460,7 @@ export function requestListener(
 /** An http.Server, or an https.Server with `tls`, running a fetch-style handler. */
 export function fetchServer(
   handler: ServeHandler,
-  options: {
-    tls?: TlsOptions;
-    tlsOutside?: boolean;
-    onError?: ServeErrorHandler;
-    onSocket: (socket: TrackedSocket) => void;
-    closing: () => boolean;
-    authority?: () => string;
-    maxRequestBodySize?: number;
-  },
+  options: FetchServerOptions,
 ): Promise<Http.Server> {
   const bridge: BridgeOptions = {
     authority: options.authority ?? DEFAULTS.authority,
