@@ -8,7 +8,7 @@
 // the greater part of an activated start.
 import type { Addr, Conn, NetAdapter, RawListener, Target } from "../../src/_net.ts";
 import type { TlsOptions } from "../../src/_http.ts";
-import type { Libc } from "../ffi/libc.ts";
+import { type Libc, readTextVia } from "../ffi/libc.ts";
 import { connFdDirect, type DirectSend, importNet, listenFdDirect } from "../node_api/net.ts";
 import { withStreams } from "../../src/_streams.ts";
 import {
@@ -273,7 +273,6 @@ export function isNotCapable(e: unknown): boolean {
   return e instanceof d.errors.NotCapable || e instanceof d.errors.PermissionDenied;
 }
 
-const O_RDONLY_CLOEXEC = 0o2000000;
 const F_GETFD = 1;
 // Where Deno may not list /proc/self/fd (it grants /proc only with -A), the
 // fds are probed with fcntl up to here: a service that just started has a
@@ -304,21 +303,7 @@ function denoSys(libc: Libc): Sys {
       } catch (e) {
         if (!isNotCapable(e)) return undefined;
       }
-      const fd = libc.open(enc.encode(path + "\0"), O_RDONLY_CLOEXEC, 0);
-      if (fd < 0) return undefined;
-      try {
-        const chunks: Uint8Array[] = [];
-        for (;;) {
-          const buf = new Uint8Array(16384);
-          const n = libc.read(fd, buf, buf.length);
-          if (n < 0) return undefined;
-          if (n === 0) break;
-          chunks.push(buf.subarray(0, n));
-        }
-        return chunks.map((c) => String.fromCharCode(...c)).join("");
-      } finally {
-        libc.close(fd);
-      }
+      return readTextVia(libc, path);
     },
     fds: () => {
       try {
