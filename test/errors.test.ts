@@ -319,3 +319,72 @@ test("the wrong-bind guard reads the /proc tables where the runtime's cheap prob
   const other = Number(/but listens on 127\.0\.0\.1:(\d+)/.exec(run.stderr())![1]);
   assert.equal(await refused(other), true, "the wrong listener was left open");
 });
+
+/** Runs `cmd` under systemd-socket-activate --accept, connects once, and returns its stderr once it exited 1. */
+async function acceptYesFailure(cmd: string[], args: string[] = []): Promise<string> {
+  const port = await freePort();
+  const { run, conn } = await activate(["-a", ...args, "-l", `127.0.0.1:${port}`], cmd, { port });
+  conn.on("error", () => {});
+  await run.stderrMatch(/Child \d+ died with code \d+/);
+  assert.match(run.stderr(), /Child \d+ died with code 1\b/, run.stderr());
+  conn.destroy();
+  run.signal("SIGTERM");
+  await run.exited();
+  return run.stderr();
+}
+
+test('listen() handed a connected socket not named "connection": EISCONN', async () => {
+  // systemd-socket-activate --accept --fdname=web: a connection under a listener's name.
+  const err = await acceptYesFailure([...cliCommand(), "echo", "--name", "web"], ["--fdname=web"]);
+  assert.match(
+    err,
+    /EISCONN: fd 3 "web" is a tcp stream connected \(127\.0\.0\.1:\d+\), where a listening socket was expected: for Accept=yes the fd is named "connection"; otherwise pass a listening socket/,
+  );
+});
+
+for (const mode of ["serve", "node-http"]) {
+  const fn = mode === "serve" ? "serve\\(\\)" : "listenHttp\\(\\)";
+  test(`${mode === "serve" ? "serve()" : "listenHttp()"} handed an Accept=yes connection: EISCONN`, async () => {
+    const err = await acceptYesFailure(fixtureCommand("http.ts").concat(mode));
+    assert.match(
+      err,
+      new RegExp(
+        `EISCONN.*fd 3 "unknown" is an Accept=yes connection, not a listening socket: ${fn} serves a ` +
+          "listening socket \\(Accept=no, the default in the \\.socket unit\\); serve one connection with listen\\(\\)",
+      ),
+    );
+  });
+}
+
+test(
+  "listenDeno() / listenBun() handed an Accept=yes connection: EISCONN",
+  { skip: RUNTIME === "node" && "listenDeno() and listenBun() are Deno's and Bun's" },
+  async () => {
+    const err = await acceptYesFailure(fixtureCommand("native.ts").concat(RUNTIME));
+    assert.match(
+      err,
+      /EISCONN.*fd 3 "unknown" is an Accept=yes connection, not a listener: serve it with listen\(\)/,
+    );
+  },
+);
+
+test("a second listen() of an fd already served: EBUSY, and the first goes on serving", async () => {
+  const port = await freePort();
+  const { run, conn } = await activate(
+    ["-l", `127.0.0.1:${port}`],
+    [...fixtureCommand("server.ts"), "twice"],
+    {
+      port,
+    },
+  );
+  await run.stderrMatch(/ready/);
+  assert.match(run.stderr(), /EBUSY: fd 3 "unknown" is already served by another listen\(\)/);
+  assert.doesNotMatch(run.stderr(), /served twice/);
+  const got = await new Promise<string>((resolve, reject) => {
+    let s = "";
+    conn.on("data", (d) => s += d).on("end", () => resolve(s)).on("error", reject);
+  });
+  assert.equal(got, "twice\n");
+  run.signal("SIGTERM");
+  await run.exited();
+});
