@@ -3,6 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
+import type * as net from "node:net";
 import * as path from "node:path";
 import {
   ABSTRACT_BINDS,
@@ -233,14 +234,30 @@ test("SIGTERM with connections open: they drain and the server exits 0", async (
   const port = await freePort();
   const { run, conn } = await activate(["-l", `127.0.0.1:${port}`], ECHO(), { port });
   const c2 = await connect({ port });
-  // Both connections are open and greeted before the signal.
-  await new Promise((r) => setTimeout(r, 300));
+  // Both connections greeted (accepted) before the signal: a fixed sleep was
+  // not enough on a loaded machine, and a connection still in the backlog at
+  // SIGTERM is nobody's to drain (systemd-socket-activate keeps the listener open).
+  const greeting = "OHAI! systemd socket: true\n";
+  const greeted = (s: net.Socket) =>
+    new Promise<void>((resolve) => {
+      let got = "";
+      const on = (d: Buffer) => {
+        got += d;
+        if (!got.includes("\n")) return;
+        s.off("data", on);
+        assert.equal(got, greeting);
+        resolve();
+      };
+      s.on("data", on);
+    });
+  await Promise.all([greeted(conn), greeted(c2)]);
   run.signal("SIGTERM");
   await new Promise((r) => setTimeout(r, 200));
   const late = text("still served after SIGTERM");
   const [a, b] = await Promise.all([exchange(conn, late), exchange(c2, late)]);
-  assert.deepEqual(a, expectedEcho(late, true));
-  assert.deepEqual(b, expectedEcho(late, true));
+  const echoed = expectedEcho(late, true).subarray(greeting.length);
+  assert.deepEqual(a, echoed);
+  assert.deepEqual(b, echoed);
   assert.equal(await run.exited(), 0, run.stderr());
   assert.match(run.stderr(), /echo: stopping/);
   assert.equal(await refused(port), true, "no longer listening after the drain");
