@@ -87,7 +87,8 @@ export interface ListenOptions {
    * Called with an error a connection handler threw or rejected with; the
    * connection is then closed.
    *
-   * @default {a line on stderr}
+   * @default {a line on stderr: a peer's reset or broken pipe in one line
+   * (the connection, the peer, what happened), any other error with its stack}
    */
   onError?: (error: unknown, conn: Conn) => void;
 }
@@ -616,6 +617,46 @@ async function fallbackServer(rt: Runtime, o: ListenOptions, handler: ConnHandle
   return tracker.server(false, fallbackAddr(target, l), undefined, () => l.close());
 }
 
+// What a peer's leaving looks like in each runtime: an errno `code` (Node,
+// Bun, Deno's node:net) or one of Deno's error classes (its own sockets).
+const PEER_GONE: Record<string, string> = {
+  ECONNRESET: "the peer reset it",
+  ConnectionReset: "the peer reset it",
+  EPIPE: "broken pipe: the peer had gone when the handler wrote",
+  BrokenPipe: "broken pipe: the peer had gone when the handler wrote",
+  ECONNABORTED: "aborted",
+  ConnectionAborted: "aborted",
+  ETIMEDOUT: "the peer stopped answering",
+  TimedOut: "the peer stopped answering",
+};
+const PEER_CODE: Record<string, string> = {
+  ConnectionReset: "ECONNRESET",
+  BrokenPipe: "EPIPE",
+  ConnectionAborted: "ECONNABORTED",
+  TimedOut: "ETIMEDOUT",
+};
+
+/** @internal What happened, where `e` says the peer went away; undefined for any other error. */
+export function peerGone(e: unknown): string | undefined {
+  const { code, name } = (e ?? {}) as { code?: unknown; name?: unknown };
+  const key = typeof code === "string" && code in PEER_GONE
+    ? code
+    : typeof name === "string" && name in PEER_CODE
+    ? name
+    : undefined;
+  if (key === undefined) return undefined;
+  return `${PEER_GONE[key]} (${PEER_CODE[key] ?? key})`;
+}
+
+function connText(conn: Conn): string {
+  let from = "an unknown peer", on = "";
+  try {
+    from = formatAddr(conn.remoteAddr);
+    on = ` on ${formatAddr(conn.localAddr)}`;
+  } catch { /* a runtime that cannot say after the reset */ }
+  return `from ${from}${on}`;
+}
+
 /**
  * @internal Counts connections, runs the handler, and drains on close; the
  * idle exit and the watchdog hang on it too. serve() gives it every HTTP
@@ -686,9 +727,15 @@ export class Tracker {
   fail(e: unknown, conn: Conn): void {
     if (this.options.onError) this.options.onError(e, conn);
     else {
+      // A peer that resets or leaves mid-exchange is the network's doing, not
+      // a bug: a stack trace for each would bury the real failures in a
+      // journal. One line says which connection and what happened.
+      const gone = peerGone(e);
       getRuntime().write(
         "stderr",
-        `socket-activate: connection handler failed: ${(e as Error)?.stack ?? e}\n`,
+        gone
+          ? `socket-activate: connection ${connText(conn)}: ${gone}\n`
+          : `socket-activate: connection handler failed: ${(e as Error)?.stack ?? e}\n`,
       );
     }
     conn.close();

@@ -286,6 +286,62 @@ for (const c of CASES.filter((c) => c.api === "listen" || c.api === "serve")) {
   });
 }
 
+// A peer that resets in the middle of a reply is logged in one line that names the
+// connection and what happened; a handler's own exception keeps its stack.
+test("listen() logs a peer's reset in one line and a handler's own exception with its stack", async () => {
+  const port = await freePort();
+  const run = startFixture(CASES[0], port, "");
+  try {
+    const r = start([
+      "/usr/bin/python3",
+      "-c",
+      `
+import socket, struct, sys
+port = int(sys.argv[1])
+for msg in (b"big\\n", b"throw\\n"):
+    s = socket.create_connection(("127.0.0.1", port), timeout=15)
+    assert s.recv(3) == b"ok\\n"
+    s.sendall(msg)
+    if msg == b"big\\n":
+        # Gone in the middle of the reply: the server's next writes fail.
+        s.recv(65536)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        print(s.getsockname()[1], flush=True)
+    else:
+        try:
+            s.recv(1)  # the server closes it once the handler threw (Bun with a reset)
+        except ConnectionResetError:
+            pass
+    s.close()`,
+      String(port),
+    ]);
+    assert.equal(await r.exited(20000), 0, r.stderr());
+    const peer = r.stdout().trim();
+    await run.stderrMatch(/thrown on purpose/);
+    await run.stderrMatch(/^socket-activate: connection from /m);
+    const lines = run.stderr().split("\n");
+    const reset = lines.filter((l) => l.startsWith("socket-activate: connection from"));
+    // Which of the two the kernel reports depends on where the write was when the reset came.
+    assert.equal(reset.length, 1, run.stderr());
+    assert.match(
+      reset[0],
+      new RegExp(
+        `^socket-activate: connection from 127\\.0\\.0\\.1:${peer} on 127\\.0\\.0\\.1:${port}: ` +
+          "(the peer reset it \\(ECONNRESET\\)|broken pipe: the peer had gone when the handler wrote \\(EPIPE\\))$",
+      ),
+    );
+    const at = lines.findIndex((l) =>
+      l.startsWith("socket-activate: connection handler failed: Error: thrown on purpose")
+    );
+    assert.ok(at >= 0, run.stderr());
+    assert.match(lines[at + 1], /^\s+at /, `its stack: ${run.stderr()}`);
+    assert.equal(lines.filter((l) => /handler failed/.test(l)).length, 1, run.stderr());
+    await stopped(run);
+  } finally {
+    if (run.child.exitCode === null) run.child.kill("SIGKILL");
+  }
+});
+
 // Datagrams have no accept(): a sender gone before its reply only makes that
 // reply fail (ICMP port unreachable for UDP, ECONNREFUSED for unix), which
 // must not stop the server either.

@@ -29,7 +29,19 @@ function addr(hostname: string | undefined, port: number | undefined, path: stri
 function makeConn(s: Any, localPath: string): State {
   let closedResolve!: () => void;
   const closed = new Promise<void>((r) => (closedResolve = r));
-  const close = () => s.terminate?.() ?? s.end();
+  // Bun reports a peer's reset as an end and a close without an error, and a
+  // write to it as -1: a write that fails on a connection this side did not
+  // close or shut down failed because the peer left, which is EPIPE (what
+  // Node says), not a handler's bug.
+  let closedHere = false;
+  const gone = () =>
+    closedHere
+      ? new Error("The connection is closed")
+      : Object.assign(new Error("write EPIPE"), { code: "EPIPE", syscall: "write" });
+  const close = () => {
+    closedHere = true;
+    return s.terminate?.() ?? s.end();
+  };
   const st: State = {
     // Paused until the handler reads: the kernel buffers, not this process.
     queue: new PushQueue(() => s.pause(), () => s.resume(), close),
@@ -41,24 +53,25 @@ function makeConn(s: Any, localPath: string): State {
   const writeRest = async (chunk: Uint8Array, off: number): Promise<void> => {
     while (off < chunk.length) {
       await new Promise<void>((r) => (st.drained = r));
-      if (st.isClosed) throw new Error("The connection is closed");
+      if (st.isClosed) throw gone();
       const n = s.write(chunk.subarray(off));
-      if (n < 0) throw new Error("The connection is closed");
+      if (n < 0) throw gone();
       off += n;
     }
   };
   // The whole chunk taken at once (the common case) settles without an
   // async function's extra promise hops: a few percent of echo throughput.
   const write = (chunk: Uint8Array): Promise<void> => {
-    if (st.isClosed) return Promise.reject(new Error("The connection is closed"));
+    if (st.isClosed) return Promise.reject(gone());
     const n = s.write(chunk);
     if (n === chunk.length) return RESOLVED;
-    if (n < 0) return Promise.reject(new Error("The connection is closed"));
+    if (n < 0) return Promise.reject(gone());
     return writeRest(chunk, n);
   };
   st.conn = withStreams({
     write,
     closeWrite() {
+      closedHere = true;
       s.shutdown?.() ?? s.end();
       return Promise.resolve();
     },

@@ -68,10 +68,13 @@ export function fromSocket(s: Net.Socket, localPath = "", direct?: DirectSend): 
   const closed = new Promise<void>((resolve) => s.once("close", () => resolve()));
   // Errors surface through the streams; without a listener an ECONNRESET
   // would be thrown as an uncaught exception.
-  s.on("error", () => {});
+  // The error is kept for a write that fails with it: its code (EPIPE,
+  // ECONNRESET) tells a peer that left from a bug (src/listen.ts's peerGone).
+  let failure: Error | undefined;
+  s.on("error", (e) => (failure ??= e));
   let queue: PushQueue | undefined;
   const write = (chunk: Uint8Array): Promise<void> | undefined => {
-    if (s.destroyed) throw new Error("The connection is closed");
+    if (s.destroyed) throw failure ?? new Error("The connection is closed");
     if (s.write(chunk)) return;
     return new Promise<void>((resolve, reject) => {
       const done = () => {
@@ -81,7 +84,7 @@ export function fromSocket(s: Net.Socket, localPath = "", direct?: DirectSend): 
       };
       const gone = () => {
         s.off("drain", done);
-        reject(new Error("The connection closed while writing"));
+        reject(failure ?? new Error("The connection closed while writing"));
       };
       s.once("drain", done);
       s.once("close", gone);
