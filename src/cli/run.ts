@@ -59,7 +59,7 @@ exit (SIGKILL after 10 s), then starts COMMAND again at once.
 Exit status: 0 when COMMAND exits 0 (with --accept: 0 once stopped by
 SIGINT or SIGTERM), else COMMAND's status (128 + the signal number when a
 signal killed it); 1 a socket could not be opened; 2 bad arguments; 127
-COMMAND not found.
+COMMAND not found, or no /bin/sh to start it through.
 
 Runtimes: Node holds the sockets in a worker thread that never polls them;
 Deno (with --allow-ffi, as -A grants) and Bun open them through libc. Node
@@ -252,6 +252,7 @@ const STOP_TIMEOUT_MS = 10_000;
 // The sh that sets LISTEN_PID to its own PID and then becomes COMMAND: no
 // runtime can set a variable between fork and exec, and exec keeps the PID.
 const EXEC_SH = 'LISTEN_PID=$$; export LISTEN_PID; exec "$0" "$@"';
+const SH = "/bin/sh";
 
 /** Runs `socket-activate run ARGS`; resolves to the exit status. */
 export async function runMain(
@@ -360,6 +361,16 @@ class Supervisor {
   }
 
   private checkCommand(): void {
+    // A root file system without a shell (a distroless image) cannot run
+    // EXEC_SH: say so before any socket is opened, not as "exit 127" later.
+    if (!this.l.isExecutable(SH)) {
+      throw new LaunchError(
+        `${SH} is missing: run starts COMMAND through it to set LISTEN_PID to COMMAND's own PID ` +
+          "(no runtime can set a variable between fork and exec). Without a shell, let the service " +
+          "manager start COMMAND (systemd, systemd-socket-activate, or podman under either), or add /bin/sh",
+        127,
+      );
+    }
     const cmd = this.o.command[0];
     if (cmd.includes("/")) {
       if (!this.l.isExecutable(cmd)) throw new LaunchError(`COMMAND "${cmd}" is not an executable file`, 127);
@@ -413,7 +424,7 @@ class Supervisor {
       let quickExits = 0;
       for (;;) {
         const started = Date.now();
-        const child = this.l.spawn(["/bin/sh", "-c", EXEC_SH, ...o.command], env, fds);
+        const child = this.l.spawn([SH, "-c", EXEC_SH, ...o.command], env, fds);
         this.child = child;
         this.log(`socket-activate run: started ${o.command.join(" ")} as PID ${child.pid}\n`);
         const exit = await child.exited;
@@ -511,7 +522,7 @@ class Supervisor {
       }
       let child: ChildProc;
       try {
-        child = this.l.spawn(["/bin/sh", "-c", EXEC_SH, ...o.command], env, [c.fd]);
+        child = this.l.spawn([SH, "-c", EXEC_SH, ...o.command], env, [c.fd]);
       } finally {
         c.close(); // the child has its own copy
       }
