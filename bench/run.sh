@@ -55,6 +55,10 @@
 #    interleaved, as ratios; about 3 minutes. Every other alternative
 #    measured: `node bench/http.mjs` alone (about 6 minutes).
 #
+# 6. Memory per idle connection (bench/idle.ts, which explains it): RSS growth
+#    per connection at 10,000 idle connections, listen() against the greeter
+#    and serve() against the runtime's own HTTP server; about 6 minutes.
+#
 # Every process is started by the driver (bench/bench.mjs) and stopped by PID
 # (SIGTERM, bounded wait, SIGKILL); systemd-socket-activate execs the program,
 # so it is the same PID. Every wait is bounded; a server that fails to start
@@ -97,6 +101,11 @@ if [ "$status" -eq 0 ]; then
   else
     echo "bench: wrk or taskset is missing (Debian package wrk): the HTTP serve() benchmark is skipped" >&2
   fi
+fi
+if [ "$status" -eq 0 ]; then
+  echo
+  timeout -k 10 600 node --import tsx bench/idle.ts || status=$?
+  [ "$status" -ne 124 ] || echo "bench: idle timed out after 600 s" >&2
 fi
 echo "bench: took $(( $(date +%s) - start )) s" >&2
 exit "$status"

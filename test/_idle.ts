@@ -1,0 +1,192 @@
+// What an idle connection costs a server: its RSS growth per connection,
+// for test/idle.test.ts (a modest count) and bench/idle.ts (10,000).
+// The clients live in the calling process, the server in its own: each
+// connection has one exchange (the echo's greeting and one line, or one
+// keep-alive HTTP request), then stays open and quiet. The cost is the slope
+// between two counts, (RSS at n - RSS at warm) / (n - warm), so that what a
+// server loads on its first connections (code, JIT, lazy modules) is not
+// counted.
+import * as fs from "node:fs";
+import * as net from "node:net";
+import { freePort, type Run, SSA, start } from "./_util.ts";
+
+const HOST = "127.0.0.1";
+
+/** A server to measure: a command, run under systemd-socket-activate unless it takes a port. */
+export interface IdleServer {
+  /** What it speaks: "echo" (greeting, then upper-cased echo) or "http" (keep-alive GET). */
+  kind: "echo" | "http";
+  /** The command; with `port`, the port is appended and it listens itself. */
+  cmd: string[];
+  port?: boolean;
+  env?: Record<string, string>;
+}
+
+export interface IdleCost {
+  /** RSS growth per connection, bytes. */
+  perConn: number;
+  /** RSS (bytes) with `warm` and with `n` connections open. */
+  rssWarm: number;
+  rssFull: number;
+  /** Milliseconds to open and exchange on the connections from `warm` to `n`. */
+  acceptMs: number;
+}
+
+/** VmRSS of `pid` in bytes. */
+export function rss(pid: number): number {
+  const m = /^VmRSS:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
+  if (!m) throw new Error(`no VmRSS in /proc/${pid}/status`);
+  return Number(m[1]) * 1024;
+}
+
+const ECHO_LINE = new TextEncoder().encode("hi\n");
+const HTTP_GET = new TextEncoder().encode(`GET / HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`);
+
+/** One connection and its exchange; resolves with the socket, open and idle. */
+function openOne(port: number, kind: "echo" | "http", ms: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, HOST);
+    let got = "";
+    let stage = 0;
+    const timer = setTimeout(
+      () => fail(new Error(`no ${kind} exchange within ${ms} ms (got ${JSON.stringify(got)})`)),
+      ms,
+    );
+    const fail = (e: Error) => {
+      clearTimeout(timer);
+      s.destroy();
+      reject(e);
+    };
+    s.on("error", fail);
+    s.on(
+      "close",
+      () => fail(new Error(`closed by the server during the exchange (got ${JSON.stringify(got)})`)),
+    );
+    if (kind === "http") s.once("connect", () => s.write(HTTP_GET));
+    s.on("data", (d: Uint8Array) => {
+      got += new TextDecoder().decode(d);
+      if (kind === "echo") {
+        if (stage === 0 && got.includes("\n")) {
+          stage = 1;
+          got = "";
+          s.write(ECHO_LINE);
+        }
+        if (stage === 1 && got === "HI\n") done();
+      } else {
+        const head = got.indexOf("\r\n\r\n");
+        if (head < 0) return;
+        const len = /\r\ncontent-length: *(\d+)/i.exec(got.slice(0, head));
+        if (!len) return fail(new Error(`no content-length in ${JSON.stringify(got)}`));
+        if (got.length - head - 4 >= Number(len[1])) done();
+      }
+    });
+    const done = () => {
+      clearTimeout(timer);
+      s.removeAllListeners("data");
+      s.removeAllListeners("close");
+      s.removeAllListeners("error");
+      s.on("error", () => {});
+      s.on("close", () => closedEarly++);
+      resolve(s);
+    };
+  });
+}
+
+let closedEarly = 0;
+
+/** Opens `count` connections, `parallel` at a time. */
+async function openMany(
+  port: number,
+  kind: "echo" | "http",
+  count: number,
+  into: net.Socket[],
+): Promise<void> {
+  const parallel = 50;
+  let next = 0;
+  const worker = async () => {
+    while (next < count) {
+      next++;
+      into.push(await openOne(port, kind, 20_000));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(parallel, count) }, worker));
+}
+
+/**
+ * RSS once it holds still: read every `step` ms until two readings `step`
+ * apart differ by less than 1% of the growth so far, at most `ms`; at least
+ * `min` ms after the last connection.
+ */
+async function settled(pid: number, base: number, min: number, ms = 3000, step = 100): Promise<number> {
+  await new Promise((r) => setTimeout(r, min));
+  const deadline = Date.now() + ms;
+  let last = rss(pid);
+  for (;;) {
+    await new Promise((r) => setTimeout(r, step));
+    const now = rss(pid);
+    if (Math.abs(now - last) < Math.max(0.01 * Math.abs(now - base), 64 * 1024) || Date.now() > deadline) {
+      return now;
+    }
+    last = now;
+  }
+}
+
+async function startServer(server: IdleServer): Promise<{ run: Run; port: number; pid: () => number }> {
+  const port = await freePort();
+  const env = { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1", ...server.env };
+  const run = server.port ? start([...server.cmd, String(port)], env) : start([
+    SSA,
+    "-l",
+    `${HOST}:${port}`,
+    ...Object.entries(env).flatMap(([k, v]) => ["-E", `${k}=${v}`]),
+    ...server.cmd,
+  ], env);
+  return { run, port, pid: () => run.child.pid! };
+}
+
+/**
+ * The RSS growth per idle connection of `server` between `warm` and `n`
+ * connections. `settle` ms are waited after the last connection before the
+ * RSS is read (then until it holds still). The server is stopped after.
+ */
+export async function idleCost(
+  server: IdleServer,
+  n: number,
+  warm: number,
+  settle = 1000,
+): Promise<IdleCost> {
+  const { run, port, pid } = await startServer(server);
+  const socks: net.Socket[] = [];
+  closedEarly = 0;
+  try {
+    // The first connection starts the program (or waits for it to listen).
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      try {
+        socks.push(await openOne(port, server.kind, 20_000));
+        break;
+      } catch (e) {
+        if (run.child.exitCode !== null || Date.now() > deadline) {
+          throw new Error(`${server.cmd.join(" ")}: ${(e as Error).message}; stderr:\n${run.stderr()}`);
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    await openMany(port, server.kind, warm - 1, socks);
+    const rssWarm = await settled(pid(), rss(pid()), settle);
+    const t0 = performance.now();
+    await openMany(port, server.kind, n - warm, socks);
+    const acceptMs = performance.now() - t0;
+    const rssFull = await settled(pid(), rssWarm, settle);
+    if (closedEarly > 0) {
+      throw new Error(
+        `${server.cmd.join(" ")} closed ${closedEarly} of ${n} idle connections while measuring`,
+      );
+    }
+    return { perConn: (rssFull - rssWarm) / (n - warm), rssWarm, rssFull, acceptMs };
+  } finally {
+    for (const s of socks) s.destroy();
+    run.signal("SIGKILL");
+    await run.exited(10_000).catch(() => {});
+  }
+}
