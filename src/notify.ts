@@ -51,20 +51,22 @@ function notifyAddress(value: string): Uint8Array {
 /**
  * Sends a state to the service manager, as `sd_notify(3)`: one datagram of
  * newline-separated `KEY=VALUE` lines to the AF_UNIX socket NOTIFY_SOCKET
- * names (a path or an `@abstract` name). Deno and Bun send it themselves (Deno
- * needs `--allow-ffi`); Node, which has no unix datagram socket, runs
- * `systemd-notify`, so the datagram's sender is systemd-notify when not root
- * (use `NotifyAccess=all` there).
+ * names (a path or an `@abstract` name). Deno, Bun and Node 26 send it
+ * themselves (Deno needs `--allow-ffi`, Node 26 uses `node:ffi`); Node 22 and
+ * 24, which have no unix datagram socket, run `systemd-notify`, so the
+ * datagram's sender is systemd-notify when not root (use `NotifyAccess=all`
+ * there).
  *
  * @param state The lines, e.g. `"READY=1"` or `"STATUS=Serving\nWATCHDOG=1"`.
  * @param options Where NOTIFY_SOCKET comes from.
  * @returns true when sent, false when NOTIFY_SOCKET is unset (no service manager listens).
  * @throws {ActivationError} `EINVAL` for a NOTIFY_SOCKET that is no AF_UNIX
  * address, `ENOTSUP` for `vsock:`, `EPERM` where the runtime lacks the
- * permission to send, `ECONNREFUSED` when nothing receives there. Node waits
- * until the receiver confirms (systemd-notify's BARRIER=1): `ENOENT` without
- * systemd-notify on PATH, `ETIMEDOUT` without a confirmation within 5 s,
- * `EINTR` when signals kill systemd-notify at each of three tries.
+ * permission to send, `ECONNREFUSED` when nothing receives there. Node 22
+ * and 24 wait until the receiver confirms (systemd-notify's BARRIER=1):
+ * `ENOENT` without systemd-notify on PATH, `ETIMEDOUT` without a
+ * confirmation within 5 s, `EINTR` when signals kill systemd-notify at each
+ * of three tries.
  *
  * @example Tell systemd the service is ready
  * ```ts

@@ -6,12 +6,33 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
+import { nodeFfi } from "../runtimes/node/ffi_gate.ts";
 
 export const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..");
 
 const g = globalThis as { Deno?: { execPath(): string }; Bun?: unknown };
 /** The runtime running this test file. */
 export const RUNTIME: "node" | "deno" | "bun" = g.Deno ? "deno" : g.Bun ? "bun" : "node";
+
+/**
+ * Whether this is a Node that sends sd_notify itself over node:ffi (26.9 and
+ * later), rather than through systemd-notify (22, 24, SOCKET_ACTIVATE_FFI=0).
+ */
+export const NODE_FFI: boolean = RUNTIME === "node" && nodeFfi() !== undefined;
+
+/** Runs `fn` with environment variables set (undefined: unset), restoring them after. */
+export async function withEnv<T>(vars: Record<string, string | undefined>, fn: () => Promise<T>): Promise<T> {
+  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+  const set = (v: Record<string, string | undefined>) => {
+    for (const [k, x] of Object.entries(v)) x === undefined ? delete process.env[k] : (process.env[k] = x);
+  };
+  set(vars);
+  try {
+    return await fn();
+  } finally {
+    set(saved);
+  }
+}
 
 /** The command that starts the socket-activate CLI in this runtime. */
 export function cliCommand(): string[] {

@@ -12,13 +12,18 @@ import {
   exchange,
   fixtureCommand,
   freePort,
+  NODE_FFI,
   ROOT,
   type Run,
   RUNTIME,
   start,
   tempDir,
   until,
+  withEnv,
 } from "./_util.ts";
+
+// Node 22 and 24 (and 26 with SOCKET_ACTIVATE_FFI=0) send through systemd-notify.
+const TOOL = RUNTIME === "node" && !NODE_FFI;
 
 interface Datagram {
   data: string;
@@ -60,19 +65,19 @@ for (const kind of ["path", "abstract"]) {
     const app = start(fixtureCommand("notify.ts"), { NOTIFY_SOCKET: address });
     assert.equal(await app.exited(), 0, app.stderr());
     assert.equal(app.stdout(), `done ${JSON.stringify(EXPECTED.map(() => true))}\n`);
-    // Node sends through systemd-notify, which follows each state with
-    // BARRIER=1 and an fd it waits on until the receiver closes it.
-    const perState = RUNTIME === "node" ? 2 : 1;
+    // systemd-notify follows each state with BARRIER=1 and an fd it waits on
+    // until the receiver closes it.
+    const perState = TOOL ? 2 : 1;
     await until(() => r.messages().length >= EXPECTED.length * perState);
     let got = r.messages();
     r.run.child.kill("SIGKILL");
-    if (RUNTIME === "node") {
+    if (TOOL) {
       const barriers = got.filter((_, i) => i % 2 === 1).map((m) => `${m.data} with ${m.fds} fd`);
       assert.deepEqual(barriers, EXPECTED.map(() => "BARRIER=1 with 1 fd"), JSON.stringify(got));
       got = got.filter((_, i) => i % 2 === 0);
     }
     // systemd-notify ends the datagram with a newline.
-    const texts = got.map((m) => (RUNTIME === "node" ? m.data.replace(/\n$/, "") : m.data));
+    const texts = got.map((m) => (TOOL ? m.data.replace(/\n$/, "") : m.data));
     assert.equal(texts.length, EXPECTED.length, JSON.stringify(got));
     EXPECTED.forEach((want, i) =>
       typeof want === "string" ? assert.equal(texts[i], want) : assert.match(texts[i], want)
@@ -80,6 +85,8 @@ for (const kind of ["path", "abstract"]) {
     // The sender is the app itself (systemd-notify sends with its caller's
     // PID when it runs as root, as here).
     for (const m of got) assert.equal(m.pid, app.child.pid, JSON.stringify(m));
+    // node:ffi's ExperimentalWarning is not the package's to print.
+    assert.equal(app.stderr(), "");
   });
 }
 
@@ -112,15 +119,13 @@ test("notify() says when nothing receives at NOTIFY_SOCKET", async () => {
 
 const NODE_ONLY = RUNTIME === "node" ? false : `${RUNTIME} sends the datagram itself, without systemd-notify`;
 
-/** Runs `fn` with PATH set to `value`: Node's notify() looks systemd-notify up there. */
-async function withPath<T>(value: string, fn: () => Promise<T>): Promise<T> {
-  const saved = process.env.PATH;
-  process.env.PATH = value;
-  try {
-    return await fn();
-  } finally {
-    process.env.PATH = saved;
-  }
+/**
+ * Runs `fn` with PATH set to `value` (Node's notify() looks systemd-notify up
+ * there), and node:ffi turned off: on Node 26 these tests are also those of
+ * SOCKET_ACTIVATE_FFI=0.
+ */
+function withPath<T>(value: string, fn: () => Promise<T>): Promise<T> {
+  return withEnv({ PATH: value, SOCKET_ACTIVATE_FFI: "0" }, fn);
 }
 
 test(
@@ -135,7 +140,10 @@ test(
           e instanceof ActivationError && e.code === "ENOENT" &&
           e.message.includes('NOTIFY_SOCKET="@sa-no-tool"') &&
           e.message.includes(`no systemd-notify on PATH="${empty}"`) &&
-          e.message.includes("Debian package systemd"),
+          e.message.includes("Debian package systemd") &&
+          e.message.includes(
+            "Node 26.9 and later send it themselves over node:ffi, unless SOCKET_ACTIVATE_FFI=0",
+          ),
       ));
   },
 );
@@ -160,13 +168,14 @@ while True:
   await until(() => hold.stdout().startsWith("ready"));
   const t0 = Date.now();
   try {
-    await assert.rejects(
-      notify("STATUS=held", { env: { NOTIFY_SOCKET: address } }),
-      (e) =>
-        e instanceof ActivationError && e.code === "ETIMEDOUT" &&
-        e.message.includes(`sent "STATUS=held" to NOTIFY_SOCKET="${address}"`) &&
-        e.message.includes("within 5 s") && e.message.includes("BARRIER=1"),
-    );
+    await withPath(process.env.PATH!, () =>
+      assert.rejects(
+        notify("STATUS=held", { env: { NOTIFY_SOCKET: address } }),
+        (e) =>
+          e instanceof ActivationError && e.code === "ETIMEDOUT" &&
+          e.message.includes(`sent "STATUS=held" to NOTIFY_SOCKET="${address}"`) &&
+          e.message.includes("within 5 s") && e.message.includes("BARRIER=1"),
+      ));
   } finally {
     hold.child.kill("SIGKILL");
   }
@@ -314,42 +323,72 @@ kept = socket.recv_fds(s, 100, 4); time.sleep(10)`,
   hold.child.kill("SIGKILL");
 });
 
-test("Node as a non-root user: the datagram comes from systemd-notify's PID (NotifyAccess=all needed)", {
-  skip: RUNTIME !== "node",
-}, async () => {
-  const address = `@sa-nonroot-${process.pid}-${Date.now()}`;
-  const r = await receiver(address);
-  const port = await freePort();
-  // The bin is one bundle: a copy in a directory nobody may read lets the
-  // test run wherever the checkout lives (CI clones into a 0700 temp dir).
-  const dir = tempDir();
-  fs.chmodSync(dir, 0o755);
-  const bin = path.join(dir, "cli.cjs");
-  fs.copyFileSync(path.join(ROOT, "dist", "cli.cjs"), bin);
-  fs.chmodSync(bin, 0o644);
-  // setpriv execs in place, so the PID is node's own.
-  const run = start(
-    [
-      "/usr/bin/setpriv",
-      "--reuid=nobody",
-      "--regid=nogroup",
-      "--clear-groups",
-      process.execPath,
-      bin,
-      "echo",
-      "--port",
-      String(port),
-      "--host",
-      "127.0.0.1",
-    ],
-    { NOTIFY_SOCKET: address },
-  );
-  await until(() => r.messages().length >= 1 || run.child.exitCode !== null);
-  assert.equal(r.messages().length >= 1, true, `no READY=1: ${run.stderr()}`);
-  run.signal("SIGTERM");
-  assert.equal(await run.exited(), 0, run.stderr());
-  r.run.child.kill("SIGKILL");
-  const ready = r.messages()[0];
-  assert.equal(ready.data.replace(/\n$/, ""), "READY=1");
-  assert.ok(ready.pid > 0 && ready.pid !== run.child.pid, `sender ${ready.pid}, node ${run.child.pid}`);
-});
+test(
+  "Node loads node:ffi at the first notify(), not at import, and prints no warning; SOCKET_ACTIVATE_FFI=0: never",
+  {
+    skip: RUNTIME !== "node",
+  },
+  async () => {
+    const ffiLoaded = "process.moduleLoadList.includes('NativeModule ffi')";
+    for (const build of ["node.cjs", "node.js"]) {
+      for (const off of [false, true]) {
+        const script = `import(${JSON.stringify(path.join(ROOT, "dist", build))}).then(async (sa) => {
+        sa.listenFds();
+        const before = ${ffiLoaded};
+        const code = await sa.notify("READY=1", { env: { NOTIFY_SOCKET: "/nonexistent/notify" } }).catch((e) => e.code);
+        console.log(JSON.stringify([before, ${ffiLoaded}, code]));
+      });`;
+        const run = start([process.execPath, "-e", script], { SOCKET_ACTIVATE_FFI: off ? "0" : undefined });
+        assert.equal(await run.exited(), 0, run.stderr());
+        const what = `${build}${off ? " with SOCKET_ACTIVATE_FFI=0" : ""}`;
+        assert.equal(run.stdout(), `${JSON.stringify([false, NODE_FFI && !off, "ECONNREFUSED"])}\n`, what);
+        assert.equal(run.stderr(), "", what);
+      }
+    }
+  },
+);
+
+test(
+  NODE_FFI
+    ? "Node 26 as a non-root user: 100 datagrams, all from Node's own PID (NotifyAccess=main will do)"
+    : "Node as a non-root user: the datagram comes from systemd-notify's PID (NotifyAccess=all needed)",
+  { skip: RUNTIME !== "node" },
+  async () => {
+    const address = `@sa-nonroot-${process.pid}-${Date.now()}`;
+    const r = await receiver(address);
+    // The package in a directory nobody may read (CI clones into a 0700 temp dir).
+    const dir = tempDir();
+    fs.cpSync(path.join(ROOT, "dist"), path.join(dir, "pkg"), { recursive: true });
+    spawnSync("chmod", ["-R", "a+rX", dir]);
+    const n = NODE_FFI ? 100 : 1;
+    const script = `const sa = require(${JSON.stringify(path.join(dir, "pkg", "node.cjs"))});
+      (async () => { for (let i = 0; i < ${n}; i++) await sa.status("n=" + i); })()
+        .catch((e) => { console.log(e.code, e.message); process.exit(1); });`;
+    // setpriv execs in place, so the PID is node's own.
+    const run = start(
+      [
+        "/usr/bin/setpriv",
+        "--reuid=nobody",
+        "--regid=nogroup",
+        "--clear-groups",
+        process.execPath,
+        "-e",
+        script,
+      ],
+      { NOTIFY_SOCKET: address },
+    );
+    assert.equal(await run.exited(), 0, run.stdout() + run.stderr());
+    assert.equal(run.stderr(), "", "no ExperimentalWarning in the service's log");
+    await until(() => r.messages().filter((m) => m.data.startsWith("STATUS=")).length >= n);
+    r.run.child.kill("SIGKILL");
+    const states = r.messages().filter((m) => m.data !== "BARRIER=1");
+    assert.deepEqual(
+      states.map((m) => m.data.replace(/\n$/, "")),
+      Array.from({ length: n }, (_, i) => `STATUS=n=${i}`),
+    );
+    for (const m of states) {
+      if (NODE_FFI) assert.equal(m.pid, run.child.pid, JSON.stringify(m));
+      else assert.ok(m.pid > 0 && m.pid !== run.child.pid, `sender ${m.pid}, node ${run.child.pid}`);
+    }
+  },
+);

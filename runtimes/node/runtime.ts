@@ -3,6 +3,7 @@
 import type * as NodeFs from "node:fs";
 import { type FdState, fdStateFromFdinfo, type Runtime, type TcpHandle } from "../../src/_runtime.ts";
 import { ActivationError } from "../../src/errors.ts";
+import { nodeFfi } from "./ffi_gate.ts";
 
 // Through getBuiltinModule rather than a static import: mod.ts imports this
 // file in every runtime, and a static node:fs import costs Deno about 14 ms of
@@ -105,8 +106,18 @@ function openTcp(fd: number): TcpHandle | undefined {
 }
 
 /**
- * Node has no unix datagram socket (nodejs/node#61933, closed as stale) and a
- * native addon would need a build at install time: systemd-notify sends it.
+ * sd_notify: over node:ffi where Node has it (26.9 and later, ./ffi.ts), as
+ * Deno and Bun send it; else through systemd-notify.
+ */
+function notifySend(path: Uint8Array, state: string, value: string): Promise<void> {
+  const ffi = nodeFfi();
+  if (ffi === undefined) return notifyWithTool(state, value);
+  return import("./ffi.ts").then((m) => m.notifyVia(ffi, path, state, value) ?? notifyWithTool(state, value));
+}
+
+/**
+ * Node 22 and 24 have no unix datagram socket (nodejs/node#61933, closed as
+ * stale) and a native addon would need a build at install time: systemd-notify sends it.
  * As root its datagram carries the caller's PID; otherwise its own, so the
  * unit needs NotifyAccess=all.
  *
@@ -173,9 +184,11 @@ function runNotify(
         e.code === "ENOENT"
           ? new ActivationError(
             "ENOENT",
-            `Cannot notify NOTIFY_SOCKET="${value}": Node has no unix datagram socket, so systemd-notify ` +
-              `sends for it, and there is no systemd-notify on PATH="${PATH}": install it (Debian ` +
-              "package systemd) or add its directory to PATH",
+            `Cannot notify NOTIFY_SOCKET="${value}": Node ${process.versions.node} has no unix datagram ` +
+              `socket here, so systemd-notify sends for it, and there is no systemd-notify on PATH="${PATH}": ` +
+              "install it (Debian package systemd) or add its directory to PATH. Node 26.9 and later send it " +
+              "themselves over node:ffi, unless SOCKET_ACTIVATE_FFI=0, --no-experimental-ffi, or --permission " +
+              "without --allow-ffi turns that off",
           )
           : e,
       );
@@ -212,7 +225,7 @@ export const nodeRuntime: Runtime = {
   write: (stream, text) => writeAll(stream === "stdout" ? 1 : 2, text),
   exit: (code) => process.exit(code),
   version: () => `node ${process.versions.node}`,
-  notifySend: (_path, state, value) => notifyWithTool(state, value),
+  notifySend,
   // SCM_RIGHTS needs sendmsg, which Node offers only to child-process IPC.
   fdPassing: () => undefined,
   monotonicUsec: () => process.hrtime.bigint() / 1000n,
