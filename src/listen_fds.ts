@@ -100,7 +100,10 @@ export interface ListenFdsOptions {
    * This process's ancestors' PIDs, parent first, to recognise a wrapper
    * (`npx`, `npm start`, `npx tsx`, nested shells) that took the sockets two
    * or more generations up. Only consulted when LISTEN_PID does not match
-   * `pid`. PID 1 counts only as the parent: every process descends from it.
+   * `pid`. PID 1 counts only as the parent (every process descends from it),
+   * except in a container (a `container` variable in the environment, or
+   * podman's `/run/.containerenv`), where LISTEN_PID=1 names the container's
+   * command: podman passes the sockets to it.
    *
    * @default {the parent chain read from /proc (32 generations at most), or `[ppid]` when `pid` is given}
    */
@@ -191,8 +194,13 @@ function readListenFds(options: ListenFdsOptions): ListenFd[] {
     // close-on-exec at start-up: the program behind them gets no fd 3 at all,
     // so what fds 3.. are tells nothing). A fallback would hide that while
     // the activated client waits: ESRCH instead.
-    const generation = fdsText === undefined ? undefined : ancestorGeneration(pid.value, options, rt);
-    if (generation !== undefined) throw wrapperError(pidText, Number(pid.value), generation, self, rt);
+    const container = pid.value === 1n && inContainer(options, rt);
+    const generation = fdsText === undefined
+      ? undefined
+      : ancestorGeneration(pid.value, options, rt, container);
+    if (generation !== undefined) {
+      throw wrapperError(pidText, Number(pid.value), generation, self, rt, container);
+    }
     return [];
   }
 
@@ -247,20 +255,37 @@ function readListenFds(options: ListenFdsOptions): ListenFd[] {
 const MAX_GENERATIONS = 32;
 
 /**
+ * Whether this process runs in a container: the `container` variable that
+ * systemd-nspawn, LXC and podman (with an image) set, or the files podman and
+ * Docker leave at the root (podman's, with `--rootfs` too).
+ */
+function inContainer(options: ListenFdsOptions, rt: Runtime | undefined): boolean {
+  if (options.env !== undefined) return options.env.container !== undefined;
+  if (rt!.getEnv("container") !== undefined) return true;
+  try {
+    return rt!.readText("/run/.containerenv") !== undefined || rt!.readText("/.dockerenv") !== undefined;
+  } catch {
+    return false; // Deno without -A or --allow-ffi may not read them
+  }
+}
+
+/**
  * 1 when `target` is the parent, 2 the grandparent, ...; undefined when it
  * is no ancestor (or the chain cannot be read). PID 1 counts only as the
- * parent: everything descends from it.
+ * parent (everything descends from it), or anywhere in a container, whose
+ * PID 1 is the command podman passed the sockets to.
  */
 function ancestorGeneration(
   target: bigint,
   options: ListenFdsOptions,
   rt: Runtime | undefined,
+  container: boolean,
 ): number | undefined {
   const given = options.ancestors ??
     (options.ppid !== undefined ? [options.ppid] : options.pid !== undefined ? [] : undefined);
   let pid = given ? given[0] : rt!.ppid();
   for (let generation = 1; pid !== undefined && generation <= MAX_GENERATIONS; generation++) {
-    if (BigInt(pid) === target && (generation === 1 || pid !== 1)) return generation;
+    if (BigInt(pid) === target && (generation === 1 || pid !== 1 || container)) return generation;
     if (pid <= 1) return undefined;
     pid = given ? given[generation] : parentOf(rt!, pid);
   }
@@ -301,11 +326,23 @@ function wrapperError(
   generation: number,
   self: number,
   rt: Runtime | undefined,
+  container: boolean,
 ): ActivationError {
   const cmd = commandLine(rt, pid);
   const which = generation === 1
     ? "is this process's parent"
     : `is an ancestor of this process, ${generation} generations up`;
+  if (container) {
+    const command = cmd === undefined ? "" : ` (${JSON.stringify(cmd)})`;
+    return new ActivationError(
+      "ESRCH",
+      `LISTEN_PID="${pidText}" is the container's command, PID 1${command}, which ${which}, not this ` +
+        `process (PID ${self}): in a container the sockets go to its command, and a wrapper there (npm start, ` +
+        "an entrypoint script without exec, a shell) took them; no fallback is used in its place. Make the " +
+        'runtime itself the container\'s command, in exec form (CMD ["node", "server.js"]), or end the ' +
+        "entrypoint script with exec (exec node server.js)",
+    );
+  }
   return new ActivationError(
     "ESRCH",
     `LISTEN_PID="${pidText}" ${which} (PID ${pid}${cmd === undefined ? "" : `, ${JSON.stringify(cmd)}`}), ` +

@@ -197,7 +197,7 @@ test("listenFds() keeps libsystemd's meaning for a LISTEN_PID that is no ancesto
   }
 });
 
-test("listenFds() with ancestors: any generation is ESRCH, PID 1 only as the parent", () => {
+test("listenFds() with ancestors: any generation is ESRCH, PID 1 only as the parent outside a container", () => {
   const esrch = (env: Record<string, string>, ancestors: number[]) => {
     try {
       listenFds({ env, pid: 9, ancestors });
@@ -213,6 +213,21 @@ test("listenFds() with ancestors: any generation is ESRCH, PID 1 only as the par
   // Everything descends from PID 1: only as the parent is it a wrapper (a shell as a container's init).
   assert.equal(esrch({ LISTEN_PID: "1", LISTEN_FDS: "1" }, [7, 1]), undefined);
   assert.equal(esrch({ LISTEN_PID: "1", LISTEN_FDS: "1" }, [1])?.code, "ESRCH");
+  // In a container PID 1 is the command podman passed the sockets to, at any generation.
+  const c = esrch({ LISTEN_PID: "1", LISTEN_FDS: "1", container: "podman" }, [7, 1]);
+  assert.equal(c?.code, "ESRCH");
+  assert.match(
+    c!.message,
+    /^LISTEN_PID="1" is the container's command, PID 1, which is an ancestor of this process, 2 generations up, not this process \(PID 9\): in a container/,
+  );
+  assert.match(
+    c!.message,
+    /in exec form \(CMD \["node", "server\.js"\]\), or end the entrypoint script with exec/,
+  );
+  assert.match(
+    esrch({ LISTEN_PID: "1", LISTEN_FDS: "1", container: "podman" }, [1])!.message,
+    /which is this process's parent/,
+  );
   // Without LISTEN_FDS nothing was passed: libsystemd's "not activated".
   assert.equal(esrch({ LISTEN_PID: "5" }, [7, 6, 5]), undefined);
   assert.equal(esrch({ LISTEN_PID: "4", LISTEN_FDS: "1" }, [7, 6, 5]), undefined);
