@@ -1,9 +1,233 @@
-// The server in a container: what a root file system without a shell, or a
-// wrapper between the container's PID 1 and the server, does to activation.
+// The server in a container: podman passes the sockets into a --network=none
+// container (LISTEN_FDS and LISTEN_FDNAMES kept, LISTEN_PID rewritten to 1),
+// where the runtime running this file serves them from a root file system
+// holding only its binary and libraries (test/_podman.ts). Also what a root
+// file system without a shell, or a wrapper between the container's PID 1
+// and the server, does to activation. Few cases: each container start costs
+// about a second here.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { cliCommand, freePort, start } from "./_util.ts";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as path from "node:path";
+import { containerRuntime, minimalRootfs, NO_PODMAN, podman, podrun, runtimeMounts } from "./_podman.ts";
+import {
+  cliCommand,
+  connect,
+  exchange,
+  freePort,
+  NODE_RUNS_TS,
+  ROOT,
+  type Run,
+  RUNTIME,
+  SSA,
+  start,
+  tempDir,
+} from "./_util.ts";
+
+const enc = new TextEncoder();
+// Generous: a container's first start takes a second or more on a loaded machine.
+const MS = 20000;
+
+/** The package's echo server (the CLI with no command), as the runtime in the container starts it. */
+const echoEntry = () => [RUNTIME === "node" ? path.join(ROOT, "dist", "cli.cjs") : path.join(ROOT, "mod.ts")];
+const nodeTs = RUNTIME === "node" && !NODE_RUNS_TS &&
+  `Node ${process.versions.node} does not run TypeScript itself (22.18+ does), and a minimal root file system has no tsx`;
+
+async function stop(r: Run): Promise<void> {
+  r.signal("SIGTERM");
+  assert.equal(await r.exited(MS), 0, r.stderr());
+}
+
+test(
+  "the echo server in a --network=none container holding only the runtime, under systemd-socket-activate",
+  {
+    skip: NO_PODMAN,
+  },
+  async () => {
+    const port = await freePort();
+    const root = minimalRootfs();
+    const r = start([
+      SSA,
+      "-l",
+      `127.0.0.1:${port}`,
+      ...podman(["--network=none", ...root.options], root.dir, [...containerRuntime(), ...echoEntry()]),
+    ]);
+    try {
+      const s = await connect({ port }, MS);
+      const got = new TextDecoder().decode(await exchange(s, enc.encode("hello\n"), 65536, MS));
+      assert.equal(got, "OHAI! systemd socket: true\nHELLO\n", r.stderr());
+      await r.stderrMatch(
+        /echo: listening on 127\.0\.0\.1:\d+ \(socket from the service manager: true\)/,
+        MS,
+      );
+      await stop(r);
+    } finally {
+      if (r.child.exitCode === null) r.child.kill("SIGKILL");
+      fs.rmSync(root.dir, { recursive: true, force: true });
+    }
+  },
+);
+
+test("--init, two named sockets: serve() on one, listen() on the other, in a --network=none container", {
+  skip: NO_PODMAN || nodeTs,
+}, async () => {
+  const [web, admin] = [await freePort(), await freePort()];
+  // What --network=none takes away: the host's loopback. A server of the
+  // host's listens here; from the container it is refused.
+  const host = net.createServer((c) => c.end("host\n"));
+  await new Promise<void>((r) => host.listen(0, "127.0.0.1", r));
+  const hostPort = (host.address() as net.AddressInfo).port;
+  const root = minimalRootfs();
+  const fixture = path.join(ROOT, "test", "fixtures", "container.ts");
+  const r = start([
+    SSA,
+    "-l",
+    `127.0.0.1:${web}`,
+    "-l",
+    `127.0.0.1:${admin}`,
+    "--fdname=web:admin",
+    ...podman(
+      ["--init", "--network=none", "-e", `PROBE_PORT=${hostPort}`, ...root.options],
+      root.dir,
+      [...containerRuntime(), fixture],
+    ),
+  ]);
+  try {
+    await r.stderrMatch(new RegExp(`Listening on 127\\.0\\.0\\.1:${admin} as 4`), MS);
+    const res = await fetch(`http://127.0.0.1:${web}/x`, { signal: AbortSignal.timeout(MS) });
+    assert.equal(await res.text(), "web /x\n", r.stderr());
+    const s = await connect({ port: admin }, MS);
+    assert.equal(new TextDecoder().decode(await exchange(s, new Uint8Array(0), 65536, MS)), "admin\n");
+    // catatonit is PID 1 and hands the sockets on to its child, LISTEN_PID rewritten.
+    await r.stderrMatch(/^ready web=3 admin=4 pid=2$/m, MS);
+    await r.stderrMatch(/^probe 127\.0\.0\.1:\d+: ECONNREFUSED$/m, MS);
+    await stop(r);
+  } finally {
+    if (r.child.exitCode === null) r.child.kill("SIGKILL");
+    host.close();
+    fs.rmSync(root.dir, { recursive: true, force: true });
+  }
+});
+
+test("a wrapper inside a container (an entrypoint without exec) is ESRCH naming the container case", {
+  skip: NO_PODMAN,
+}, async () => {
+  const port = await freePort();
+  const dir = tempDir();
+  // The host's own root, behind a throw-away overlay: a full image with a
+  // shell, whose entrypoint starts the server through a start script, as
+  // `npm start` does, without exec.
+  const entry = path.join(dir, "entrypoint.sh");
+  const onHost = (globalThis as { Deno?: { execPath(): string } }).Deno?.execPath() ?? process.execPath;
+  const server = [onHost, ...containerRuntime().slice(1), ...echoEntry()].map((a) => `'${a}'`).join(" ");
+  fs.writeFileSync(entry, `#!/bin/sh\nsh -c "${server}; echo the server exited"\necho entrypoint done\n`, {
+    mode: 0o755,
+  });
+  const r = start([
+    SSA,
+    "-l",
+    `127.0.0.1:${port}`,
+    ...podman(["--network=none", "-v", `${dir}:${dir}:ro`], "/:O", [entry]),
+  ]);
+  try {
+    // The client is closed, never left waiting for a server that listens elsewhere.
+    const s = await connect({ port }, MS);
+    const fate = await new Promise<string>((resolve) => {
+      s.on("data", (d) => resolve(`answered ${d}`));
+      s.on("close", () => resolve("closed"));
+      s.on("error", () => resolve("closed"));
+      const timer = setTimeout(() => resolve("left waiting"), MS);
+      s.on("close", () => clearTimeout(timer));
+    });
+    s.destroy();
+    assert.equal(fate, "closed", r.stderr());
+    assert.equal(await r.exited(MS), 0, r.stderr()); // the entrypoint's status
+    assert.match(
+      r.stderr(),
+      /socket-activate: ESRCH: LISTEN_PID="1" is the container's command, PID 1 \("\/bin\/sh .*entrypoint\.sh"\), which is an ancestor of this process, 2 generations up, not this process \(PID \d+\): in a container the sockets go to its command/,
+    );
+    assert.match(
+      r.stderr(),
+      /in exec form \(CMD \["node", "server\.js"\]\), or end the entrypoint script with exec/,
+    );
+    assert.doesNotMatch(r.stderr(), /echo: listening/);
+  } finally {
+    if (r.child.exitCode === null) r.child.kill("SIGKILL");
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** The fenced block after the first line of `doc` that contains `marker`. */
+function block(doc: string, marker: string): string {
+  const text = fs.readFileSync(path.join(ROOT, doc), "utf8");
+  const at = text.indexOf(marker);
+  assert.ok(at >= 0, `${doc} has no ${marker}`);
+  const m = /```[\w-]*\n([\s\S]*?)```/.exec(text.slice(at));
+  assert.ok(m, `${doc}: no code block after ${marker}`);
+  return m[1];
+}
+
+// The docs' recipe as pasted: their Containerfile built (FROM replaced by a
+// local image: no registry here), their command line run (the port replaced,
+// podman through test/podrun.sh, the base image's node mounted in), the
+// README's echo server.
+const major = Number(process.versions.node.split(".")[0]);
+test("docs/containers.md: the Containerfile builds, and its image serves under systemd-socket-activate", {
+  skip: NO_PODMAN ||
+    (RUNTIME !== "node" &&
+      "the recipe's image is Node's (Deno's and Bun's differ only in CMD, tested above)") ||
+    (major < 26 && "built once, under the newest Node line (CI time)"),
+}, async () => {
+  const dir = tempDir();
+  const tag = `localhost/sa-test-${path.basename(dir).toLowerCase()}`;
+  const podmanOk = (args: string[], input?: Buffer) => {
+    const r = spawnSync("podman", args, { input, maxBuffer: 1 << 30 });
+    assert.equal(r.status, 0, `podman ${args.join(" ")}: ${r.stderr}`);
+  };
+  try {
+    // The base: an empty image, node and its libraries mounted where node:24-slim has node
+    // (mounts cost nothing; an image holding a copy of node takes seconds to import).
+    const base = path.join(dir, "base");
+    fs.mkdirSync(path.join(base, "tmp"), { recursive: true, mode: 0o1777 });
+    const tar = spawnSync("tar", ["-C", base, "-c", "."]);
+    assert.equal(tar.status, 0, String(tar.stderr));
+    podmanOk(["import", "-q", "-", `${tag}-base`], tar.stdout);
+    const baseFiles = runtimeMounts(process.execPath, "/usr/local/bin/node");
+    // The project: the package as npm installs it (package.json and dist/), and the README's echo.mjs.
+    const project = path.join(dir, "project");
+    const pkg = path.join(project, "node_modules", "socket-activate");
+    fs.mkdirSync(pkg, { recursive: true });
+    fs.copyFileSync(path.join(ROOT, "package.json"), path.join(pkg, "package.json"));
+    fs.cpSync(path.join(ROOT, "dist"), path.join(pkg, "dist"), { recursive: true });
+    fs.writeFileSync(path.join(project, "echo.mjs"), block("README.md", "<!-- test: file echo.mjs"));
+    fs.writeFileSync(
+      path.join(project, "Containerfile"),
+      block("docs/containers.md", "<!-- test: skip: test/containers.test.ts builds it"),
+    );
+    const [build, run] = block("docs/containers.md", "<!-- test: skip: test/containers.test.ts runs it")
+      .trim().split("\n");
+    assert.equal(build, "podman build -t echo .");
+    podmanOk(["build", "-q", "--from", `${tag}-base`, "-t", tag, project]);
+    const port = await freePort();
+    const argv = run.replace("-l 8888", `-l 127.0.0.1:${port}`).replace("localhost/echo", tag).split(" ");
+    assert.deepEqual(argv.slice(0, 3), ["systemd-socket-activate", "-l", `127.0.0.1:${port}`]);
+    assert.deepEqual(argv.slice(3, 6), ["podman", "run", "--rm"]);
+    const r = start([SSA, ...argv.slice(1, 3), ...podrun([...baseFiles, ...argv.slice(6)])]);
+    try {
+      const s = await connect({ port }, MS);
+      const got = new TextDecoder().decode(await exchange(s, enc.encode("hello\n"), 65536, MS));
+      assert.equal(got, "OHAI! systemd socket: true\nHELLO\n", r.stderr());
+      await stop(r);
+    } finally {
+      if (r.child.exitCode === null) r.child.kill("SIGKILL");
+    }
+  } finally {
+    spawnSync("podman", ["rmi", "-f", tag, `${tag}-base`]);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 // A private mount namespace whose /bin/sh is /dev/null: a root file system
 // without a shell, as a distroless image is, for one process.
