@@ -8,8 +8,10 @@
 // first request after activation, and the package keeps no runtime
 // dependency (bench/http-bridge.mjs; docs/benchmarks.md "The fetch bridge",
 // docs/internals.md "The bridge").
-// Requests: a real Request, its body a web stream that reads only as fast as
-// the handler consumes it. Responses: a body that is all there goes out with
+// Requests: in Node a view of the IncomingMessage that builds the real
+// Request only where one is needed (runtimes/node_api/request.ts); in Deno's
+// and Bun's node:http a real Request, its body a web stream that reads only
+// as fast as the handler consumes it. Responses: a body that is all there goes out with
 // Content-Length, a streamed one chunk by chunk with backpressure, and a
 // graceful close turns keep-alive off.
 import type * as Http from "node:http";
@@ -23,13 +25,8 @@ import type {
   TlsOptions,
   TrackedSocket,
 } from "../../src/_http.ts";
-import {
-  BODY_TOO_LARGE,
-  DEFAULT_MAX_REQUEST_BODY_SIZE,
-  hostOk,
-  refusedMethod,
-  targetPath,
-} from "../../src/_http_check.ts";
+import { DEFAULT_MAX_REQUEST_BODY_SIZE, hostOk, refusedMethod, targetPath } from "../../src/_http_check.ts";
+import { bodyStream, type RequestView, viewClass } from "./request.ts";
 
 let httpModule: typeof Http | undefined;
 let httpsModule: typeof Https | undefined;
@@ -58,11 +55,15 @@ function remoteOf(s: { remoteAddress?: string; remotePort?: number }): Addr {
 
 class Info implements ServeInfo {
   #completed: Promise<void> | undefined;
-  readonly remoteAddr: Addr;
+  #remote: Addr | undefined;
+  private readonly req: Http.IncomingMessage;
   private readonly res: Http.ServerResponse;
-  constructor(remoteAddr: Addr, res: Http.ServerResponse) {
-    this.remoteAddr = remoteAddr;
+  constructor(req: Http.IncomingMessage, res: Http.ServerResponse) {
+    this.req = req;
     this.res = res;
+  }
+  get remoteAddr(): Addr {
+    return (this.#remote ??= remoteOf(this.req.socket));
   }
   // Built on first use: most handlers never look, and a promise per request
   // is measurable at tens of thousands of requests a second.
@@ -76,47 +77,10 @@ class Info implements ServeInfo {
 
 const NO_BODY = new Set(["GET", "HEAD"]);
 
-/**
- * The body of an IncomingMessage as a web stream that reads only as fast as
- * it is consumed. Past `limit` bytes (a chunked body: a Content-Length above
- * the limit was refused before) the stream errors and the client gets 413.
- */
-function bodyOf(
-  req: Http.IncomingMessage,
-  res: Http.ServerResponse,
-  limit: number,
-): ReadableStream<Uint8Array> {
-  let cancelled = false;
-  let seen = 0;
-  return new ReadableStream<Uint8Array>({
-    start(c) {
-      req.on("data", (d: Buffer) => {
-        if (cancelled) return;
-        seen += d.byteLength;
-        if (seen > limit) {
-          cancelled = true;
-          c.error(new RangeError(BODY_TOO_LARGE));
-          if (res.headersSent) res.destroy();
-          else refuse(res, 413);
-          return;
-        }
-        c.enqueue(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
-        if ((c.desiredSize ?? 1) <= 0) req.pause();
-      });
-      req.once("end", () => cancelled || c.close());
-      req.once("error", (e) => cancelled || c.error(e));
-      req.pause();
-    },
-    pull() {
-      req.resume();
-    },
-    cancel() {
-      // The handler does not want the rest: read and drop it, so that the
-      // connection stays usable for the next request.
-      cancelled = true;
-      req.resume();
-    },
-  });
+/** A body above the limit, found while it is read: 413, or a cut connection once the head is out. */
+function tooLarge(res: Http.ServerResponse): void {
+  if (res.headersSent) res.destroy();
+  else refuse(res, 413);
 }
 
 const STATUS_TEXT: Record<number, string> = {
@@ -157,11 +121,18 @@ export interface BridgeOptions {
   authority: () => string;
   /** The request body limit, in bytes. */
   maxRequestBodySize: number;
+  /**
+   * Whether handlers get the view of runtimes/node_api/request.ts (Node)
+   * rather than a Request built for each request (Deno's and Bun's node:http,
+   * serve()'s way out of their fast paths, keep the plain one).
+   */
+  view: boolean;
 }
 
 const DEFAULTS: BridgeOptions = {
   authority: () => "localhost",
   maxRequestBodySize: DEFAULT_MAX_REQUEST_BODY_SIZE,
+  view: false,
 };
 
 /**
@@ -205,26 +176,24 @@ function serverRequestClass(): new (url: string, init: RequestInit, res: Http.Se
 }
 
 /**
- * The fetch Request for an IncomingMessage, or the status to refuse it with.
- * Host and Content-Length are picked up in the pass over the raw headers
- * that fills the Headers.
+ * The fetch Request for an IncomingMessage (the view, or a Request built
+ * now), or the status to refuse it with. Host and Content-Length are picked
+ * up in one pass over the raw headers.
  */
 export const toRequest: RequestFactory = (req, res, scheme, options) => {
   const method = req.method ?? "GET";
   if (refusedMethod(method)) return 501;
-  const headers = new Headers();
   const raw = req.rawHeaders;
   let host: string | undefined;
   let hosts = 0;
   let length: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
-    const k = raw[i], v = raw[i + 1];
-    headers.append(k, v);
+    const k = raw[i];
     const n = k.length;
     if (n === 4 && (k === "Host" || k === "host" || k.toLowerCase() === "host")) {
-      host = v;
+      host = raw[i + 1];
       hosts++;
-    } else if (n === 14 && k.toLowerCase() === "content-length") length = v;
+    } else if (n === 14 && k.toLowerCase() === "content-length") length = raw[i + 1];
   }
   let authority: string;
   if (hosts > 1) return 400;
@@ -236,13 +205,18 @@ export const toRequest: RequestFactory = (req, res, scheme, options) => {
   else return 400;
   const path = targetPath(method, req.url ?? "/");
   if (path === undefined) return 400;
-  if (length !== undefined && Number(length) > options.maxRequestBodySize) return 413;
+  const limit = options.maxRequestBodySize;
+  if (length !== undefined && Number(length) > limit) return 413;
+  const url = `${scheme}://${authority}${path}`;
+  if (options.view) return new (viewClass())(req, res, url, method, limit, tooLarge);
+  const headers = new Headers();
+  for (let i = 0; i < raw.length; i += 2) headers.append(raw[i], raw[i + 1]);
   const init: RequestInit & { duplex?: "half" } = { method, headers };
   if (!NO_BODY.has(method)) {
-    init.body = bodyOf(req, res, options.maxRequestBodySize);
+    init.body = bodyStream(req, res, limit, tooLarge);
     init.duplex = "half"; // a streamed request body (fetch spec; required by Node's undici)
   }
-  return new (ServerRequest ??= serverRequestClass())(`${scheme}://${authority}${path}`, init, res);
+  return new (ServerRequest ??= serverRequestClass())(url, init, res);
 };
 
 // Settles a few microtasks on: long enough for the next read() of a body
@@ -332,13 +306,43 @@ async function sendBody(
 
 function headOf(response: Response, closing: boolean): Head {
   const headers: Record<string, string | string[]> = {};
-  response.headers.forEach((v, k) => {
-    if (k !== "set-cookie") headers[k] = v;
+  const h = response.headers;
+  let cookies = false;
+  h.forEach((v, k) => {
+    if (k === "set-cookie") cookies = true;
+    else headers[k] = v;
   });
-  const cookies = response.headers.getSetCookie();
-  if (cookies.length > 0) headers["set-cookie"] = cookies;
+  if (cookies) headers["set-cookie"] = h.getSetCookie();
   if (closing) headers["connection"] = "close";
   return { status: response.status, text: response.statusText || undefined, headers };
+}
+
+// Node 22's undici keeps a Response's state under a symbol, the body's source
+// (the string or bytes it was made with) included: the bridge sends that and
+// skips reading the body's web stream. Node 24 and 26 keep it in a private
+// field, and the stream is read.
+let stateKey: symbol | null | undefined;
+
+function findStateKey(): symbol | null {
+  const probe = new Response("probe") as unknown as Record<
+    symbol,
+    { body?: { source?: unknown } } | undefined
+  >;
+  for (const k of Object.getOwnPropertySymbols(probe)) {
+    if (probe[k]?.body?.source === "probe") return k;
+  }
+  return null;
+}
+
+/** The string or bytes a Response was made with, where the runtime shows them; undefined elsewhere. */
+function sourceOf(response: Response): string | Uint8Array | undefined {
+  if (stateKey === undefined) stateKey = findStateKey();
+  if (stateKey === null) return undefined;
+  const source =
+    (response as unknown as Record<symbol, { body?: { source?: unknown } } | undefined>)[stateKey]
+      ?.body?.source;
+  if ((typeof source === "string" || source instanceof Uint8Array) && !response.bodyUsed) return source;
+  return undefined;
 }
 
 /**
@@ -348,6 +352,7 @@ function headOf(response: Response, closing: boolean): Head {
  * (denoland/deno#36821); Node and Bun would drop it themselves.
  */
 function dropUnread(request: Request, res: Http.ServerResponse): void {
+  if (typeof (request as RequestView).dropUnread === "function") return (request as RequestView).dropUnread();
   const body = request.body;
   if (body === null) return;
   // Once the response is out: a response may stream the request body back.
@@ -377,6 +382,11 @@ function send(
   }
   dropUnread(request, res);
   const h = headOf(response, closing);
+  const source = sourceOf(response);
+  if (source !== undefined) {
+    head(res, h, typeof source === "string" ? Buffer.byteLength(source) : source.byteLength);
+    return void (method === "HEAD" ? res.end() : res.end(source));
+  }
   const body = response.body;
   if (body === null) {
     head(res, h, 0);
@@ -441,7 +451,7 @@ export function requestListener(
     const r = request;
     let result;
     try {
-      result = handler(r, new Info(remoteOf(req.socket), res));
+      result = handler(r, new Info(req, res));
     } catch (e) {
       return fail(res, r, e);
     }
@@ -462,9 +472,11 @@ export function fetchServer(
   handler: ServeHandler,
   options: FetchServerOptions,
 ): Promise<Http.Server> {
+  const g = globalThis as { Deno?: unknown; Bun?: unknown };
   const bridge: BridgeOptions = {
     authority: options.authority ?? DEFAULTS.authority,
     maxRequestBodySize: options.maxRequestBodySize ?? DEFAULT_MAX_REQUEST_BODY_SIZE,
+    view: g.Deno === undefined && g.Bun === undefined,
   };
   const scheme = options.tls ? "https" : "http";
   const listener = requestListener(handler, scheme, options.onError, options.closing, toRequest, bridge);
