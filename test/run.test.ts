@@ -108,6 +108,7 @@ test("run: an @abstract name refused in one line where libuv would pad it", {
 test("run: two named sockets reach COMMAND in order, with LISTEN_FDNAMES and its own PID", async () => {
   const [p1, p2] = [await freePort(), await freePort()];
   const r = run([
+    "--now",
     "-l",
     `127.0.0.1:${p1}`,
     "-l",
@@ -159,6 +160,7 @@ test("run: COMMAND holds fds 0-2 and the sockets only, and LISTEN_PID is its rea
   const child = spawn(cli[0], [
     ...cli.slice(1),
     "run",
+    "--now",
     "-l",
     `127.0.0.1:${port}`,
     "--",
@@ -305,7 +307,7 @@ function clientLoop(port: number) {
  */
 async function restartsUnderLoad(command: string[]) {
   const port = await freePort();
-  const r = run(["--restart", "-l", `127.0.0.1:${port}`, "--", ...command]);
+  const r = run(["--now", "--restart", "-l", `127.0.0.1:${port}`, "--", ...command]);
   await until(() => startedCount(r) === 1, 15000, "the first start");
   const load = clientLoop(port);
   for (let i = 1; i <= 20; i++) {
@@ -418,24 +420,54 @@ test("run --restart: a server of the package that stops accepting serves what it
   assert.equal(r.first + r.next, 40, r.answers.join(" "));
 });
 
-test("run --restart: COMMAND that exits by itself is started again on the same socket", async () => {
+test("run --restart: an idle exit scales to zero, and the next connection starts COMMAND again", async () => {
   const port = await freePort();
   const r = run(["--restart", "-l", `127.0.0.1:${port}`, "--", ...echo(), "--idle-exit", "0.2"]);
-  for (let i = 0; i < 3; i++) {
+  const waits = () => (r.stderr().match(/will start again at the next connection/g) ?? []).length;
+  for (let i = 1; i <= 3; i++) {
     assert.equal(await echoOnce({ port }), "OHAI! systemd socket: true\nHELLO\n");
-    const n = startedCount(r);
-    await until(() => startedCount(r) > n, 15000, "a restart after the idle exit");
+    assert.equal(startedCount(r), i);
+    await until(() => waits() === i, 15000, "the idle exit");
   }
+  assert.doesNotMatch(r.stderr(), /restarting in/, "a clean exit is never backed off");
   r.signal("SIGTERM");
-  // 143: the SIGTERM may reach a COMMAND that has not yet set up its handler.
-  assert.ok([0, 143].includes(await r.exited() as number), r.stderr());
+  assert.equal(await r.exited(), 0, "stopped while nothing runs: " + r.stderr());
+});
+
+test("run: nothing runs before the first connection; one-shot COMMANDs serve 25 in a row; failures back off", async () => {
+  const port = await freePort();
+  // perl starts in milliseconds (python3 takes ten times longer): the
+  // launcher is under test, not COMMAND.
+  const oneShot = 'use Socket; open(my $s, "+<&=3") or die; accept(my $c, $s) or die; print $c "$$\\n"';
+  const r = run(["--restart", "-l", `127.0.0.1:${port}`, "--", "perl", "-e", oneShot]);
+  await until(() => r.stderr().includes("listening on"), 15000, "the launcher");
+  await new Promise((res) => setTimeout(res, 300)); // long enough for a start that is not on demand
+  assert.equal(startedCount(r), 0, r.stderr());
+  const pids = new Set<string>();
+  for (let i = 0; i < 25; i++) {
+    const s = await connect({ port }, 1000);
+    pids.add(new TextDecoder().decode(await exchange(s, new Uint8Array(), 100, 5000)).trim());
+  }
+  assert.equal(pids.size, 25, [...pids].join(" "));
+  const waits = () => (r.stderr().match(/will start again at the next connection/g) ?? []).length;
+  await until(() => waits() === 25, 5000, "the 25th exit");
+  assert.doesNotMatch(r.stderr(), /restarting in/);
+  r.signal("SIGTERM");
+  assert.equal(await r.exited(), 0, r.stderr());
+
+  // A COMMAND that fails at once is started again after 0.1, 0.2, 0.4 s...
+  const failing = run(["--now", "--restart", "-l", `127.0.0.1:${port}`, "--", "/bin/sh", "-c", "exit 3"]);
+  await until(() => failing.stderr().includes("restarting in 400 ms"), 15000, "the third failure");
+  assert.match(failing.stderr(), /restarting in 100 ms\n[^]*restarting in 200 ms\n/);
+  failing.signal("SIGTERM");
+  assert.equal(await failing.exited(), 143, failing.stderr());
 });
 
 test("run --watch: a changed file restarts COMMAND; a connection meanwhile is served", async () => {
   const dir = tempDir();
   fs.writeFileSync(path.join(dir, "app.txt"), "v1");
   const port = await freePort();
-  const r = run(["--watch", dir, "-l", `127.0.0.1:${port}`, "--", ...echo()]);
+  const r = run(["--now", "--watch", dir, "-l", `127.0.0.1:${port}`, "--", ...echo()]);
   await until(() => startedCount(r) === 1, 15000, "the first start");
   const first = lastPid(r);
   assert.equal(await echoOnce({ port }), "OHAI! systemd socket: true\nHELLO\n");
@@ -453,6 +485,7 @@ test("run: SIGINT and SIGTERM go to COMMAND, and the launcher exits with its sta
   const port = await freePort();
   const trap = (sig: string, code: number) =>
     run([
+      "--now",
       "-l",
       `127.0.0.1:${port}`,
       "--",
@@ -467,9 +500,9 @@ test("run: SIGINT and SIGTERM go to COMMAND, and the launcher exits with its sta
     assert.equal(await r.exited(), code, r.stderr());
   }
   // COMMAND by name, looked up in PATH.
-  const plain = run(["-l", `127.0.0.1:${port}`, "--", "sh", "-c", "exit 3"]);
+  const plain = run(["--now", "-l", `127.0.0.1:${port}`, "--", "sh", "-c", "exit 3"]);
   assert.equal(await plain.exited(), 3);
-  const killed = run(["-l", `127.0.0.1:${port}`, "--", "/bin/sh", "-c", "kill -KILL $$"]);
+  const killed = run(["--now", "-l", `127.0.0.1:${port}`, "--", "/bin/sh", "-c", "kill -KILL $$"]);
   assert.equal(await killed.exited(), 137);
   assert.match(killed.stderr(), /was killed by SIGKILL/);
 });
@@ -486,6 +519,14 @@ test("run: bad arguments exit 2 with a one-line reason and the usage", async () 
     [["-l", "80", "--fdname", "a:b", "--", "true"], /--fdname gives 2 names for 1 socket/],
     [["-d", "-a", "-l", "80", "--", "true"], /--datagram and --accept do not go together/],
     [["--frob", "-l", "80", "--", "true"], /unknown option "--frob"/],
+    [
+      ["--restart=sometimes", "-l", "80", "--", "true"],
+      /--restart="sometimes" is not a mode: use --restart,/,
+    ],
+    [
+      ["-a", "--now", "-l", "80", "--", "true"],
+      /--accept starts a COMMAND per connection: --restart, --watch/,
+    ],
     [["-l"], /-l needs a value/],
     [
       ["-E", "NOT_SET_ANYWHERE_X", "-l", "80", "--", "true"],

@@ -32,8 +32,8 @@ const SYMBOLS = {
 interface Ffi {
   sym: Record<keyof typeof SYMBOLS, Fn>;
   errno(): number;
-  /** poll(2) that waits off the main thread. */
-  pollAsync(fds: number[]): Promise<number[]>;
+  /** poll(2) for POLLIN that waits off the main thread; the fds ready (none at the timeout). */
+  pollAsync(fds: number[], timeoutMs: number): Promise<number[]>;
 }
 
 let loaded: Ffi | undefined;
@@ -58,9 +58,9 @@ function denoFfi(): Ffi {
   return {
     sym: s,
     errno: () => new D.UnsafePointerView(s.__errno_location()).getInt32(0),
-    async pollAsync(fds) {
+    async pollAsync(fds, timeoutMs) {
       const buf = pollfds(fds);
-      await s.poll(buf, BigInt(fds.length), -1);
+      await s.poll(buf, BigInt(fds.length), timeoutMs);
       return revents(buf, fds);
     },
   };
@@ -75,11 +75,12 @@ function bunFfi(): Ffi {
   }
   const s = ffi.dlopen(LIBC, defs).symbols;
   let worker: Any;
-  let waiting: ((r: number[]) => void) | undefined;
+  let seq = 0;
+  const waiting = new Map<number, (buf: Uint8Array) => void>();
   return {
     sym: s,
     errno: () => ffi.read.i32(s.__errno_location(), 0),
-    pollAsync(fds) {
+    pollAsync(fds, timeoutMs) {
       // A worker blocks in poll(2); bun:ffi calls block the calling thread.
       if (!worker) {
         const code = `
@@ -89,16 +90,21 @@ function bunFfi(): Ffi {
         }, { poll: { args: ["ptr", "u64", "i32"], returns: "i32" } }).symbols;
           self.onmessage = (e) => {
             const buf = new Uint8Array(e.data.buf);
-            poll(buf, e.data.n, -1);
-            postMessage(buf);
+            poll(buf, e.data.n, e.data.timeout);
+            postMessage({ id: e.data.id, buf });
           };`;
         worker = new Worker(URL.createObjectURL(new Blob([code], { type: "application/javascript" })));
         worker.unref?.();
-        worker.onmessage = (e: { data: Uint8Array }) => waiting?.(revents(e.data, fds));
+        worker.onmessage = (e: { data: { id: number; buf: Uint8Array } }) => {
+          const resolve = waiting.get(e.data.id);
+          waiting.delete(e.data.id);
+          resolve?.(e.data.buf);
+        };
       }
+      const id = ++seq;
       return new Promise((resolve) => {
-        waiting = resolve;
-        worker.postMessage({ buf: pollfds(fds).buffer, n: fds.length });
+        waiting.set(id, (buf) => resolve(revents(buf, fds)));
+        worker.postMessage({ id, buf: pollfds(fds).buffer, n: fds.length, timeout: timeoutMs });
       });
     },
   };
@@ -219,6 +225,20 @@ export function ffiLauncher(runtime: "deno" | "bun"): Launcher {
       }
       return Promise.resolve(held);
     },
+    waitForTraffic(held) {
+      // poll(2) leaves the connection (or datagram) where it is. In slices of
+      // 250 ms, so that a cancelled wait leaves no poll behind for long.
+      const ffi = f();
+      const fds = held.map((h) => h.fd);
+      let waiting = true;
+      const ready = (async () => {
+        while (waiting) {
+          if ((await ffi.pollAsync(fds, 250)).length > 0) return;
+        }
+        await new Promise(() => {}); // cancelled: never
+      })();
+      return { ready, cancel: () => void (waiting = false) };
+    },
     serve(specs, onConnection) {
       const ffi = f();
       const fds: number[] = [];
@@ -231,7 +251,7 @@ export function ffiLauncher(runtime: "deno" | "bun"): Launcher {
       let open_ = true;
       (async () => {
         while (open_) {
-          const ready = await ffi.pollAsync(fds);
+          const ready = await ffi.pollAsync(fds, -1);
           for (const fd of ready) {
             const idx = fds.indexOf(fd);
             for (;;) {

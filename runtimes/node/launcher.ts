@@ -5,7 +5,7 @@
 // its fds belong to the whole process, and the main thread passes them to
 // each child. Tested: a connection made while no child runs waits in the
 // backlog and is served by the next child.
-import type { Launcher, ListenSpec } from "../../src/cli/launcher.ts";
+import type { HeldSocket, Launcher, ListenSpec } from "../../src/cli/launcher.ts";
 import { commonParts, errnoName, listenError, remoteAddr } from "../node_api/launcher.ts";
 import { describeSpec } from "../../src/cli/launcher.ts";
 import { abstractBindWorks } from "../node_api/abstract.ts";
@@ -86,10 +86,61 @@ function hold(specs: ListenSpec[]): Promise<{ fd: number; spec: ListenSpec }[]> 
   });
 }
 
+// Start on demand. Node has no poll(2), and a stream handle that reads a
+// listening socket gives up for good at the first error. A UDP handle opened
+// on the listening fd does not: libuv polls it for POLLIN, and recvmsg(2) on
+// a listening socket fails (ENOTCONN for TCP, EINVAL for unix) without taking
+// the connection, which stays in the backlog for COMMAND. Re-armed by
+// recvStart(), tested on Node 22, 24 and 26. libuv's uv_udp_open sets
+// SO_REUSEADDR, which a TCP listener has already and a unix one ignores.
+interface UdpHandle {
+  open(fd: number): number;
+  recvStart(): number;
+  recvStop(): number;
+  onmessage: (() => void) | undefined;
+}
+const watchers = new Map<number, UdpHandle>();
+
+function waitForTraffic(held: HeldSocket[]): { ready: Promise<void>; cancel(): void } | string {
+  if (held.some((h) => h.spec.datagram)) {
+    return "Node cannot wait for a datagram without reading it (node:dgram has no MSG_PEEK)";
+  }
+  const { UDP } = (process as unknown as { binding(n: string): { UDP: new () => UdpHandle } }).binding(
+    "udp_wrap",
+  );
+  let done!: () => void;
+  const ready = new Promise<void>((r) => (done = r));
+  const handles = held.map((h) => {
+    let w = watchers.get(h.fd);
+    if (!w) {
+      w = new UDP();
+      const r = w.open(h.fd);
+      if (r !== 0) throw new Error(`cannot watch fd ${h.fd} for a connection: ${errnoName(r)}`);
+      watchers.set(h.fd, w);
+    }
+    return w;
+  });
+  const cancel = () => {
+    for (const w of handles) {
+      w.recvStop();
+      w.onmessage = undefined;
+    }
+  };
+  for (const w of handles) {
+    w.onmessage = () => {
+      cancel();
+      done();
+    };
+    w.recvStart();
+  }
+  return { ready, cancel };
+}
+
 /** The launcher as Node runs it. */
 export const nodeLauncher: Launcher = {
   ...commonParts(),
   hold,
+  waitForTraffic,
   sealInheritedFds() {
     const fs = builtin<Fs>("node:fs");
     // Node marks some inherited fds close-on-exec at start-up, not all (an fd

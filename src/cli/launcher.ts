@@ -61,6 +61,13 @@ export interface Launcher {
    * accepted connection, which the callback must close after handing it on. Resolves once listening; returns a function that stops accepting.
    */
   serve(specs: ListenSpec[], onConnection: (conn: Accepted) => void): Promise<() => void>;
+  /**
+   * Start on demand: resolves `ready` once a connection or a datagram waits on
+   * one of `held`, without taking it (it stays for COMMAND); `cancel` stops
+   * waiting. A string instead says why this runtime cannot wait so (COMMAND
+   * then starts at once).
+   */
+  waitForTraffic(held: HeldSocket[]): { ready: Promise<void>; cancel(): void } | string;
   /** Starts argv with exactly `fds` as 3, 4, ... and only `env` as its environment. */
   spawn(argv: string[], env: Record<string, string>, fds: number[]): ChildProc;
   kill(pid: number, signal: string): void;

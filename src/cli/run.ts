@@ -16,15 +16,16 @@ import {
 
 export const RUN_USAGE =
   "usage: socket-activate run [-l ADDR]... [-d] [-a] [--fdname NAME[:NAME...]] [-E NAME[=VALUE]]... " +
-  "[--restart] [--watch PATH]... [--] COMMAND [ARGS...]";
+  "[--now] [--restart[=MODE]] [--watch PATH]... [--] COMMAND [ARGS...]";
 
 export const RUN_HELP = `${RUN_USAGE}
 
 Opens the sockets, then starts COMMAND with them as fds 3, 4, ... and
 LISTEN_FDS, LISTEN_FDNAMES and LISTEN_PID (the PID of COMMAND itself), as
-systemd does for a socket unit. The launcher never accepts a connection
-itself: connections wait in the socket's backlog while no COMMAND runs, so a
-restart refuses none.
+systemd does for a socket unit: COMMAND starts when the first connection (or
+datagram) arrives, or at once with --now. The launcher never accepts a
+connection itself: connections wait in the socket's backlog while no COMMAND
+runs, so a restart refuses none.
 
 Options:
   -l, --listen ADDR       listen on ADDR (repeatable): PORT (all addresses,
@@ -42,11 +43,20 @@ Options:
   -E, --setenv NAME[=VALUE]
                           set NAME in COMMAND's environment (repeatable);
                           without =VALUE, pass the launcher's NAME on
-      --restart           start COMMAND again when it exits, or when the
-                          launcher gets SIGHUP
+      --now               start COMMAND at once, not at the first connection
+      --restart[=MODE]    keep the sockets when COMMAND exits, as a systemd
+                          socket unit does, and restart COMMAND on SIGHUP.
+                          MODE is systemd's Restart=: on-failure (the
+                          default) starts COMMAND again at once after a
+                          failure (a non-zero status or a signal other than
+                          SIGHUP, SIGINT, SIGTERM, SIGPIPE) and at the next
+                          connection after a clean exit; always starts it
+                          again at once after either. Failures in a row
+                          within 10 s of their start wait 0.1 s, doubling
+                          up to 5 s, before the next start; clean exits never
       --watch PATH        restart COMMAND when a file under PATH changes
                           (repeatable); when COMMAND exits by itself, wait for
-                          the next change (or restart at once with --restart)
+                          the next change (or as --restart says)
   -h, --help              this help
 
 COMMAND gets a clean environment, as under systemd-socket-activate: TERM,
@@ -56,14 +66,15 @@ SIGHUP restarts COMMAND with --restart or --watch and is
 passed on otherwise. To restart, the launcher sends SIGTERM, waits for the
 exit (SIGKILL after 10 s), then starts COMMAND again at once.
 
-Exit status: 0 when COMMAND exits 0 (with --accept: 0 once stopped by
-SIGINT or SIGTERM), else COMMAND's status (128 + the signal number when a
+Exit status: 0 when COMMAND exits 0 (with --accept, or while no COMMAND
+runs: 0 once stopped by SIGINT or SIGTERM), else COMMAND's status (128 + the signal number when a
 signal killed it); 1 a socket could not be opened; 2 bad arguments; 127
 COMMAND not found, or no /bin/sh to start it through.
 
 Runtimes: Node holds the sockets in a worker thread that never polls them;
 Deno (with --allow-ffi, as -A grants) and Bun open them through libc. Node
-cannot open unix datagram sockets.
+cannot open unix datagram sockets, and starts a -d COMMAND at once (it cannot
+wait for a datagram without reading it).
 
 Examples:
   npx socket-activate run -l 8080 -- node server.js
@@ -77,6 +88,10 @@ Examples:
 
 class UsageError extends Error {}
 
+/** When COMMAND starts again at once after it exits (systemd's Restart= values). */
+export type RestartMode = "no" | "on-failure" | "always";
+const RESTART_MODES = ["on-failure", "always"];
+
 /** What `run` was asked to do. */
 export interface RunOptions {
   listen: ListenSpec[];
@@ -84,7 +99,9 @@ export interface RunOptions {
   accept: boolean;
   fdnames: string[];
   setenv: [string, string | undefined][];
-  restart: boolean;
+  /** systemd's Restart=, "no" without --restart. */
+  restart: RestartMode;
+  now: boolean;
   watch: string[];
   command: string[];
 }
@@ -97,7 +114,8 @@ export function parseRunArgs(args: string[]): RunOptions | "help" {
     accept: false,
     fdnames: [],
     setenv: [],
-    restart: false,
+    restart: "no",
+    now: false,
     watch: [],
     command: [],
   };
@@ -125,8 +143,16 @@ export function parseRunArgs(args: string[]): RunOptions | "help" {
     if (name === "-l" || name === "--listen") listenText.push(value());
     else if (name === "-d" || name === "--datagram") (flag(), o.datagram = true);
     else if (name === "-a" || name === "--accept") (flag(), o.accept = true);
-    else if (name === "--restart") (flag(), o.restart = true);
-    else if (name === "--watch") o.watch.push(value());
+    else if (name === "--now") (flag(), o.now = true);
+    else if (name === "--restart") {
+      const mode = eq > 0 ? a.slice(eq + 1) : "on-failure";
+      if (!RESTART_MODES.includes(mode)) {
+        throw new UsageError(
+          `--restart="${mode}" is not a mode: use --restart, --restart=on-failure or --restart=always`,
+        );
+      }
+      o.restart = mode as RestartMode;
+    } else if (name === "--watch") o.watch.push(value());
     else if (name === "--fdname") o.fdnames.push(...parseFdnames(value()));
     else if (name === "-E" || name === "--setenv" || name === "--environment") {
       o.setenv.push(parseSetenv(value()));
@@ -146,9 +172,9 @@ export function parseRunArgs(args: string[]): RunOptions | "help" {
       "--datagram and --accept do not go together: datagram sockets accept no connections",
     );
   }
-  if (o.accept && (o.restart || o.watch.length > 0)) {
+  if (o.accept && (o.restart !== "no" || o.watch.length > 0 || o.now)) {
     throw new UsageError(
-      "--accept starts a COMMAND per connection: --restart and --watch have no meaning with it",
+      "--accept starts a COMMAND per connection: --restart, --watch and --now have no meaning with it",
     );
   }
   if (o.accept && o.fdnames.length > 0) {
@@ -302,6 +328,8 @@ class Supervisor {
   private child: ChildProc | undefined;
   private stopSignal: string | undefined;
   private restartWanted = false;
+  private toldWhyNow = false;
+  private onDemand = false;
   private killTimer: ReturnType<typeof setTimeout> | undefined;
   private wake: (() => void) | undefined;
   private env: Record<string, string> = {};
@@ -404,7 +432,7 @@ class Supervisor {
       env.LISTEN_FDNAMES = names.join(":");
     }
     const fds = held.map((h) => h.fd);
-    const restarts = o.restart || o.watch.length > 0;
+    const restarts = o.restart !== "no" || o.watch.length > 0;
 
     const offs = [
       this.l.onSignal("SIGINT", () => this.stop("SIGINT")),
@@ -421,8 +449,15 @@ class Supervisor {
       debounce = setTimeout(() => this.requestRestart(`a change in ${path}`), 150);
     });
     try {
-      let quickExits = 0;
+      let now = o.now;
+      let failures = 0;
       for (;;) {
+        if (!now) {
+          const woke = await this.untilTraffic(held);
+          if (woke === "stop") return 0;
+        }
+        now = false;
+        this.restartWanted = false;
         const started = Date.now();
         const child = this.l.spawn([SH, "-c", EXEC_SH, ...o.command], env, fds);
         this.child = child;
@@ -433,30 +468,61 @@ class Supervisor {
         const status = exitStatus(exit);
         if (this.stopSignal !== undefined) return status;
         if (this.restartWanted) {
-          this.restartWanted = false;
+          now = true;
           continue;
         }
         this.log(`socket-activate run: PID ${child.pid} ${describeExit(exit)}\n`);
         if (!restarts) return status;
-        if (o.restart) {
-          // A COMMAND that dies at once would otherwise spin: back off, as
-          // systemd's RestartSec= does, up to 5 s.
-          quickExits = Date.now() - started < 1000 ? quickExits + 1 : 0;
-          if (quickExits > 0) {
-            const delay = Math.min(5000, 100 * 2 ** (quickExits - 1));
+        if (o.restart !== "no") {
+          if (isFailure(exit)) {
+            // systemd's start limit, as a backoff rather than a stop: failures
+            // in a row, each within 10 s of its start, wait ever longer.
+            failures = Date.now() - started < 10_000 ? failures + 1 : 1;
+            const delay = Math.min(5000, 100 * 2 ** (failures - 1));
             this.log(`socket-activate run: restarting in ${delay} ms\n`);
             if (await this.sleep(delay)) return 128 + SIGNALS[this.stopSignal!];
+            now = true;
+          } else {
+            failures = 0;
+            now = o.restart === "always";
+            if (!now) this.log("socket-activate run: COMMAND will start again at the next connection\n");
           }
           continue;
         }
         this.log(`socket-activate run: waiting for a change under ${o.watch.join(", ")} (or SIGHUP)\n`);
         if (await this.sleep(Infinity)) return 128 + SIGNALS[this.stopSignal!];
-        this.restartWanted = false;
+        now = true;
       }
     } finally {
       clearTimeout(debounce);
       unwatch?.();
       for (const off of offs) off();
+    }
+  }
+
+  /**
+   * Start on demand: waits until a connection or datagram waits on a socket
+   * ("traffic"), a stop signal ("stop") or a request to start ("woken").
+   */
+  private async untilTraffic(held: HeldSocket[]): Promise<"traffic" | "stop" | "woken"> {
+    const w = this.l.waitForTraffic(held);
+    if (typeof w === "string") {
+      if (!this.toldWhyNow) this.log(`socket-activate run: starting COMMAND at once: ${w}\n`);
+      this.toldWhyNow = true;
+      return "traffic";
+    }
+    this.onDemand = true;
+    // A wait off the main thread keeps no runtime alive by itself (Bun's
+    // worker is unref'd; Node's UDP handle would, Deno's FFI call too).
+    const keepAlive = setInterval(() => {}, 1 << 30);
+    const woken = this.sleep(Infinity).then((stop) => (stop ? "stop" as const : "woken" as const));
+    try {
+      return await Promise.race([w.ready.then(() => "traffic" as const), woken]);
+    } finally {
+      clearInterval(keepAlive);
+      w.cancel();
+      this.wake = undefined;
+      this.onDemand = false;
     }
   }
 
@@ -478,6 +544,10 @@ class Supervisor {
   private requestRestart(why: string): void {
     if (this.stopSignal !== undefined) return;
     const child = this.child;
+    if (!child && this.onDemand) {
+      this.log(`socket-activate run: ${why}: no COMMAND runs; the next connection starts one\n`);
+      return;
+    }
     if (!child) {
       this.log(`socket-activate run: ${why}: starting COMMAND\n`);
       this.wake?.();
@@ -554,6 +624,12 @@ class Supervisor {
 function formatPeer(addr: string, port: number | undefined): string {
   if (port === undefined) return addr;
   return addr.includes(":") ? `[${addr}]:${port}` : `${addr}:${port}`;
+}
+
+/** A failure for systemd's Restart=on-failure: a non-zero status, or a signal other than the clean four. */
+function isFailure(e: ChildExit): boolean {
+  if (e.code !== null) return e.code !== 0;
+  return !["SIGHUP", "SIGINT", "SIGTERM", "SIGPIPE"].includes(e.signal ?? "");
 }
 
 function exitStatus(e: ChildExit): number {
