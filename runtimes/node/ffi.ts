@@ -2,7 +2,6 @@
 // ffi_gate.ts found node:ffi: the same symbol tables and calls Deno and Bun
 // use (runtimes/ffi/libc.ts), with their definitions translated.
 import { LIBC, type Libc, makeLibc, sendWithFdsVia, type SymbolDef } from "../ffi/libc.ts";
-import { refused } from "../../src/notify.ts";
 import type { NodeFfi } from "./ffi_gate.ts";
 
 type Fn = (...args: unknown[]) => unknown;
@@ -54,18 +53,12 @@ export function nodeLibc(ffi: NodeFfi): Libc | null {
 
 /**
  * sd_notify as libsystemd sends it, from this process (its PID in
- * SCM_CREDENTIALS, so NotifyAccess=main accepts it); undefined where libc
- * cannot be bound, for the caller to fall back to systemd-notify.
+ * SCM_CREDENTIALS, so NotifyAccess=main accepts it): whether it was sent;
+ * undefined where libc cannot be bound, for the caller to fall back to
+ * systemd-notify. Nothing from src/ here: the chunks the Node build loads at
+ * import stay as they were without FFI.
  */
-export function notifyVia(
-  ffi: NodeFfi,
-  path: Uint8Array,
-  state: string,
-  value: string,
-): Promise<void> | undefined {
+export function notifyVia(ffi: NodeFfi, path: Uint8Array, state: string): boolean | undefined {
   const c = nodeLibc(ffi);
-  if (c === null) return undefined;
-  return sendWithFdsVia(c, path, new TextEncoder().encode(state), [])
-    ? Promise.resolve()
-    : Promise.reject(refused(value));
+  return c === null ? undefined : sendWithFdsVia(c, path, new TextEncoder().encode(state), []);
 }

@@ -3,6 +3,7 @@
 import type * as NodeFs from "node:fs";
 import { type FdState, fdStateFromFdinfo, type Runtime, type TcpHandle } from "../../src/_runtime.ts";
 import { ActivationError } from "../../src/errors.ts";
+import { refused } from "../../src/notify.ts";
 import { nodeFfi } from "./ffi_gate.ts";
 
 // Through getBuiltinModule rather than a static import: mod.ts imports this
@@ -112,7 +113,11 @@ function openTcp(fd: number): TcpHandle | undefined {
 function notifySend(path: Uint8Array, state: string, value: string): Promise<void> {
   const ffi = nodeFfi();
   if (ffi === undefined) return notifyWithTool(state, value);
-  return import("./ffi.ts").then((m) => m.notifyVia(ffi, path, state, value) ?? notifyWithTool(state, value));
+  return import("./ffi.ts").then((m) => {
+    const sent = m.notifyVia(ffi, path, state);
+    if (sent === undefined) return notifyWithTool(state, value);
+    if (!sent) throw refused(value);
+  });
 }
 
 /**
