@@ -119,9 +119,10 @@ export interface Runtime {
   /**
    * Passing fds to NOTIFY_SOCKET (FDSTORE=1, BARRIER=1): sendmsg with
    * SCM_RIGHTS, a pipe, and a POLLHUP check. Undefined where the runtime
-   * cannot (Node without a native addon; Deno without --allow-ffi).
+   * cannot (Node 22 and 24; Deno without --allow-ffi); a promise where it binds
+   * FFI on first use (Node 26).
    */
-  fdPassing(): FdPassing | undefined;
+  fdPassing(): FdPassing | undefined | Promise<FdPassing | undefined>;
   /** CLOCK_MONOTONIC in microseconds, as MONOTONIC_USEC wants it. */
   monotonicUsec(): bigint;
   /** Lets the process exit although the timer is pending. */

@@ -84,15 +84,21 @@ export async function notify(state: string, options: NotifyOptions = {}): Promis
   return true;
 }
 
-function fdPassing(what: string) {
+async function fdPassing(what: string) {
   const rt = getRuntime();
-  const fp = rt.fdPassing();
+  const fp = await rt.fdPassing();
   if (fp === undefined) {
     throw new ActivationError(
       "ENOTSUP",
       `Cannot ${what}: passing fds to the service manager needs sendmsg with SCM_RIGHTS, which ` +
         (rt.name === "deno"
           ? "Deno has through FFI: run it with --allow-ffi"
+          : rt.name === "node"
+          ? `Node ${
+            rt.version().replace(/^node /, "")
+          } cannot do without a native addon. Node 26.9 and later pass fds ` +
+            "over node:ffi, unless SOCKET_ACTIVATE_FFI=0, --no-experimental-ffi, or --permission without " +
+            "--allow-ffi turns that off"
           : `${rt.name} cannot do without a native addon`),
     );
   }
@@ -117,7 +123,8 @@ function checkFdName(name: string): void {
 /**
  * `FDSTORE=1`: hands fds to the service manager's fd store (FileDescriptorStoreMax=
  * in the unit), to be passed back on the next start as LISTEN_FDS with the
- * name given. Deno (with `--allow-ffi`) and Bun; Node cannot pass fds.
+ * name given. Deno (with `--allow-ffi`), Bun and Node 26 (over `node:ffi`);
+ * Node 22 and 24 cannot pass fds.
  *
  * @param fds The fds to store.
  * @param name Their FDNAME. @default {"stored"}
@@ -140,10 +147,11 @@ export function storeFds(fds: number[], name?: string, options: NotifyOptions = 
   }
   const value = notifySocket(options);
   if (value === undefined) return Promise.resolve(false);
-  const fp = fdPassing("store fds");
   const state = "FDSTORE=1" + (name === undefined ? "" : `\nFDNAME=${name}`);
-  if (!fp.send(notifyAddress(value), state, fds)) return Promise.reject(refused(value));
-  return Promise.resolve(true);
+  return fdPassing("store fds").then((fp) => {
+    if (!fp.send(notifyAddress(value), state, fds)) throw refused(value);
+    return true;
+  });
 }
 
 /**
@@ -165,7 +173,7 @@ export function removeFds(name: string): Promise<boolean> {
 /**
  * `BARRIER=1`: waits until the service manager has processed every
  * notification sent before, as `sd_notify_barrier(3)`: sends a pipe's write
- * end and waits for it to be closed. Deno (with `--allow-ffi`) and Bun.
+ * end and waits for it to be closed. Deno (with `--allow-ffi`), Bun and Node 26.
  *
  * @param timeoutMs How long to wait. @default {5000}
  * @param options Where NOTIFY_SOCKET comes from.
@@ -182,7 +190,7 @@ export function removeFds(name: string): Promise<boolean> {
 export async function barrier(timeoutMs = 5000, options: NotifyOptions = {}): Promise<boolean> {
   const value = notifySocket(options);
   if (value === undefined) return false;
-  const fp = fdPassing("send BARRIER=1");
+  const fp = await fdPassing("send BARRIER=1");
   const pipe = fp.pipe();
   if (pipe === undefined) throw new ActivationError("ENOTSUP", "Cannot send BARRIER=1: pipe2() failed");
   const [r, w] = pipe;

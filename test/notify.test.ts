@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { ActivationError, notify } from "../mod.ts";
+import { ActivationError, barrier, notify, storeFds } from "../mod.ts";
 import {
   activate,
   cliCommand,
@@ -262,7 +262,7 @@ test("the echo server sends READY=1, STATUS and STOPPING=1 in order under system
   for (const m of states) assert.equal(m.pid, run.child.pid);
 });
 
-test("storeFds() passes the listening socket itself to the fd store, and barrier() waits for it (Deno, Bun)", async () => {
+test("storeFds() passes the listening socket itself to the fd store, and barrier() waits for it (Deno, Bun, Node 26)", async () => {
   const address = `@sa-fdstore-${process.pid}-${Date.now()}`;
   const r = await receiver(address);
   const port = await freePort();
@@ -281,10 +281,10 @@ test("storeFds() passes the listening socket itself to the fd store, and barrier
   });
   await run.exited();
   conn.destroy();
-  if (RUNTIME === "node") {
+  if (TOOL) {
     assert.match(
       run.stdout(),
-      /^error ENOTSUP: Cannot store fds: passing fds .* node cannot do without a native addon/,
+      /^error ENOTSUP: Cannot store fds: passing fds .* Node [\d.]+ cannot do without a native addon\. Node 26\.9 and later pass fds over node:ffi/,
     );
     r.run.child.kill("SIGKILL");
     return;
@@ -302,7 +302,22 @@ test("storeFds() passes the listening socket itself to the fd store, and barrier
   for (const m of [store, bar, remove]) assert.equal(m.pid, run.child.pid);
 });
 
-test("barrier() times out when the receiver keeps the pipe open", { skip: RUNTIME === "node" }, async () => {
+test("storeFds() and barrier() on Node 26 with SOCKET_ACTIVATE_FFI=0: ENOTSUP, saying what lifts it", {
+  skip: NODE_FFI ? false : "only a Node with node:ffi has it to turn off",
+}, async () => {
+  const env = { NOTIFY_SOCKET: "@sa-ffi-off" };
+  await withEnv({ SOCKET_ACTIVATE_FFI: "0" }, async () => {
+    for (const call of [() => storeFds([0], "x", { env }), () => barrier(100, { env })]) {
+      await assert.rejects(call(), (e) =>
+        e instanceof ActivationError && e.code === "ENOTSUP" &&
+        /Node 26\.9 and later pass fds over node:ffi, unless SOCKET_ACTIVATE_FFI=0/.test(e.message));
+    }
+  });
+});
+
+test("barrier() times out when the receiver keeps the pipe open", {
+  skip: TOOL && "Node 22 and 24 cannot pass fds",
+}, async () => {
   const dir = tempDir();
   const address = path.join(dir, "hold.sock");
   // A receiver that takes the datagram but never closes the fds it got.
@@ -316,7 +331,6 @@ kept = socket.recv_fds(s, 100, 4); time.sleep(10)`,
     address,
   ]);
   await until(() => hold.stdout().startsWith("ready"));
-  const { barrier } = await import("../mod.ts");
   const t0 = Date.now();
   assert.equal(await barrier(300, { env: { NOTIFY_SOCKET: address } }), false);
   assert.ok(Date.now() - t0 >= 290);
@@ -330,20 +344,35 @@ test(
   },
   async () => {
     const ffiLoaded = "process.moduleLoadList.includes('NativeModule ffi')";
-    for (const build of ["node.cjs", "node.js"]) {
-      for (const off of [false, true]) {
-        const script = `import(${JSON.stringify(path.join(ROOT, "dist", build))}).then(async (sa) => {
-        sa.listenFds();
-        const before = ${ffiLoaded};
-        const code = await sa.notify("READY=1", { env: { NOTIFY_SOCKET: "/nonexistent/notify" } }).catch((e) => e.code);
-        console.log(JSON.stringify([before, ${ffiLoaded}, code]));
-      });`;
-        const run = start([process.execPath, "-e", script], { SOCKET_ACTIVATE_FFI: off ? "0" : undefined });
-        assert.equal(await run.exited(), 0, run.stderr());
-        const what = `${build}${off ? " with SOCKET_ACTIVATE_FFI=0" : ""}`;
-        assert.equal(run.stdout(), `${JSON.stringify([false, NODE_FFI && !off, "ECONNREFUSED"])}\n`, what);
-        assert.equal(run.stderr(), "", what);
-      }
+    // [build, SOCKET_ACTIVATE_FFI, node's flags, whether node:ffi is used]
+    const cases: [string, string | undefined, string[], boolean][] = [
+      ["node.cjs", undefined, [], NODE_FFI],
+      ["node.js", undefined, [], NODE_FFI],
+      ["node.cjs", "0", [], false],
+      ["node.js", "0", [], false],
+    ];
+    if (NODE_FFI) {
+      cases.push(["node.cjs", undefined, ["--no-experimental-ffi"], false]);
+      cases.push([
+        "node.cjs",
+        undefined,
+        ["--permission", "--allow-fs-read=*", "--allow-child-process"],
+        false,
+      ]);
+    }
+    for (const [build, off, flags, uses] of cases) {
+      const script = `import(${JSON.stringify(path.join(ROOT, "dist", build))}).then(async (sa) => {
+      sa.listenFds();
+      const before = ${ffiLoaded};
+      const code = await sa.notify("READY=1", { env: { NOTIFY_SOCKET: "/nonexistent/notify" } }).catch((e) => e.code);
+      console.log(JSON.stringify([before, ${ffiLoaded}, code]));
+    });`;
+      const run = start([process.execPath, ...flags, "-e", script], { SOCKET_ACTIVATE_FFI: off });
+      assert.equal(await run.exited(), 0, run.stderr());
+      const what = `${build} ${flags.join(" ")}${off ? " with SOCKET_ACTIVATE_FFI=0" : ""}`;
+      assert.equal(run.stdout(), `${JSON.stringify([false, uses, "ECONNREFUSED"])}\n`, what);
+      // Node's own SecurityWarning for --allow-child-process is the flag's, not the package's.
+      assert.equal(run.stderr().replace(/^.*(SecurityWarning|--trace-warnings).*\n/gm, ""), "", what);
     }
   },
 );

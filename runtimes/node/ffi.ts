@@ -1,7 +1,8 @@
 // The Node shim's libc over node:ffi (Node 26), loaded only where
 // ffi_gate.ts found node:ffi: the same symbol tables and calls Deno and Bun
 // use (runtimes/ffi/libc.ts), with their definitions translated.
-import { LIBC, type Libc, makeLibc, sendWithFdsVia, type SymbolDef } from "../ffi/libc.ts";
+import type { FdPassing } from "../../src/_runtime.ts";
+import { fdPassingVia, LIBC, type Libc, makeLibc, sendWithFdsVia, type SymbolDef } from "../ffi/libc.ts";
 import type { NodeFfi } from "./ffi_gate.ts";
 
 type Fn = (...args: unknown[]) => unknown;
@@ -61,4 +62,10 @@ export function nodeLibc(ffi: NodeFfi): Libc | null {
 export function notifyVia(ffi: NodeFfi, path: Uint8Array, state: string): boolean | undefined {
   const c = nodeLibc(ffi);
   return c === null ? undefined : sendWithFdsVia(c, path, new TextEncoder().encode(state), []);
+}
+
+/** FDSTORE=1 and BARRIER=1: sendmsg with SCM_RIGHTS, pipe2, poll; undefined without libc. */
+export function fdPassingNode(ffi: NodeFfi): FdPassing | undefined {
+  const c = nodeLibc(ffi);
+  return c === null ? undefined : fdPassingVia(c);
 }

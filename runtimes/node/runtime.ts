@@ -231,8 +231,11 @@ export const nodeRuntime: Runtime = {
   exit: (code) => process.exit(code),
   version: () => `node ${process.versions.node}`,
   notifySend,
-  // SCM_RIGHTS needs sendmsg, which Node offers only to child-process IPC.
-  fdPassing: () => undefined,
+  // SCM_RIGHTS needs sendmsg, which Node 22 and 24 offer only to child-process IPC.
+  fdPassing: () => {
+    const ffi = nodeFfi();
+    return ffi === undefined ? undefined : import("./ffi.ts").then((m) => m.fdPassingNode(ffi));
+  },
   monotonicUsec: () => process.hrtime.bigint() / 1000n,
   unrefTimer: (timer) => (timer as { unref?: () => void }).unref?.(),
   onSignal: (signal, fn) => {
