@@ -10,6 +10,7 @@ import type { Fallback, ListenOptions } from "./listen.ts";
 import type { release } from "./listen_fds.ts";
 import type { Addr, RawListener, Target } from "./_net.ts";
 import type { getRuntime } from "./_runtime.ts";
+import type * as Signals from "./_signals.ts";
 
 /**
  * A certificate chain and its private key, PEM-encoded.
@@ -152,6 +153,22 @@ export interface ListenHttpOptions {
    * @default {read from the https.Server}
    */
   tls?: TlsOptions;
+  /**
+   * How long the stop on SIGTERM waits for requests in flight before it
+   * closes their connections, in milliseconds.
+   *
+   * @default {10000}
+   */
+  drainTimeout?: number;
+  /**
+   * Stop on SIGTERM and SIGINT, as `listen()`'s option of the same name
+   * says: `server.close()`, the requests in flight answered with
+   * `Connection: close`, idle keep-alive connections closed, then exit 0.
+   * The program's own `server.close()`, or `false`, leaves the signals alone.
+   *
+   * @default {true}
+   */
+  signals?: boolean;
 }
 
 /**
@@ -197,6 +214,8 @@ export interface ServeInternals {
   verifyListener: typeof Listen.verifyListener;
   release: typeof release;
   getRuntime: typeof getRuntime;
+  guard: typeof Signals.guard;
+  checkSignals: typeof Signals.checkSignals;
 }
 
 /** One accepted connection, as the drain logic sees it. */

@@ -144,6 +144,23 @@ export function screen(request: Request, s: Screen): number {
 }
 
 /**
+ * `response`, saying `Connection: close`: answered during a drain, so that
+ * the client sends its next request on a new connection, which the next
+ * process serves.
+ */
+export function closingConnection(response: Response): Response {
+  try {
+    response.headers.set("connection", "close");
+    return response;
+  } catch {
+    // Immutable headers (Response.redirect(), Response.error()).
+    const r = new Response(response.body, response);
+    r.headers.set("connection", "close");
+    return r;
+  }
+}
+
+/**
  * The answer to a refused request: no body, and the connection closed, as
  * the runtimes' own parsers close it after what they refuse. `said`: the
  * server adds `Connection: close` itself (hyper, to a response whose request

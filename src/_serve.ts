@@ -1,7 +1,7 @@
 // serve() and listenHttp() themselves, loaded on their first call (src/serve.ts):
 // the one place that takes options to a listening server. What they use of
 // the package's entry comes in as `ServeInternals` (see src/_http.ts).
-import type { Server as HttpServer } from "node:http";
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from "node:http";
 import { ActivationError } from "./errors.ts";
 import type {
   FastServer,
@@ -88,6 +88,7 @@ export async function serveImpl(
   if (options.idleExit !== undefined && !(options.idleExit > 0)) {
     throw new RangeError(`Cannot exit after ${options.idleExit} idle seconds: give a number above 0`);
   }
+  i.checkSignals(options.signals, "serve() options");
   const maxRequestBodySize = bodyLimit(options.maxRequestBodySize);
   const a = i.adopt(rt, options);
   if (a === undefined) i.requireFallback(options.fallback);
@@ -151,10 +152,14 @@ function fastServer(i: Internals, a: Adoption, fast: FastServer, options: ServeO
     throw e;
   }
   // The Tracker keeps no connections here: it runs the watchdog and settles
-  // `finished` once the fast server has drained.
-  const tracker = new i.Tracker({ ...options, onError: undefined }, () => {});
+  // `finished` once the fast server has drained. The fast server's own drain
+  // is the one the signals run.
+  const tracker = new i.Tracker({ ...options, onError: undefined, signals: false }, () => {});
   const s = tracker.server(true, addr, a.f, () => {});
+  const drainTimeout = options.drainTimeout ?? 10_000;
   let closed: Promise<void> | undefined;
+  const close = () => (closed ??= fast.close(drainTimeout).then(() => tracker.close()).finally(unguard));
+  const unguard = i.guard({ busy: () => fast.connections, close, drainTimeout }, options.signals);
   return {
     activated: true,
     addr,
@@ -163,7 +168,7 @@ function fastServer(i: Internals, a: Adoption, fast: FastServer, options: ServeO
     get connections() {
       return fast.connections;
     },
-    close: () => (closed ??= fast.close(options.drainTimeout ?? 10_000).then(() => tracker.close())),
+    close,
     finished: s.finished,
   };
 }
@@ -195,6 +200,7 @@ export async function listenHttpImpl(
 ): Promise<HttpListening> {
   const rt = i.getRuntime();
   checkTls(options.tls, "listenHttp() options");
+  i.checkSignals(options.signals, "listenHttp() options");
   const a = i.adopt(rt, options);
   if (a === undefined) i.requireFallback(options.fallback);
   else if (a.mode === "connection") throw acceptYes(i, a, "listenHttp()");
@@ -209,5 +215,53 @@ export async function listenHttpImpl(
     }
   }
   const { addr } = await listenOn(i, http, server, a, options, tls);
+  drainOnSignal(i, server, options);
   return { activated: a !== undefined, fd: a?.f.fd, name: a?.f.name, addr };
+}
+
+/**
+ * The default stop for a server of the caller's own: server.close(), the
+ * requests in flight answered with `Connection: close`, idle keep-alive
+ * connections closed, and at `drainTimeout` every connection left. The
+ * program's own server.close() takes it out of the default stop.
+ */
+function drainOnSignal(i: Internals, server: HttpServer, options: ListenHttpOptions): void {
+  if (options.signals === false) return;
+  const inFlight = new Set<ServerResponse>();
+  let closing = false;
+  let settle = () => {};
+  server.prependListener("request", (_req: IncomingMessage, res: ServerResponse) => {
+    inFlight.add(res);
+    if (closing) res.shouldKeepAlive = false;
+    res.once("close", () => {
+      inFlight.delete(res);
+      if (closing) setImmediate(() => server.closeIdleConnections?.());
+      settle();
+    });
+  });
+  const drainTimeout = options.drainTimeout ?? 10_000;
+  let closed: Promise<void> | undefined;
+  const close = () =>
+    closed ??= new Promise<void>((resolve) => {
+      closing = true;
+      for (const res of inFlight) if (!res.headersSent) res.shouldKeepAlive = false;
+      const timer = setTimeout(() => {
+        server.closeAllConnections?.();
+        resolve();
+      }, drainTimeout);
+      // Bun calls close()'s callback before the requests in flight are answered: they are counted here.
+      let stopped = false;
+      settle = () => {
+        if (!stopped || inFlight.size > 0) return;
+        clearTimeout(timer);
+        resolve();
+      };
+      server.close(() => {
+        stopped = true;
+        settle();
+      });
+      server.closeIdleConnections?.();
+    });
+  const unguard = i.guard({ busy: () => inFlight.size, close, drainTimeout }, options.signals);
+  server.once("close", unguard);
 }

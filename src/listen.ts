@@ -4,6 +4,7 @@ import { claim, type ListenFd, listenFds, release, remembered } from "./listen_f
 import { type Addr, type Conn, formatAddr, type RawListener, type Target } from "./_net.ts";
 import { getRuntime, type Runtime } from "./_runtime.ts";
 import { keepAlive } from "./watchdog.ts";
+import { checkSignals, guard } from "./_signals.ts";
 
 export type { Addr, Conn } from "./_net.ts";
 
@@ -91,6 +92,17 @@ export interface ListenOptions {
    * (the connection, the peer, what happened), any other error with its stack}
    */
   onError?: (error: unknown, conn: Conn) => void;
+  /**
+   * Stop on SIGTERM and SIGINT: every server of the process drains as
+   * `close()` does (telling systemd STOPPING=1), then the process exits 0;
+   * a second signal exits at once. A program's own handler for a signal
+   * (`process.on`, `process.once`) takes it instead; in Deno one added with
+   * `Deno.addSignalListener` is not seen, so pass `false` there. `false`
+   * leaves every signal alone.
+   *
+   * @default {true}
+   */
+  signals?: boolean;
 }
 
 /**
@@ -188,6 +200,7 @@ export async function listen(options: ListenOptions, handler: ConnHandler): Prom
   if (options.idleExit !== undefined && !(options.idleExit > 0)) {
     throw new RangeError(`Cannot exit after ${options.idleExit} idle seconds: give a number above 0`);
   }
+  checkSignals(options.signals, "listen() options");
   const adopted = adopt(rt, options);
   if (adopted === undefined) {
     requireFallback(options.fallback);
@@ -741,6 +754,9 @@ export class Tracker {
     conn.close();
   }
 
+  /** Takes the server out of the default stop once it has closed (src/_signals.ts). */
+  unguard: () => void = () => {};
+
   close(): Promise<void> {
     return (this.closing ??= (async () => {
       clearTimeout(this.idleTimer);
@@ -756,6 +772,7 @@ export class Tracker {
       }
       clearTimeout(timer);
       this.drained = true;
+      this.unguard();
       this.resolveFinished();
     })());
   }
@@ -770,6 +787,11 @@ export class Tracker {
     // Only a socket the service manager holds brings the service back.
     this.idleExit = activated && this.options.idleExit !== undefined;
     this.idle();
+    this.unguard = guard({
+      busy: () => this.open.size,
+      close: () => this.close(),
+      drainTimeout: this.options.drainTimeout ?? 10_000,
+    }, this.options.signals);
     // deno-lint-ignore no-this-alias
     const t = this;
     return {

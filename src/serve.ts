@@ -19,6 +19,7 @@ import {
 } from "./listen.ts";
 import { release } from "./listen_fds.ts";
 import { getRuntime } from "./_runtime.ts";
+import { checkSignals, guard } from "./_signals.ts";
 
 export type {
   HttpListening,
@@ -41,6 +42,8 @@ const internals: ServeInternals = {
   verifyListener,
   release,
   getRuntime,
+  guard,
+  checkSignals,
 };
 
 /**

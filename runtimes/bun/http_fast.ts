@@ -17,7 +17,15 @@
 // and dup3(): a connection to it then is reset, never served.
 import type { Addr, RawListener } from "../../src/_net.ts";
 import type { FastServeOptions, FastServer, ServeHandler, ServeInfo } from "../../src/_http.ts";
-import { callHandler, failed, refusal, type Screen, screen, viaHeaders } from "../../src/_http_fast.ts";
+import {
+  callHandler,
+  closingConnection,
+  failed,
+  refusal,
+  type Screen,
+  screen,
+  viaHeaders,
+} from "../../src/_http_fast.ts";
 import { authorityOf, BODY_TOO_LARGE, DEFAULT_MAX_REQUEST_BODY_SIZE } from "../../src/_http_check.ts";
 import {
   AF_UNIX,
@@ -194,7 +202,9 @@ function serveFastSync(fd: number, handler: ServeHandler, options: FastServeOpti
         const status = screen(request, sc);
         if (status !== 0) return refusal(status);
         const r = callHandler(handler, request, new Info(srv, request, unix), onError);
-        return r instanceof Response ? withCompletion(request, r) : r.then((x) => withCompletion(request, x));
+        const out = (x: Response) =>
+          withCompletion(request, closing === undefined ? x : closingConnection(x));
+        return r instanceof Response ? out(r) : r.then(out);
       },
       error(e: unknown): Response {
         console.error("socket-activate: serving a request failed:", e);

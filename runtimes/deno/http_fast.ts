@@ -24,6 +24,7 @@ import type { Addr, RawListener } from "../../src/_net.ts";
 import type { FastServeOptions, FastServer, ServeHandler, ServeInfo, TlsOptions } from "../../src/_http.ts";
 import {
   callHandler,
+  closingConnection,
   failed,
   refusal,
   type Screen,
@@ -339,10 +340,15 @@ function connections(i: Internals, handler: ServeHandler, options: FastServeOpti
           c.abort.signal,
           (req, inner) => {
             const r = guard(req, inner);
-            if (r instanceof Response) return r;
+            if (r instanceof Response) return closing === undefined ? r : closingConnection(r);
             c.pending++;
-            r.then(settled, settled);
-            return r;
+            return r.then((x) => {
+              settled();
+              return closing === undefined ? x : closingConnection(x);
+            }, (e) => {
+              settled();
+              throw e;
+            });
           },
           onDenoError,
           () => {},

@@ -233,6 +233,23 @@ export const denoRuntime: Runtime = {
     D().addSignalListener(signal, fn);
     return () => D().removeSignalListener(signal, fn);
   },
+  onDefaultSignal: (signal, fn) => {
+    // process.on and process.once, which programs use alike in every
+    // runtime, are what can be counted; Deno.addSignalListener cannot.
+    const p = (globalThis as unknown as { process: typeof import("node:process") }).process;
+    const h = () => {
+      if (p.listenerCount(signal) === 1) fn();
+    };
+    // Deno runs each process.on listener as a signal listener of its own, in
+    // the order added, whatever prependListener says: the program's that
+    // exist already are put back behind this one, so that a once handler is
+    // still counted when this one runs.
+    const prior = p.rawListeners(signal) as (() => void)[];
+    for (const l of prior) p.removeListener(signal, l);
+    p.on(signal, h);
+    for (const l of prior) p.on(signal, l);
+    return () => p.off(signal, h);
+  },
   net: () => Promise.resolve(denoNet ??= makeDenoNet(loadLibc)),
   dgram: () => import("./dgram.ts").then((m) => m.denoDgram),
   http: () => import("../node_api/http.ts").then((m) => m.nodeHttp),

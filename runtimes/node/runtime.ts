@@ -242,6 +242,15 @@ export const nodeRuntime: Runtime = {
     process.on(signal, fn);
     return () => process.off(signal, fn);
   },
+  onDefaultSignal: (signal, fn) => {
+    // First in line, so that a program's process.once handler, added before
+    // or after, is still counted when this one runs.
+    const h = () => {
+      if (process.listenerCount(signal) === 1) fn();
+    };
+    process.prependListener(signal, h);
+    return () => process.off(signal, h);
+  },
   // Loaded on demand: Bun reuses this object and never needs node:net.
   net: () => import("../node_api/net.ts").then((m) => m.nodeNet),
   dgram: () => import("../node_api/dgram.ts").then((m) => m.nodeDgram),

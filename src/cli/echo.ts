@@ -84,6 +84,8 @@ export function echoServer(options: EchoOptions = {}, notifier?: Notifier): Prom
     fallback,
     watchdog: true,
     idleExit: options.idleExit,
+    // `socket-activate echo` (src/cli/main.ts) stops on its own signal handlers, as it always has.
+    signals: false,
   }, async (conn: Conn) => {
     const n = ++served;
     // A connection waiting in the inherited socket's backlog can arrive
