@@ -63,7 +63,12 @@ export interface DatagramServer {
   readonly fd: number | undefined;
   /** Its LISTEN_FDNAMES name, when activated. */
   readonly name: string | undefined;
-  /** Sends one datagram to `remote` (a sender's address from the handler, say). */
+  /**
+   * Sends one datagram to `remote` (a sender's address from the handler,
+   * say). Rejects with an error whose `code` is the errno: an
+   * {@linkcode ActivationError} `ECONNREFUSED` when a unix sender has gone. A
+   * handler that does not await it loses only that datagram, never the server.
+   */
   send(data: Uint8Array, remote: Addr): Promise<void>;
   /** Stops receiving and closes the socket. */
   close(): Promise<void>;
@@ -154,7 +159,24 @@ export async function listenDatagram(
       addr,
       fd,
       name,
-      send: (data, remote) => raw.send(data, remote),
+      send: (data, remote) => {
+        const sent = raw.send(data, remote).catch((e) => {
+          // Other failures keep the runtime's own error, with its errno `code`.
+          if ((e as { code?: unknown })?.code !== "ECONNREFUSED") throw e;
+          const where = remote.transport === "unix"
+            ? `"${remote.path}"`
+            : `${remote.hostname}:${remote.port}`;
+          throw new ActivationError(
+            "ECONNREFUSED",
+            `Cannot send a datagram to ${where}: nothing receives there (the sender has gone)`,
+          );
+        });
+        // A reply to a sender that has gone is not the server's failure: a
+        // handler that does not await it must not crash the process with an
+        // unhandled rejection. One that awaits it gets the error.
+        sent.catch(() => {});
+        return sent;
+      },
       close: () => {
         raw.close();
         resolveFinished();

@@ -3,7 +3,20 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as dgram from "node:dgram";
-import { cliCommand, fixtureCommand, freePort, RUNTIME, SSA, start, tempDir, until } from "./_util.ts";
+import {
+  cliCommand,
+  fixtureCommand,
+  freePort,
+  NODE_FFI,
+  RUNTIME,
+  SSA,
+  start,
+  tempDir,
+  until,
+} from "./_util.ts";
+
+// Node 22 and 24 (and 26 with SOCKET_ACTIVATE_FFI=0) have no unix datagram socket.
+const NODE_NO_UNIX = RUNTIME === "node" && !NODE_FFI;
 
 function client(family: "udp4" | "udp6") {
   const s = dgram.createSocket(family);
@@ -99,7 +112,7 @@ test("listenDatagram() refuses a stream socket with a clear error", async () => 
 });
 
 for (const kind of ["path", "abstract"]) {
-  test(`listenDatagram() on an activated unix datagram socket (${kind}): Deno and Bun answer, Node refuses`, async () => {
+  test(`listenDatagram() on an activated unix datagram socket (${kind}): Deno, Bun, Node 26 answer, Node 22 refuses`, async () => {
     const dir = tempDir();
     const address = kind === "path" ? `${dir}/dgram.sock` : `@sa-dgram-${process.pid}-${Date.now()}`;
     const run = start([SSA, "-d", "-l", address, ...fixtureCommand("udp.ts")]);
@@ -121,7 +134,7 @@ for _ in range(100):
       address,
       `${dir}/client.sock`,
     ]);
-    if (RUNTIME !== "node") {
+    if (!NODE_NO_UNIX) {
       assert.equal(await client.exited(), 0, client.stderr());
       assert.equal(client.stdout(), "UNIX DGRAM\n");
       await run.stderrMatch(/ready true \{"transport":"unix","path":"/);
@@ -133,10 +146,55 @@ for _ in range(100):
     client.child.kill("SIGKILL");
     assert.match(
       run.stderr(),
-      /ENOTSUP: fd 3 "unknown" is a unix dgram .*: Node cannot receive on a unix datagram socket/,
+      /ENOTSUP: fd 3 "unknown" is a unix dgram .*: Node [\d.]+ cannot receive on a unix datagram socket .*Node 26\.9 or later/,
     );
   });
 }
+
+test("a unix datagram reply to a sender that has gone: ECONNREFUSED to an awaited send, no crash unawaited", {
+  skip: NODE_NO_UNIX && "Node 22 and 24 have no unix datagram socket",
+}, async () => {
+  const dir = tempDir();
+  const address = `${dir}/dgram.sock`;
+  const run = start([SSA, "-d", "-l", address, ...fixtureCommand("udp.ts")]);
+  // Knocks until served, then two senders that are gone when their (late)
+  // replies leave, then one more that must still be answered.
+  const client = start([
+    "/usr/bin/python3",
+    "-c",
+    `
+import socket, sys, time
+def ask(name, text, wait=True):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind(sys.argv[2] + "/" + name); s.settimeout(0.1)
+    for _ in range(100 if wait else 1):
+        try:
+            s.sendto(text, sys.argv[1])
+            if not wait: break
+            print(s.recv(100).decode(), flush=True); break
+        except OSError:
+            time.sleep(0.05)
+    s.close()
+ask("a.sock", b"first")
+ask("gone1.sock", b"late one", False)
+ask("gone2.sock", b"report two", False)
+time.sleep(0.8)
+ask("b.sock", b"after")`,
+    address,
+    dir,
+  ]);
+  assert.equal(await client.exited(), 0, client.stderr());
+  assert.equal(client.stdout(), "FIRST\nAFTER\n");
+  await run.stderrMatch(/send failed/);
+  run.child.kill("SIGKILL");
+  await run.exited();
+  assert.match(
+    run.stderr(),
+    new RegExp(
+      `send failed ECONNREFUSED true: Cannot send a datagram to "${dir}/gone2.sock": nothing receives there`,
+    ),
+  );
+  assert.doesNotMatch(run.stderr(), /Unhandled|unhandled|gone1/);
+});
 
 test("SOCK_SEQPACKET: Bun serves the echo packet by packet, Node and Deno refuse with EPROTOTYPE", async () => {
   const sock = `${tempDir()}/seq.sock`;

@@ -5,11 +5,12 @@
 // floods.
 import type { DgramAdapter } from "../../src/_net.ts";
 import { nodeDgram } from "../node_api/dgram.ts";
-import { ffiDgram } from "../ffi/dgram.ts";
+import { ffiDgram, timerWait } from "../ffi/dgram.ts";
 
 // deno-lint-ignore no-explicit-any
 type Any = any;
 let lib: Any;
+let read: Any;
 
 function symbols(): Any {
   if (lib) return lib;
@@ -18,7 +19,9 @@ function symbols(): Any {
     poll: { args: ["ptr", "u64", "i32"], returns: "i32" },
     recvfrom: { args: ["i32", "ptr", "u64", "i32", "ptr", "ptr"], returns: "i64" },
     sendto: { args: ["i32", "ptr", "u64", "i32", "ptr", "u32"], returns: "i64" },
+    __errno_location: { args: [], returns: "ptr" },
   }).symbols;
+  read = ffi.read;
   return lib;
 }
 
@@ -27,23 +30,12 @@ export const bunDgram: DgramAdapter = {
   bindFd(fd, family, onMessage) {
     if (family !== "unix") return nodeDgram.bindFd(fd, family, onMessage);
     const s = symbols();
-    let idle = 1;
     return Promise.resolve(ffiDgram(
       {
-        async wait(pfd) {
-          const deadline = Date.now() + 100;
-          while (Date.now() < deadline) {
-            if (s.poll(pfd, 1, 0) > 0) {
-              idle = 1;
-              return 1;
-            }
-            await new Promise((r) => setTimeout(r, idle));
-            idle = Math.min(20, idle * 2);
-          }
-          return 0;
-        },
+        wait: timerWait((pfd) => s.poll(pfd, 1, 0)),
         recvfrom: (fd, buf, flags, addr, alen) => Number(s.recvfrom(fd, buf, buf.length, flags, addr, alen)),
         sendto: (fd, buf, flags, addr) => Number(s.sendto(fd, buf, buf.length, flags, addr, addr.length)),
+        errno: () => read.i32(s.__errno_location()),
       },
       fd,
       family,

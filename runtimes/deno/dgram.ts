@@ -22,6 +22,7 @@ function symbols(): Any {
       read: { parameters: ["i32", "buffer", "usize"], result: "isize", nonblocking: true },
       recvfrom: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "buffer"], result: "isize" },
       sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "isize" },
+      __errno_location: { parameters: [], result: "pointer" },
     }).symbols;
   } catch (e) {
     throw new ActivationError(
@@ -47,6 +48,7 @@ export const denoDgram: DgramAdapter = {
             Number(s.recvfrom(fd, buf, BigInt(buf.length), flags, addr, alen)),
           sendto: (fd, buf, flags, addr) =>
             Number(s.sendto(fd, buf, BigInt(buf.length), flags, addr, addr.length)),
+          errno: () => new (D().UnsafePointerView)(s.__errno_location()).getInt32(),
         },
         fd,
         family,

@@ -13,7 +13,45 @@ export interface DgramCalls {
   wait(pfd: Uint8Array): Promise<number>;
   recvfrom(fd: number, buf: Uint8Array, flags: number, addr: Uint8Array, alen: Uint8Array): number;
   sendto(fd: number, buf: Uint8Array, flags: number, addr: Uint8Array): number;
+  /** errno of the call just made (glibc's __errno_location). */
+  errno(): number;
 }
+
+/**
+ * `wait` for a runtime whose FFI calls are all synchronous (Bun, Node):
+ * poll() with a zero timeout on a timer, backing off to 20 ms while idle, for
+ * at most 100 ms a call. Fine for control sockets, not for floods.
+ */
+export function timerWait(poll: (pfd: Uint8Array) => number): (pfd: Uint8Array) => Promise<number> {
+  let idle = 1;
+  return async (pfd) => {
+    const deadline = Date.now() + 100;
+    while (Date.now() < deadline) {
+      if (poll(pfd) > 0) {
+        idle = 1;
+        return 1;
+      }
+      await new Promise((r) => setTimeout(r, idle));
+      idle = Math.min(20, idle * 2);
+    }
+    return 0;
+  };
+}
+
+// The errno names a datagram send can fail with on Linux (asm-generic/errno).
+const ERRNO: Record<number, string> = {
+  1: "EPERM",
+  2: "ENOENT",
+  11: "EAGAIN",
+  13: "EACCES",
+  89: "EDESTADDRREQ",
+  90: "EMSGSIZE",
+  101: "ENETUNREACH",
+  105: "ENOBUFS",
+  107: "ENOTCONN",
+  111: "ECONNREFUSED",
+  113: "EHOSTUNREACH",
+};
 
 function fromSockaddr(a: Uint8Array, len: number): Addr {
   if (a[0] === 1) { // AF_UNIX: a path, an @abstract name, or unnamed
@@ -129,8 +167,18 @@ export function ffiDgram(
     send: (data, to) => {
       const sa = toSockaddr(to, family);
       const n = calls.sendto(fd, data, 0x4000, /* MSG_NOSIGNAL */ sa);
+      if (n === data.length) return Promise.resolve();
+      const errno = n < 0 ? calls.errno() : 0;
+      const code = n < 0 ? ERRNO[errno] ?? `errno ${errno}` : "EMSGSIZE";
       const where = to.transport === "unix" ? to.path : `${to.hostname}:${to.port}`;
-      return n === data.length ? Promise.resolve() : Promise.reject(new Error(`sendto ${where} failed`));
+      return Promise.reject(
+        Object.assign(
+          new Error(n < 0 ? `sendto ${where}: ${code}` : `sendto ${where} sent ${n} of ${data.length} bytes`),
+          {
+            code,
+          },
+        ),
+      );
     },
     close: () => {
       closed = true;

@@ -2,6 +2,8 @@
 // ffi_gate.ts found node:ffi: the same symbol tables and calls Deno and Bun
 // use (runtimes/ffi/libc.ts), with their definitions translated.
 import type { FdPassing } from "../../src/_runtime.ts";
+import type { Addr, RawDgram } from "../../src/_net.ts";
+import { ffiDgram, timerWait } from "../ffi/dgram.ts";
 import { fdPassingVia, LIBC, type Libc, makeLibc, sendWithFdsVia, type SymbolDef } from "../ffi/libc.ts";
 import type { NodeFfi } from "./ffi_gate.ts";
 
@@ -29,12 +31,13 @@ function probeKeys(ffi: NodeFfi): Keys | undefined {
 }
 
 let libc: Libc | null | undefined;
+let keys: Keys | undefined;
 
 /** libc bound through node:ffi, or null (no libc.so.6, as on musl; keys this Node does not take). */
 export function nodeLibc(ffi: NodeFfi): Libc | null {
   if (libc !== undefined) return libc;
   try {
-    const keys = probeKeys(ffi);
+    keys = probeKeys(ffi);
     if (keys === undefined) return (libc = null);
     const [args, ret] = keys;
     const open = (defs: Record<string, SymbolDef>) => {
@@ -68,4 +71,38 @@ export function notifyVia(ffi: NodeFfi, path: Uint8Array, state: string): boolea
 export function fdPassingNode(ffi: NodeFfi): FdPassing | undefined {
   const c = nodeLibc(ffi);
   return c === null ? undefined : fdPassingVia(c);
+}
+
+let dgramFns: Record<string, Fn> | undefined;
+
+/**
+ * A unix datagram socket over recvfrom/sendto, as Bun serves one: node:ffi's
+ * calls are synchronous (each blocks the event loop while it runs), so
+ * readability is polled with a zero timeout on a timer. Undefined without libc.
+ */
+export function unixDgram(
+  ffi: NodeFfi,
+  fd: number,
+  onMessage: (data: Uint8Array, from: Addr) => void,
+): RawDgram | undefined {
+  if (nodeLibc(ffi) === null || keys === undefined) return undefined;
+  const [args, ret] = keys;
+  const f = (dgramFns ??= ffi.dlopen(LIBC, {
+    poll: { [args]: ["buffer", "u64", "i32"], [ret]: "i32" },
+    recvfrom: { [args]: ["i32", "buffer", "u64", "i32", "buffer", "buffer"], [ret]: "i64" },
+    sendto: { [args]: ["i32", "buffer", "u64", "i32", "buffer", "u32"], [ret]: "i64" },
+    __errno_location: { [args]: [], [ret]: "pointer" },
+  }).functions as Record<string, Fn>);
+  const getInt32 = (ffi as unknown as { getInt32(p: bigint): number }).getInt32;
+  return ffiDgram(
+    {
+      wait: timerWait((pfd) => f.poll(pfd, 1, 0) as number),
+      recvfrom: (fd, buf, flags, addr, alen) => Number(f.recvfrom(fd, buf, buf.length, flags, addr, alen)),
+      sendto: (fd, buf, flags, addr) => Number(f.sendto(fd, buf, buf.length, flags, addr, addr.length)),
+      errno: () => getInt32(f.__errno_location() as bigint),
+    },
+    fd,
+    "unix",
+    onMessage,
+  );
 }

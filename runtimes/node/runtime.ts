@@ -3,6 +3,7 @@
 import type * as NodeFs from "node:fs";
 import { type FdState, fdStateFromFdinfo, type Runtime, type TcpHandle } from "../../src/_runtime.ts";
 import { ActivationError } from "../../src/errors.ts";
+import type { DgramAdapter } from "../../src/_net.ts";
 import { refused } from "../../src/notify.ts";
 import { nodeFfi } from "./ffi_gate.ts";
 
@@ -253,7 +254,21 @@ export const nodeRuntime: Runtime = {
   },
   // Loaded on demand: Bun reuses this object and never needs node:net.
   net: () => import("../node_api/net.ts").then((m) => m.nodeNet),
-  dgram: () => import("../node_api/dgram.ts").then((m) => m.nodeDgram),
+  dgram: () =>
+    import("../node_api/dgram.ts").then((m): DgramAdapter => {
+      // A unix datagram socket over node:ffi (Node 26); UDP through node:dgram.
+      const ffi = nodeFfi();
+      if (ffi === undefined) return m.nodeDgram;
+      return {
+        ...m.nodeDgram,
+        bindFd: (fd, family, onMessage) =>
+          family !== "unix"
+            ? m.nodeDgram.bindFd(fd, family, onMessage)
+            : import("./ffi.ts").then((f) =>
+              f.unixDgram(ffi, fd, onMessage) ?? m.nodeDgram.bindFd(fd, family, onMessage)
+            ),
+      };
+    }),
   http: () => import("../node_api/http.ts").then((m) => m.nodeHttp),
   launcher: () => import("./launcher.ts").then((m) => m.nodeLauncher),
   fifoReadable: (fd) => {

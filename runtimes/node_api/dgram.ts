@@ -49,11 +49,13 @@ export const nodeDgram: DgramAdapter = {
   async bindFd(fd, family, onMessage) {
     if (family === "unix") {
       // node:dgram is UDP only (nodejs/node#61933 closed as stale), and Node
-      // has no FFI to call recvfrom with.
+      // 22 and 24 have no FFI to call recvfrom with.
       throw new ActivationError(
         "ENOTSUP",
-        "Node cannot receive on a unix datagram socket (its dgram is UDP only): serve it with Deno " +
-          "(--allow-ffi) or Bun, or use a UDP port in ListenDatagram=",
+        `Node ${process.versions.node} cannot receive on a unix datagram socket (its dgram is UDP only): ` +
+          "serve it with Node 26.9 or later (node:ffi, unless SOCKET_ACTIVATE_FFI=0, --no-experimental-ffi, or " +
+          "--permission without --allow-ffi turns it off), Deno (--allow-ffi) or Bun, or use a UDP port in " +
+          "ListenDatagram=",
       );
     }
     const s = dgramm().createSocket(family === "ipv6" ? "udp6" : "udp4");
