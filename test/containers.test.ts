@@ -159,6 +159,116 @@ test("a wrapper inside a container (an entrypoint without exec) is ESRCH naming 
   }
 });
 
+// Type=notify from a container under a real systemd (test/real-systemd):
+// podman's own --sdnotify=container forwards READY=1 and nothing after it
+// (podman 4.3), so the service's notify socket is mounted into the container
+// instead, with NotifyAccess=all (the container's processes are not the
+// service's main PID, which is podman's).
+const SYSTEMD = "/lib/systemd/systemd";
+const noSystemd = !fs.existsSync(SYSTEMD)
+  ? `no ${SYSTEMD} (Debian package systemd)`
+  : !fs.existsSync("/sys/fs/cgroup/unified") || !fs.existsSync("/sys/fs/cgroup/systemd")
+  ? "test/real-systemd/boot.sh needs the hybrid cgroup layout, which this machine does not mount"
+  : false;
+const nodeNotify = RUNTIME === "node" && Number(process.versions.node.split(".")[0]) < 26 &&
+  `Node ${process.versions.node} notifies through systemd-notify, which a root file system holding only node lacks`;
+test("Type=notify from a --network=none container: READY=1 and STATUS= reach a real systemd", {
+  skip: NO_PODMAN || noSystemd || nodeNotify,
+}, async () => {
+  const port = await freePort();
+  const dir = tempDir();
+  const root = minimalRootfs();
+  const units = path.join(dir, "units"), log = path.join(dir, "service.log");
+  fs.mkdirSync(units);
+  fs.writeFileSync(path.join(units, "t.target"), "[Unit]\nWants=echo.socket\n");
+  fs.writeFileSync(path.join(units, "echo.socket"), `[Socket]\nListenStream=127.0.0.1:${port}\n`);
+  const exec = podman(
+    [
+      "--sdnotify=ignore",
+      "-v",
+      "/run/systemd/notify:/run/systemd/notify",
+      "-e",
+      "NOTIFY_SOCKET=/run/systemd/notify",
+      "--network=none",
+      ...root.options,
+    ],
+    root.dir,
+    [...containerRuntime(), ...echoEntry()],
+  );
+  fs.writeFileSync(
+    path.join(units, "echo.service"),
+    [
+      "[Service]",
+      "Type=notify",
+      "NotifyAccess=all",
+      "TimeoutStartSec=20",
+      `Environment=PODRUN_STATE=${dir}/podman`,
+      `ExecStart=${exec.join(" ")}`,
+      `StandardError=append:${log}`,
+      "",
+    ].join("\n"),
+  );
+  const check = `printf 'hello\\n' | timeout 20 nc -N 127.0.0.1 ${port}; ` +
+    "$SYSTEMCTL show -P ActiveState echo.service; $SYSTEMCTL show -P StatusText echo.service";
+  const r = start([
+    "/bin/bash",
+    path.join(ROOT, "test", "real-systemd", "run-units.sh"),
+    units,
+    "t.target",
+    "--",
+    "sh",
+    "-c",
+    check,
+  ]);
+  try {
+    assert.equal(await r.exited(60000), 0, r.stderr());
+    const service = fs.existsSync(log) ? fs.readFileSync(log, "utf8") : "";
+    assert.equal(r.stdout(), "OHAI! systemd socket: true\nHELLO\nactive\n1 connection(s) served\n", service);
+  } finally {
+    if (r.child.exitCode === null) r.child.kill("SIGKILL");
+    try {
+      const unshare = fs.readFileSync(path.join(units, ".unshare"), "utf8").trim();
+      const init = fs.readFileSync(`/proc/${unshare}/task/${unshare}/children`, "utf8").trim();
+      if (init !== "") process.kill(Number(init.split(" ")[0]), "SIGKILL");
+    } catch { /* shut down as it should */ }
+    spawnSync("umount", ["-R", path.join(dir, "podman")]);
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.rmSync(root.dir, { recursive: true, force: true });
+  }
+});
+
+test("Node 22 and 24 in a container holding only node: notify() says what is missing and what to do", {
+  skip: NO_PODMAN || (!nodeNotify && "Node 26 sends sd_notify itself (the test above), Deno and Bun too"),
+}, async () => {
+  const port = await freePort();
+  const root = minimalRootfs();
+  const r = start([
+    SSA,
+    "-l",
+    `127.0.0.1:${port}`,
+    ...podman(
+      ["-e", "NOTIFY_SOCKET=/tmp/notify", "--network=none", ...root.options],
+      root.dir,
+      [...containerRuntime(), ...echoEntry()],
+    ),
+  ]);
+  try {
+    const s = await connect({ port }, MS);
+    assert.equal(
+      new TextDecoder().decode(await exchange(s, enc.encode("hi\n"), 65536, MS)),
+      "OHAI! systemd socket: true\nHI\n",
+    );
+    await r.stderrMatch(
+      /echo: cannot notify the service manager: Cannot notify NOTIFY_SOCKET="\/tmp\/notify": Node [\d.]+ has no unix datagram socket here, so systemd-notify sends for it, and there is no systemd-notify on PATH=".*": install it \(Debian package systemd\) or add its directory to PATH\. Node 26\.9 and later send it themselves over node:ffi/,
+      MS,
+    );
+    await stop(r);
+  } finally {
+    if (r.child.exitCode === null) r.child.kill("SIGKILL");
+    fs.rmSync(root.dir, { recursive: true, force: true });
+  }
+});
+
 /** The fenced block after the first line of `doc` that contains `marker`. */
 function block(doc: string, marker: string): string {
   const text = fs.readFileSync(path.join(ROOT, doc), "utf8");

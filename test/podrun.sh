@@ -8,7 +8,13 @@
 #   --cgroups=disabled unless ARGS choose (the container then stays in the caller's cgroup);
 # - no CAP_SYS_RESOURCE, so podman's default rlimits (above the hard limit) cannot be set: nofile and
 #   nproc capped at 16384 unless ARGS set them.
+# PODRUN_STATE=DIR keeps podman's state (--root, --runroot, --tmpdir) in DIR: under a systemd of private
+# namespaces, whose fresh /run makes podman take the host's state for a rebooted machine's and reset it.
 set -u
+global=()
+if [ -n "${PODRUN_STATE:-}" ]; then
+  global=(--root "$PODRUN_STATE/root" --runroot "$PODRUN_STATE/run" --tmpdir "$PODRUN_STATE/tmp")
+fi
 extra=()
 [ -S /run/dbus/system_bus_socket ] || [[ " $* " == *" --cgroups"* ]] || extra+=(--cgroups=disabled)
 caps=$(awk '/^CapEff/ {print $2}' /proc/self/status)
@@ -17,7 +23,7 @@ if (( (0x$caps >> 24 & 1) == 0 )) && [[ " $* " != *" --ulimit nofile"* ]]; then
 fi
 if [ "$(stat -fc %T /sys/fs/cgroup)" != cgroup2fs ] && [ -d /sys/fs/cgroup/unified ]; then
   exec unshare --mount --cgroup --propagation private /bin/sh -c \
-    'umount -l /sys/fs/cgroup && mount -n -t cgroup2 cgroup2 /sys/fs/cgroup && exec podman run --rm "$@"' \
-    podrun "${extra[@]}" "$@"
+    'umount -l /sys/fs/cgroup && mount -n -t cgroup2 cgroup2 /sys/fs/cgroup && exec podman "$@"' \
+    podrun "${global[@]}" run --rm "${extra[@]}" "$@"
 fi
-exec podman run --rm "${extra[@]}" "$@"
+exec podman "${global[@]}" run --rm "${extra[@]}" "$@"
