@@ -307,7 +307,8 @@ function clientLoop(port: number) {
  */
 async function restartsUnderLoad(command: string[]) {
   const port = await freePort();
-  const r = run(["--now", "--restart", "-l", `127.0.0.1:${port}`, "--", ...command]);
+  // --grace 0.3: Node's launcher has no NOTIFY_SOCKET, and waits that long per reload.
+  const r = run(["--now", "--restart", "--grace", "0.3", "-l", `127.0.0.1:${port}`, "--", ...command]);
   await until(() => startedCount(r) === 1, 15000, "the first start");
   const load = clientLoop(port);
   for (let i = 1; i <= 20; i++) {
@@ -463,6 +464,56 @@ test("run: nothing runs before the first connection; one-shot COMMANDs serve 25 
   assert.equal(await failing.exited(), 143, failing.stderr());
 });
 
+test("run --restart: a reload starts the new COMMAND first; a held connection finishes on the old one; a new one that crashes leaves the old serving", async () => {
+  const dir = tempDir();
+  const port = await freePort();
+  const q = (a: string[]) => a.map((x) => `'${x}'`).join(" ");
+  // The second start crashes; the first and third are the echo server.
+  const script = `n=$(cat '${dir}/n' 2>/dev/null || echo 0); n=$((n+1)); echo $n > '${dir}/n'; ` +
+    `[ $n = 2 ] && exit 7; exec ${q(echo())}`;
+  const r = run([
+    "--now",
+    "--restart",
+    "--grace",
+    "0.5",
+    "-l",
+    `127.0.0.1:${port}`,
+    "--",
+    "/bin/sh",
+    "-c",
+    script,
+  ]);
+  await until(() => startedCount(r) === 1, 15000, "the first start");
+  const first = lastPid(r);
+  const held = await connect({ port });
+  let got = "";
+  held.on("data", (d) => (got += d));
+  const heldReply = new Promise<string>((resolve) => held.on("close", () => resolve(got)));
+  await until(() => got.startsWith("OHAI!"), 15000, "the old COMMAND's greeting on the held connection");
+  r.signal("SIGHUP");
+  await until(
+    () => /PID \d+, exited with status 7 before it was ready: PID \d+ keeps serving/.test(r.stderr()),
+    15000,
+    "the crash",
+  );
+  assert.equal(await echoOnce({ port }), "OHAI! systemd socket: true\nHELLO\n");
+  r.signal("SIGHUP");
+  await until(() => r.stderr().includes(`: SIGTERM to PID ${first}\n`), 15000, "the reload");
+  // The old COMMAND drains the held connection; new ones reach the new one.
+  const t0 = Date.now();
+  for (let i = 0; i < 5; i++) assert.equal(await echoOnce({ port }), "OHAI! systemd socket: true\nHELLO\n");
+  console.log(`reload (${RUNTIME}): 5 connections after the reload served in ${Date.now() - t0} ms`);
+  held.end("held\n");
+  assert.equal(await heldReply, "OHAI! systemd socket: true\nHELD\n");
+  await until(
+    () => r.stderr().includes(`PID ${first} (replaced) exited with status 0`),
+    15000,
+    "the old exit",
+  );
+  r.signal("SIGTERM");
+  assert.equal(await r.exited(), 0, r.stderr());
+});
+
 test("run --watch: a changed file restarts COMMAND; a connection meanwhile is served", async () => {
   const dir = tempDir();
   fs.writeFileSync(path.join(dir, "app.txt"), "v1");
@@ -475,7 +526,7 @@ test("run --watch: a changed file restarts COMMAND; a connection meanwhile is se
   fs.writeFileSync(path.join(dir, "app.txt"), "v2");
   await until(() => startedCount(r) === 2, 15000, "the restart after the change");
   assert.notEqual(lastPid(r), first);
-  assert.match(r.stderr(), /a change in .*app\.txt: restarting PID/);
+  assert.match(r.stderr(), /a change in .*app\.txt: starting a new COMMAND beside PID/);
   assert.equal(await echoOnce({ port }), "OHAI! systemd socket: true\nHELLO\n");
   r.signal("SIGTERM");
   assert.equal(await r.exited(), 0, r.stderr());
@@ -527,6 +578,8 @@ test("run: bad arguments exit 2 with a one-line reason and the usage", async () 
       ["-a", "--now", "-l", "80", "--", "true"],
       /--accept starts a COMMAND per connection: --restart, --watch/,
     ],
+    [["--reload=later", "-l", "80", "--", "true"], /--reload "later" is not a mode: use --reload=overlap or/],
+    [["--grace", "soon", "-l", "80", "--", "true"], /--grace "soon" is not a number of seconds \(0-3600\)/],
     [["-l"], /-l needs a value/],
     [
       ["-E", "NOT_SET_ANYWHERE_X", "-l", "80", "--", "true"],

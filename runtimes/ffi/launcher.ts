@@ -3,7 +3,7 @@
 // in the launcher accepts on them. Accept mode polls them off the main thread
 // (a nonblocking FFI call in Deno, a worker in Bun, whose FFI has no async
 // calls) and accept4()s on the main thread.
-import type { Accepted, HeldSocket, Launcher, ListenSpec } from "../../src/cli/launcher.ts";
+import type { Accepted, HeldSocket, Launcher, ListenSpec, NotifyChannel } from "../../src/cli/launcher.ts";
 import { describeSpec, parseIPv4, parseIPv6 } from "../../src/cli/launcher.ts";
 import { commonParts, errnoName, listenError } from "../node_api/launcher.ts";
 import { LIBC } from "./libc.ts";
@@ -15,7 +15,8 @@ type Fn = (...args: Any[]) => Any;
 const SOCK_STREAM = 1, SOCK_DGRAM = 2, SOCK_CLOEXEC = 0o2000000, SOCK_NONBLOCK = 0o4000;
 const AF_UNIX = 1, AF_INET = 2, AF_INET6 = 10;
 const SOL_SOCKET = 1, SO_REUSEADDR = 2, IPPROTO_IPV6 = 41, IPV6_V6ONLY = 26;
-const F_GETFD = 1, F_SETFD = 2;
+const F_GETFD = 1, F_SETFD = 2, F_GETFL = 3, F_SETFL = 4, O_NONBLOCK = 0o4000;
+const SO_RCVTIMEO = 20, MSG_DONTWAIT = 0x40;
 
 // Deno's FFI notation; bun's is derived from it below.
 const SYMBOLS = {
@@ -26,14 +27,18 @@ const SYMBOLS = {
   accept4: { parameters: ["i32", "buffer", "buffer", "i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" },
   __errno_location: { parameters: [], result: "pointer" },
 } as const;
 
 interface Ffi {
   sym: Record<keyof typeof SYMBOLS, Fn>;
   errno(): number;
-  /** poll(2) for POLLIN that waits off the main thread; the fds ready (none at the timeout). */
-  pollAsync(fds: number[], timeoutMs: number): Promise<number[]>;
+  /**
+   * poll(2) for POLLIN that waits off the main thread; the fds ready (none at
+   * the timeout). Polls of one `lane` run one after another (Bun: a worker per lane).
+   */
+  pollAsync(fds: number[], timeoutMs: number, lane?: number): Promise<number[]>;
 }
 
 let loaded: Ffi | undefined;
@@ -74,14 +79,15 @@ function bunFfi(): Ffi {
     defs[name] = { args: d.parameters.map(map), returns: map(d.result) };
   }
   const s = ffi.dlopen(LIBC, defs).symbols;
-  let worker: Any;
+  const workers = new Map<number, Any>();
   let seq = 0;
   const waiting = new Map<number, (buf: Uint8Array) => void>();
   return {
     sym: s,
     errno: () => ffi.read.i32(s.__errno_location(), 0),
-    pollAsync(fds, timeoutMs) {
+    pollAsync(fds, timeoutMs, lane = 0) {
       // A worker blocks in poll(2); bun:ffi calls block the calling thread.
+      let worker = workers.get(lane);
       if (!worker) {
         const code = `
           const { dlopen } = require("bun:ffi");
@@ -95,6 +101,7 @@ function bunFfi(): Ffi {
           };`;
         worker = new Worker(URL.createObjectURL(new Blob([code], { type: "application/javascript" })));
         worker.unref?.();
+        workers.set(lane, worker);
         worker.onmessage = (e: { data: { id: number; buf: Uint8Array } }) => {
           const resolve = waiting.get(e.data.id);
           waiting.delete(e.data.id);
@@ -196,12 +203,36 @@ function peer(sa: Uint8Array, len: number): { remoteAddr?: string; remotePort?: 
   return {};
 }
 
+let notifySeq = 0;
+const notifyFds = new Map<number, NotifyChannel>();
+
+/**
+ * Reads every NOTIFY_SOCKET while one is open, in one loop (its own poll lane,
+ * so that no other wait queues behind it): a COMMAND whose notifications
+ * nobody read would block in sendto(2) once the socket's queue is full.
+ */
+async function notifyHub(ffi: Ffi): Promise<void> {
+  const buf = new Uint8Array(4096);
+  while (notifyFds.size > 0) {
+    const ready = await ffi.pollAsync([...notifyFds.keys()], 250, 1);
+    for (const fd of ready) {
+      for (;;) {
+        const n = Number(ffi.sym.recv(fd, buf, BigInt(buf.length), MSG_DONTWAIT));
+        if (n < 0) break;
+        notifyFds.get(fd)?.onMessage?.(new TextDecoder().decode(buf.subarray(0, n)));
+      }
+    }
+  }
+}
+
 /** The launcher for Deno or Bun. */
 export function ffiLauncher(runtime: "deno" | "bun"): Launcher {
   const f = () => (loaded ??= runtime === "deno" ? denoFfi() : bunFfi());
+  const ffi = f;
   const D = (globalThis as Any).Deno;
+  const common = commonParts();
   return {
-    ...commonParts(),
+    ...common,
     sealInheritedFds() {
       // Bun's spawn closes every fd above the stdio array in the child; Deno
       // passes on whatever lacks FD_CLOEXEC (measured), so mark those.
@@ -238,6 +269,47 @@ export function ffiLauncher(runtime: "deno" | "bun"): Launcher {
         await new Promise(() => {}); // cancelled: never
       })();
       return { ready, cancel: () => void (waiting = false) };
+    },
+    notifySocket() {
+      const ffi = f();
+      const name = `socket-activate-run/${process.pid}/${++notifySeq}`;
+      const spec: ListenSpec = { text: `@${name}`, datagram: true, kind: "unix", path: "\0" + name };
+      const fd = open(ffi, spec, true);
+      const channel: NotifyChannel = {
+        address: `@${name}`,
+        onMessage: undefined,
+        close: () => {
+          notifyFds.delete(fd);
+          ffi.sym.close(fd);
+        },
+      };
+      notifyFds.set(fd, channel);
+      if (notifyFds.size === 1) void notifyHub(ffi);
+      return channel;
+    },
+    spawn(argv, env, fds) {
+      if (runtime !== "deno") return common.spawn(argv, env, fds);
+      // Deno's spawn clears O_NONBLOCK on every fd it hands a child (denoland/
+      // deno#34962), and the flag belongs to the socket, which a running
+      // COMMAND shares (a reload, workers): its accept(2) would then block its
+      // event loop until the next connection. Put the flag back after the
+      // spawn, and bound an accept that blocks meanwhile with SO_RCVTIMEO
+      // (1 ms: it returns EAGAIN, as on a nonblocking socket).
+      const was = fds.map((fd) => ffi().sym.fcntl(fd, F_GETFL, 0));
+      const tv = new Uint8Array(16);
+      new DataView(tv.buffer).setBigInt64(8, 1000n, true);
+      fds.forEach((fd, i) => {
+        if (was[i] & O_NONBLOCK) ffi().sym.setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, tv, 16);
+      });
+      try {
+        return common.spawn(argv, env, fds);
+      } finally {
+        fds.forEach((fd, i) => {
+          if (!(was[i] & O_NONBLOCK)) return;
+          ffi().sym.fcntl(fd, F_SETFL, ffi().sym.fcntl(fd, F_GETFL, 0) | O_NONBLOCK);
+          ffi().sym.setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, new Uint8Array(16), 16);
+        });
+      }
     },
     serve(specs, onConnection) {
       const ffi = f();

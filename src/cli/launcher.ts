@@ -42,6 +42,15 @@ export interface Accepted {
   close(): void;
 }
 
+/** A unix datagram socket that receives sd_notify messages. */
+export interface NotifyChannel {
+  /** NOTIFY_SOCKET's value: an @abstract name. */
+  address: string;
+  /** Called with the text of each datagram. */
+  onMessage: ((text: string) => void) | undefined;
+  close(): void;
+}
+
 /** The launcher's runtime-specific half. */
 export interface Launcher {
   /**
@@ -68,6 +77,11 @@ export interface Launcher {
    * then starts at once).
    */
   waitForTraffic(held: HeldSocket[]): { ready: Promise<void>; cancel(): void } | string;
+  /**
+   * A NOTIFY_SOCKET of the launcher's own for one COMMAND, where the runtime
+   * has unix datagram sockets (Deno, Bun); undefined where it has none (Node).
+   */
+  notifySocket?(): NotifyChannel | undefined;
   /** Starts argv with exactly `fds` as 3, 4, ... and only `env` as its environment. */
   spawn(argv: string[], env: Record<string, string>, fds: number[]): ChildProc;
   kill(pid: number, signal: string): void;

@@ -16,7 +16,7 @@ import {
 
 export const RUN_USAGE =
   "usage: socket-activate run [-l ADDR]... [-d] [-a] [--fdname NAME[:NAME...]] [-E NAME[=VALUE]]... " +
-  "[--now] [--restart[=MODE]] [--watch PATH]... [--] COMMAND [ARGS...]";
+  "[--now] [--restart[=MODE]] [--watch PATH]... [--reload=MODE] [--grace SEC] [--] COMMAND [ARGS...]";
 
 export const RUN_HELP = `${RUN_USAGE}
 
@@ -57,14 +57,25 @@ Options:
       --watch PATH        restart COMMAND when a file under PATH changes
                           (repeatable); when COMMAND exits by itself, wait for
                           the next change (or as --restart says)
+      --reload=MODE       how SIGHUP and --watch restart COMMAND. overlap
+                          (the default): start the new COMMAND first, on the
+                          same sockets, wait until it is ready, then SIGTERM
+                          the old one and let it drain; if the new one exits
+                          first, the old one keeps serving. stop-first:
+                          SIGTERM, wait for the exit, then start the new one
+                          (for a COMMAND that cannot run twice at once)
+      --grace SEC         ready means READY=1 on the NOTIFY_SOCKET the
+                          launcher gives each COMMAND (Deno, Bun), or SEC
+                          seconds after the start for a COMMAND that sends
+                          none, and always under Node's launcher, which has
+                          no unix datagram socket (default 1)
   -h, --help              this help
 
 COMMAND gets a clean environment, as under systemd-socket-activate: TERM,
 COLORTERM, NO_COLOR, PATH, USER and HOME, the LISTEN_ variables and what -E
 adds. SIGINT and SIGTERM go to COMMAND (to every COMMAND with --accept).
-SIGHUP restarts COMMAND with --restart or --watch and is
-passed on otherwise. To restart, the launcher sends SIGTERM, waits for the
-exit (SIGKILL after 10 s), then starts COMMAND again at once.
+SIGHUP restarts COMMAND with --restart or --watch (as --reload says) and is
+passed on otherwise. A COMMAND sent SIGTERM is sent SIGKILL 10 s later.
 
 Exit status: 0 when COMMAND exits 0 (with --accept, or while no COMMAND
 runs: 0 once stopped by SIGINT or SIGTERM), else COMMAND's status (128 + the signal number when a
@@ -102,6 +113,9 @@ export interface RunOptions {
   /** systemd's Restart=, "no" without --restart. */
   restart: RestartMode;
   now: boolean;
+  reload: "overlap" | "stop-first";
+  /** How long a new COMMAND that sends no READY=1 runs before it counts as ready, in ms. */
+  graceMs: number;
   watch: string[];
   command: string[];
 }
@@ -116,6 +130,8 @@ export function parseRunArgs(args: string[]): RunOptions | "help" {
     setenv: [],
     restart: "no",
     now: false,
+    reload: "overlap",
+    graceMs: 1000,
     watch: [],
     command: [],
   };
@@ -144,7 +160,20 @@ export function parseRunArgs(args: string[]): RunOptions | "help" {
     else if (name === "-d" || name === "--datagram") (flag(), o.datagram = true);
     else if (name === "-a" || name === "--accept") (flag(), o.accept = true);
     else if (name === "--now") (flag(), o.now = true);
-    else if (name === "--restart") {
+    else if (name === "--reload") {
+      const mode = value();
+      if (mode !== "overlap" && mode !== "stop-first") {
+        throw new UsageError(`--reload "${mode}" is not a mode: use --reload=overlap or --reload=stop-first`);
+      }
+      o.reload = mode;
+    } else if (name === "--grace") {
+      const v = value();
+      const sec = /^\d+(\.\d+)?$/.test(v) ? Number(v) : NaN;
+      if (!(sec >= 0 && sec <= 3600)) {
+        throw new UsageError(`--grace "${v}" is not a number of seconds (0-3600)`);
+      }
+      o.graceMs = sec * 1000;
+    } else if (name === "--restart") {
       const mode = eq > 0 ? a.slice(eq + 1) : "on-failure";
       if (!RESTART_MODES.includes(mode)) {
         throw new UsageError(
@@ -330,7 +359,15 @@ class Supervisor {
   private restartWanted = false;
   private toldWhyNow = false;
   private onDemand = false;
-  private killTimer: ReturnType<typeof setTimeout> | undefined;
+  private killTimers = new Map<number, ReturnType<typeof setTimeout>>();
+  /** Every COMMAND that runs: the current one, a new one being readied, old ones draining. */
+  private live = new Set<ChildProc>();
+  /** The new COMMAND of a reload, until it is ready. */
+  private pending: ChildProc | undefined;
+  private reloadAgain: string | undefined;
+  private currentStarted = 0;
+  private childEnv: Record<string, string> = {};
+  private fds: number[] = [];
   private wake: (() => void) | undefined;
   private env: Record<string, string> = {};
   private unlinks: string[] = [];
@@ -432,6 +469,18 @@ class Supervisor {
       env.LISTEN_FDNAMES = names.join(":");
     }
     const fds = held.map((h) => h.fd);
+    this.childEnv = env;
+    this.fds = fds;
+    try {
+      return await this.loop(held);
+    } finally {
+      // No COMMAND outlives the launcher: wait for the draining ones too.
+      await Promise.all([...this.live].map((c) => c.exited));
+    }
+  }
+
+  private async loop(held: HeldSocket[]): Promise<number> {
+    const o = this.o;
     const restarts = o.restart !== "no" || o.watch.length > 0;
 
     const offs = [
@@ -458,13 +507,12 @@ class Supervisor {
         }
         now = false;
         this.restartWanted = false;
-        const started = Date.now();
-        const child = this.l.spawn([SH, "-c", EXEC_SH, ...o.command], env, fds);
-        this.child = child;
-        this.log(`socket-activate run: started ${o.command.join(" ")} as PID ${child.pid}\n`);
-        const exit = await child.exited;
+        this.child = this.startChild().proc;
+        this.currentStarted = Date.now();
+        const exit = await this.currentExit();
+        const child = this.child;
+        const started = this.currentStarted;
         this.child = undefined;
-        clearTimeout(this.killTimer);
         const status = exitStatus(exit);
         if (this.stopSignal !== undefined) return status;
         if (this.restartWanted) {
@@ -498,6 +546,103 @@ class Supervisor {
       unwatch?.();
       for (const off of offs) off();
     }
+  }
+
+  private reloadQueued(): void {
+    const why = this.reloadAgain;
+    this.reloadAgain = undefined;
+    if (why !== undefined && this.stopSignal === undefined && this.child) {
+      void this.reload(why).finally(() => this.reloadQueued());
+    }
+  }
+
+  /** Starts COMMAND on the held sockets, with a NOTIFY_SOCKET of its own where the runtime has one. */
+  private startChild(): { proc: ChildProc; ready: Promise<string> } {
+    const channel = this.l.notifySocket?.();
+    const env = channel ? { ...this.childEnv, NOTIFY_SOCKET: channel.address } : this.childEnv;
+    let isReady!: (how: string) => void;
+    const ready = new Promise<string>((r) => (isReady = r));
+    if (channel) {
+      channel.onMessage = (text) => {
+        if (/^READY=1$/m.test(text)) isReady("READY=1");
+      };
+    }
+    let proc: ChildProc;
+    try {
+      proc = this.l.spawn([SH, "-c", EXEC_SH, ...this.o.command], env, this.fds);
+    } catch (e) {
+      channel?.close();
+      throw e;
+    }
+    this.live.add(proc);
+    void proc.exited.then(() => {
+      this.live.delete(proc);
+      channel?.close();
+      clearTimeout(this.killTimers.get(proc.pid));
+      this.killTimers.delete(proc.pid);
+    });
+    this.log(`socket-activate run: started ${this.o.command.join(" ")} as PID ${proc.pid}\n`);
+    return { proc, ready };
+  }
+
+  /** The exit of the current COMMAND, following reloads that replace it. */
+  private async currentExit(): Promise<ChildExit> {
+    for (;;) {
+      const c = this.child!;
+      const exit = await c.exited;
+      if (this.child !== c) continue; // replaced by a reload: the new one is current
+      if (this.pending) {
+        this.log(
+          `socket-activate run: PID ${c.pid} ${
+            describeExit(exit)
+          } during a reload: PID ${this.pending.pid} takes over\n`,
+        );
+        this.child = this.pending;
+        this.currentStarted = Date.now();
+        continue;
+      }
+      return exit;
+    }
+  }
+
+  /**
+   * A reload with no gap: the new COMMAND starts on the same sockets while the
+   * old one serves; once it is ready the old one gets SIGTERM and drains.
+   */
+  private async reload(why: string): Promise<void> {
+    const old = this.child!;
+    this.log(`socket-activate run: ${why}: starting a new COMMAND beside PID ${old.pid}\n`);
+    const { proc: next, ready } = this.startChild();
+    this.pending = next;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const grace = new Promise<string>((r) => {
+      timer = setTimeout(() => r(`no READY=1 after ${this.o.graceMs / 1000} s`), this.o.graceMs);
+    });
+    const outcome = await Promise.race([ready, grace, next.exited]);
+    clearTimeout(timer);
+    this.pending = undefined;
+    if (this.stopSignal !== undefined) return;
+    if (typeof outcome !== "string") {
+      if (this.child !== next) {
+        this.log(
+          `socket-activate run: the new COMMAND, PID ${next.pid}, ${
+            describeExit(outcome)
+          } before it was ready: ` +
+            `PID ${old.pid} keeps serving\n`,
+        );
+      }
+      return;
+    }
+    if (this.child === old) {
+      this.child = next;
+      this.currentStarted = Date.now();
+    }
+    if (!this.live.has(old)) return;
+    this.log(`socket-activate run: PID ${next.pid} is ready (${outcome}): SIGTERM to PID ${old.pid}\n`);
+    void old.exited.then((e) =>
+      this.log(`socket-activate run: PID ${old.pid} (replaced) ${describeExit(e)}\n`)
+    );
+    this.terminate(old);
   }
 
   /**
@@ -553,6 +698,14 @@ class Supervisor {
       this.wake?.();
       return;
     }
+    if (this.o.reload === "overlap") {
+      if (this.pending) {
+        // Not lost: the new COMMAND may predate the change that asked.
+        this.log(`socket-activate run: ${why}: a reload is under way; another follows it\n`);
+        this.reloadAgain = why;
+      } else void this.reload(why).finally(() => this.reloadQueued());
+      return;
+    }
     if (this.restartWanted) return;
     this.restartWanted = true;
     this.log(`socket-activate run: ${why}: restarting PID ${child.pid}\n`);
@@ -561,22 +714,25 @@ class Supervisor {
 
   private terminate(child: ChildProc): void {
     this.l.kill(child.pid, "SIGTERM");
-    clearTimeout(this.killTimer);
-    this.killTimer = setTimeout(() => {
-      this.log(
-        `socket-activate run: PID ${child.pid} still runs ${
-          STOP_TIMEOUT_MS / 1000
-        } s after SIGTERM: SIGKILL\n`,
-      );
-      this.l.kill(child.pid, "SIGKILL");
-    }, STOP_TIMEOUT_MS);
+    clearTimeout(this.killTimers.get(child.pid));
+    this.killTimers.set(
+      child.pid,
+      setTimeout(() => {
+        this.log(
+          `socket-activate run: PID ${child.pid} still runs ${
+            STOP_TIMEOUT_MS / 1000
+          } s after SIGTERM: SIGKILL\n`,
+        );
+        this.l.kill(child.pid, "SIGKILL");
+      }, STOP_TIMEOUT_MS),
+    );
   }
 
   private stop(signal: string): void {
     const first = this.stopSignal === undefined;
     this.stopSignal = signal;
-    if (this.child) this.l.kill(this.child.pid, signal);
-    else if (first) this.wake?.();
+    for (const c of this.live) this.l.kill(c.pid, signal);
+    if (!this.child && first) this.wake?.();
   }
 
   private async runAccept(): Promise<number> {
