@@ -3,6 +3,7 @@ import { type FdInfo, inspectWith } from "./inspect_fd.ts";
 import { adoptFd, type Fallback, fallbackFailed, notPassedError, requireFallback } from "./listen.ts";
 import type { Addr, RawDgram } from "./_net.ts";
 import { getRuntime } from "./_runtime.ts";
+import { checkSignals, guard } from "./_signals.ts";
 
 /**
  * Options for {@linkcode listenDatagram}.
@@ -22,6 +23,23 @@ export interface DatagramOptions {
   index?: number;
   /** Where to bind when not activated: a UDP port. @default {none: an error} */
   fallback?: Extract<Fallback, { port: number }>;
+  /**
+   * How long the stop on SIGTERM waits for handlers and sends in flight
+   * before it closes the socket, in milliseconds.
+   *
+   * @default {10000}
+   */
+  drainTimeout?: number;
+  /**
+   * Stop on SIGTERM and SIGINT, as `listen()`'s option of the same name
+   * says: the socket stays open until the handlers and sends in flight are
+   * done (datagrams that come meanwhile are handled too), then closes, and
+   * what is left waits in the socket for the next process. `false` leaves
+   * the signals alone.
+   *
+   * @default {true}
+   */
+  signals?: boolean;
 }
 
 /**
@@ -115,13 +133,26 @@ export async function listenDatagram(
   handler: DatagramHandler,
 ): Promise<DatagramServer> {
   const rt = getRuntime();
+  checkSignals(options.signals, "listenDatagram() options");
   let resolveFinished!: () => void;
   const finished = new Promise<void>((r) => (resolveFinished = r));
+  // Handlers and sends not yet settled, for the drain: a reply in flight
+  // must go out before the socket closes.
+  let pending = 0;
+  let idle: (() => void) | undefined;
+  const track = <T>(p: Promise<T>): Promise<T> => {
+    pending++;
+    const done = () => {
+      if (--pending === 0) idle?.();
+    };
+    p.then(done, done);
+    return p;
+  };
   const deliver = (data: Uint8Array, from: Addr) => {
     try {
       const r = handler(data, from);
       if (r && typeof (r as Promise<void>).then === "function") {
-        (r as Promise<void>).catch((e) =>
+        track(r as Promise<void>).catch((e) =>
           rt.write("stderr", `socket-activate: datagram handler failed: ${e}\n`)
         );
       }
@@ -153,14 +184,39 @@ export async function listenDatagram(
     activated: boolean,
     fd?: number,
     name?: string,
-  ): DatagramServer =>
-    handOver({
+  ): DatagramServer => {
+    let closed = false;
+    let unguard = () => {};
+    const close = () => {
+      if (!closed) {
+        closed = true;
+        unguard();
+        raw.close();
+        resolveFinished();
+      }
+      return finished;
+    };
+    const drainTimeout = options.drainTimeout ?? 10_000;
+    let draining: Promise<void> | undefined;
+    const drain = () =>
+      draining ??= new Promise<void>((resolve) => {
+        const end = () => {
+          clearTimeout(timer);
+          idle = undefined;
+          close().then(resolve);
+        };
+        const timer = setTimeout(end, drainTimeout);
+        idle = end;
+        if (pending === 0) end();
+      });
+    unguard = guard({ busy: () => pending, close: drain, drainTimeout }, options.signals);
+    return handOver({
       activated,
       addr,
       fd,
       name,
       send: (data, remote) => {
-        const sent = raw.send(data, remote).catch((e) => {
+        const sent = track(raw.send(data, remote)).catch((e) => {
           // Other failures keep the runtime's own error, with its errno `code`.
           if ((e as { code?: unknown })?.code !== "ECONNREFUSED") throw e;
           const where = remote.transport === "unix"
@@ -177,13 +233,10 @@ export async function listenDatagram(
         sent.catch(() => {});
         return sent;
       },
-      close: () => {
-        raw.close();
-        resolveFinished();
-        return finished;
-      },
+      close,
       finished,
     });
+  };
   const f = adoptFd(rt, options);
   const dgram = await rt.dgram();
   if (f === undefined) {

@@ -4,6 +4,7 @@
 // it alone, and a second signal ends at once.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import * as dgram from "node:dgram";
 import * as net from "node:net";
 import * as path from "node:path";
 import { fixtureCommand, freePort, ROOT, type Run, SSA, start, until } from "./_util.ts";
@@ -45,8 +46,14 @@ const get = (c: Client, path: string) => c.socket.write(`GET ${path} HTTP/1.1\r\
 const responses = (c: Client): RawResponse[] => parseResponses(c.got(), [], c.isClosed()).responses;
 const inFlight = (run: Run) => (run.stderr().match(/^in flight$/gm) ?? []).length;
 
-test("SIGTERM drains serve(), listenHttp() and listen() at once: every request in flight answered with Connection: close, idle keep-alive connections closed, exit 0", async () => {
-  const [web, http, raw] = [await freePort(), await freePort(), await freePort()];
+test("SIGTERM drains serve(), listenHttp() and listen() at once: every request in flight answered with Connection: close, idle keep-alive connections closed, exit 0; and listenDatagram() sends the reply in flight", async () => {
+  const [web, http, raw, udpPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const udp = start([SSA, "--datagram", "-l", `127.0.0.1:${udpPort}`, ...FIXTURE("dgram")]);
+  const sock = dgram.createSocket("udp4");
+  const replies: string[] = [];
+  sock.on("message", (m) => replies.push(String(m)));
+  await udp.stderrMatch(/Listening on/);
+  sock.send("ping", udpPort, "127.0.0.1");
   const address = `@sa-graceful-${process.pid}-${Date.now()}`;
   const receiver = start(["/usr/bin/python3", path.join(ROOT, "test", "_notify_receiver.py"), address, "30"]);
   await until(() => receiver.stdout().startsWith("ready\n"), 10000, "the notify receiver");
@@ -73,7 +80,13 @@ test("SIGTERM drains serve(), listenHttp() and listen() at once: every request i
   for (let i = 0; i < 4; i++) rawSlow.push(await client(raw));
   for (const c of rawSlow) c.socket.write(`chunk ${rawSlow.indexOf(c)}`);
   await until(() => inFlight(run) === 20, 10000, () => `20 requests in flight; stderr:\n${run.stderr()}`);
+  await until(() => inFlight(udp) === 1, 10000, () => `a datagram in flight; stderr:\n${udp.stderr()}`);
   run.signal("SIGTERM");
+  udp.signal("SIGTERM");
+  assert.equal(await udp.exited(), 0, udp.stderr());
+  await until(() => replies.length > 0, 5000, "the datagram's reply");
+  sock.close();
+  assert.deepEqual(replies, ["PING"]);
   await Promise.all([...idle, ...slow, ...rawSlow].map((c) => c.closed));
   for (const c of slow) {
     const [r] = responses(c);
