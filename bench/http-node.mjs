@@ -20,7 +20,7 @@
 // checked, and every wrk run must end without errors or non-2xx answers.
 //
 // Knobs: BRIDGE_NODES (default "node22 node24 node26", node_modules/<line>),
-// BRIDGE_CASES ("hello echo"), BRIDGE_VARIANTS ("node-http serve srvx hono";
+// BRIDGE_CASES ("hello echo"), BRIDGE_VARIANTS ("node-http serve serve-fast srvx hono";
 // node-http always runs), BRIDGE_ROUNDS (5), BRIDGE_SECONDS (2), BRIDGE_CONNS (64).
 import { execFile, spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
@@ -36,7 +36,7 @@ const NODES = list("BRIDGE_NODES", "node22 node24 node26");
 const CASES = list("BRIDGE_CASES", "hello echo");
 const VARIANTS = [
   "node-http",
-  ...list("BRIDGE_VARIANTS", "node-http serve srvx hono").filter((v) => v !== "node-http"),
+  ...list("BRIDGE_VARIANTS", "node-http serve serve-fast srvx hono").filter((v) => v !== "node-http"),
 ];
 const ROUNDS = Number(process.env.BRIDGE_ROUNDS ?? 5);
 const SECONDS = Number(process.env.BRIDGE_SECONDS ?? 2);

@@ -36,6 +36,7 @@ export {
   listenDatagram,
 } from "./datagram.ts";
 export { type Fifo, type FifoOptions, openFifo } from "./fifo.ts";
+export { FastResponse } from "./fast_response.ts";
 export {
   type HttpListening,
   listenHttp,

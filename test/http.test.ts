@@ -214,7 +214,7 @@ test("serve() streams a response: the chunks arrive separately, as produced", as
   await stop(r);
 });
 
-test("serve() with curl: keep-alive reuse, HEAD, 404, the client's address", async () => {
+test("serve() with curl: keep-alive reuse, HEAD, 404, the client's address, FastResponse", async () => {
   const { r, base } = await activated("serve");
   const c = await run("curl", ["-sS", "-v", `${base}/who`, `${base}/n/7`]);
   assert.equal(c.code, 0, c.stderr);
@@ -225,6 +225,22 @@ test("serve() with curl: keep-alive reuse, HEAD, 404, the client's address", asy
   assert.match(head.stdout, /content-length: 3\r\n/i);
   const missing = await run("curl", ["-sS", "-o", "/dev/null", "-w", "%{http_code}", `${base}/nothing`]);
   assert.equal(missing.stdout, "404");
+  // FastResponse: what Response would have sent, in every runtime.
+  const fast = await run("curl", ["-sS", "-i", `${base}/fast`, `${base}/fast.json`]);
+  assert.match(fast.stdout, /^HTTP\/1\.1 200 /);
+  assert.match(fast.stdout, /\r\nx-fast: 1\r\n/i);
+  const [text, json] = fast.stdout.split(/(?=HTTP\/1\.1 201 )/);
+  assert.match(text, /\r\ncontent-length: 4\r\n/i);
+  // Bun's own Response gives a string body no Content-Type when headers are
+  // given (Bun 1.4; Bun.serve adds one on the wire, its node:http does not).
+  if (RUNTIME !== "bun" || process.env.SOCKET_ACTIVATE_HTTP_FAST !== "0") {
+    assert.match(text, /\r\ncontent-type: text\/plain;charset=UTF-8\r\n/i);
+  }
+  assert.match(text, /\r\n\r\nfast$/);
+  assert.match(json ?? "", /\r\ncontent-type: application\/json\r\n/i);
+  assert.match(json ?? "", /\r\n\r\n\{"fast":true\}$/);
+  const fastHead = await run("curl", ["-sS", "-I", `${base}/fast`]);
+  assert.match(fastHead.stdout, /content-length: 4\r\n/i);
   await stop(r);
 });
 

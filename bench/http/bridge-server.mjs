@@ -2,7 +2,8 @@
 // systemd-socket-activate), in the Node line running it:
 //   node bench/http/bridge-server.mjs <variant> <case>
 // Variants: node-http (node:http's own handler, the baseline), serve (this
-// package's serve(), a plain `new Response`), srvx (srvx's toNodeHandler
+// package's serve(), a plain `new Response`), serve-fast (serve() answering
+// with the package's FastResponse), srvx (srvx's toNodeHandler
 // with its FastResponse), hono (@hono/node-server v2's getRequestListener, its
 // defaults: it replaces the global Request and Response with its own).
 // Cases: hello (GET -> "Hello, World!", text/plain) and echo (a JSON POST
@@ -41,6 +42,13 @@ if (variant === "node-http") {
 } else if (variant === "serve") {
   const { serve } = await import("../../dist/node.js");
   await serve({}, fetchHandler);
+  ready();
+} else if (variant === "serve-fast") {
+  const { FastResponse, serve } = await import("../../dist/node.js");
+  const h = kase === "hello"
+    ? () => new FastResponse(BODY)
+    : async (request) => FastResponse.json(await request.json());
+  await serve({}, h);
   ready();
 } else if (variant === "srvx") {
   const { toNodeHandler, FastResponse } = await import("srvx/node");

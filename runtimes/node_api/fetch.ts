@@ -317,6 +317,59 @@ function headOf(response: Response, closing: boolean): Head {
   return { status: response.status, text: response.statusText || undefined, headers };
 }
 
+/** Where a FastResponse (src/fast_response.ts) shows what it was made with. */
+const PARTS = Symbol.for("socket-activate.FastResponse.parts");
+
+interface FastParts {
+  status: number;
+  statusText: string;
+  headers: HeadersInit | undefined;
+  body: string | Uint8Array | ArrayBuffer | null;
+}
+
+/**
+ * Sends a FastResponse as it was made: its headers as given (a record, pairs
+ * or a Headers), the Content-Type a string body gets from Response, a
+ * Content-Length, and the body in one end(). node:http checks the names and
+ * values, as Response would have.
+ */
+function sendParts(res: Http.ServerResponse, p: FastParts, isHead: boolean, closing: boolean): void {
+  const headers: Record<string, string | string[]> = {};
+  const given = p.headers;
+  if (given !== undefined) {
+    if (given instanceof Headers) {
+      let cookies = false;
+      given.forEach((v, k) => {
+        if (k === "set-cookie") cookies = true;
+        else headers[k] = v;
+      });
+      if (cookies) headers["set-cookie"] = given.getSetCookie();
+    } else if (Array.isArray(given)) {
+      for (const [k, v] of given) {
+        const n = k.toLowerCase();
+        const had = headers[n];
+        if (n === "set-cookie") headers[n] = had === undefined ? [v] : [...had, v];
+        else headers[n] = had === undefined ? v : `${had}, ${v}`;
+      }
+    } else {
+      for (const k in given) headers[k.toLowerCase()] = (given as Record<string, string>)[k];
+    }
+  }
+  const body = p.body;
+  let length = 0;
+  if (typeof body === "string") {
+    if (headers["content-type"] === undefined) headers["content-type"] = "text/plain;charset=UTF-8";
+    length = Buffer.byteLength(body);
+  } else if (body !== null) length = body.byteLength;
+  if (!bodiless(p.status) && headers["content-length"] === undefined) {
+    headers["content-length"] = String(length);
+  }
+  if (closing) headers["connection"] = "close";
+  res.writeHead(p.status, p.statusText || undefined, headers);
+  if (isHead || body === null) res.end();
+  else res.end(body instanceof ArrayBuffer ? new Uint8Array(body) : body);
+}
+
 // Node 22's undici keeps a Response's state under a symbol, the body's source
 // (the string or bytes it was made with) included: the bridge sends that and
 // skips reading the body's web stream. Node 24 and 26 keep it in a private
@@ -381,6 +434,8 @@ function send(
     );
   }
   dropUnread(request, res);
+  const parts = (response as unknown as { [PARTS]?: () => FastParts | undefined })[PARTS]?.();
+  if (parts !== undefined) return sendParts(res, parts, method === "HEAD", closing);
   const h = headOf(response, closing);
   const source = sourceOf(response);
   if (source !== undefined) {
