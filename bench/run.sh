@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # socket-activate benchmark: `bash bench/run.sh` (or `npm run bench`); prints
-# markdown tables on stdout, progress on stderr; about 10 minutes on 2 cores (bounded at 330 s + 120 s
-# + 420 s + 300 s).
+# markdown tables on stdout, progress on stderr; about 12 minutes on 2 cores (bounded at 330 s + 120 s
+# + 480 s + 300 s).
 #
 # What is measured, each runtime (Node, Deno, Bun) side by side in ONE run,
 # the variants interleaved (A B A B ...) because the machine is noisy; medians
@@ -43,10 +43,13 @@
 #    loads, and the time to import the package in each runtime. Alone:
 #    `node bench/footprint.mjs` (about 30 s).
 #
-# 4. HTTP (bench/http-bridge.mjs, which explains it): requests/s of serve()'s
-#    node:http <-> fetch bridge against @hono/node-server and srvx, and the
-#    import cost of srvx/node; needs wrk (skipped with a note without it);
-#    about 4 minutes. Alone: `node bench/http-bridge.mjs`.
+# 4. HTTP in Node (bench/http-node.mjs, which explains it): serve() on an
+#    activated fd (a plain Response, and FastResponse) against node:http, srvx
+#    and @hono/node-server, a text and a JSON POST echo case, under each
+#    supported Node line: requests/s and CPU time per request; needs wrk
+#    (skipped with a note without it); about 6 minutes. Alone: `node
+#    bench/http-node.mjs`. The bridge in Deno and Bun, and the import cost of
+#    srvx/node: `node bench/http-bridge.mjs` (about 4 minutes).
 #
 # 5. HTTP requests/s of serve() (bench/http.mjs, which explains it; needs wrk
 #    and taskset): serve() on an activated socket (its fast path, and forced
@@ -87,8 +90,8 @@ fi
 if [ "$status" -eq 0 ]; then
   echo
   if command -v wrk >/dev/null; then
-    timeout -k 10 420 node bench/http-bridge.mjs || status=$?
-    [ "$status" -ne 124 ] || echo "bench: http-bridge timed out after 420 s" >&2
+    timeout -k 10 480 node bench/http-node.mjs || status=$?
+    [ "$status" -ne 124 ] || echo "bench: http-node timed out after 480 s" >&2
   else
     echo "bench: wrk is missing (Debian package wrk): the HTTP bridge benchmark is skipped" >&2
   fi
