@@ -255,15 +255,17 @@ function readListenFds(options: ListenFdsOptions): ListenFd[] {
 const MAX_GENERATIONS = 32;
 
 /**
- * Whether this process runs in a container: the `container` variable that
- * systemd-nspawn, LXC and podman (with an image) set, or the files podman and
- * Docker leave at the root (podman's, with `--rootfs` too).
+ * Whether this process runs in a container that can have been handed
+ * sockets: the `container` variable that systemd-nspawn, LXC and podman (with
+ * an image) set, or podman's /run/.containerenv (with `--rootfs` too). Not
+ * Docker's /.dockerenv: Docker passes no sockets, and a sandbox built on it
+ * (a CI runner's) would make every LISTEN_PID=1 there a wrapper.
  */
 function inContainer(options: ListenFdsOptions, rt: Runtime | undefined): boolean {
   if (options.env !== undefined) return options.env.container !== undefined;
   if (rt!.getEnv("container") !== undefined) return true;
   try {
-    return rt!.readText("/run/.containerenv") !== undefined || rt!.readText("/.dockerenv") !== undefined;
+    return rt!.readText("/run/.containerenv") !== undefined;
   } catch {
     return false; // Deno without -A or --allow-ffi may not read them
   }
