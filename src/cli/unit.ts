@@ -83,10 +83,21 @@ export function unitMain(
   try {
     o = parseArgs(args);
     r = resolveCommand(o.command, ctx);
-    if (o.datagram && r.runtime === "node" && o.listen.some((l) => /^[/@]/.test(l))) {
+    const unixDgram = o.datagram && o.listen.some((l) => /^[/@]/.test(l));
+    if (r.runtime === "node" && (o.notify || o.watchdog !== undefined || unixDgram)) {
+      // The flags that can turn node:ffi off, and SOCKET_ACTIVATE_FFI=0 in the unit's environment.
+      const flags = r.argv.slice(1).filter((a) =>
+        /^--(no-)?experimental-ffi$|^--(experimental-)?permission$|^--allow-ffi$/.test(a)
+      );
+      const off = [...ctx.env, ...o.env].some((e) => /^SOCKET_ACTIVATE_FFI=0$/.test(e));
+      r.nodeFfi = !off && files.nodeHasFfi(r.argv[0], flags);
+    }
+    if (unixDgram && r.runtime === "node" && !r.nodeFfi) {
       ctx.notes.push(
-        "Node cannot receive on a unix datagram socket (its dgram is UDP only): " +
-          "a Node program gets ENOTSUP from listenDatagram() on it",
+        `${
+          r.argv[0]
+        } has no node:ffi (Node 22 and 24), so no unix datagram socket (its dgram is UDP only): ` +
+          "a Node program gets ENOTSUP from listenDatagram() on it; Node 26.9 and later serve it",
       );
     }
     if (o.notify && r.runtime === undefined) {

@@ -52,6 +52,8 @@ export interface Resolved {
   argv: string[];
   /** The JavaScript runtime that runs the program, when it is one. */
   runtime?: "node" | "deno" | "bun";
+  /** For Node: whether that Node sends sd_notify itself over node:ffi (26.9+). */
+  nodeFfi?: boolean;
 }
 
 export function resolveCommand(argv: string[], ctx: Ctx): Resolved {

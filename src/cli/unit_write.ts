@@ -40,9 +40,9 @@ export function renderService(o: Options, r: Resolved, ctx: Ctx): string {
   lines.push("", "[Service]");
   if (o.notify) lines.push("Type=notify");
   if (o.notify || o.watchdog !== undefined) {
-    if (r.runtime === "node") {
+    if (r.runtime === "node" && !r.nodeFfi) {
       lines.push(
-        "# Node sends sd_notify through systemd-notify, whose own PID systemd sees when not root",
+        "# This Node (22, 24) sends sd_notify through systemd-notify, whose own PID systemd sees when not root",
         "NotifyAccess=all",
       );
     } else if (!o.notify) lines.push("NotifyAccess=main"); // for the watchdog pings: Type=notify implies it
