@@ -16,7 +16,8 @@
 // connections, read a second after the last one (then until RSS holds still):
 // see test/_idle.ts. The time to open and exchange on them is reported too.
 // The fd limit here must allow IDLE_CONNS + a few in this process and each server.
-// Knobs: IDLE_CONNS, IDLE_WARM, IDLE_ROUNDS (default 3), BENCH_RUNTIMES.
+// Knobs: IDLE_CONNS, IDLE_WARM, IDLE_ROUNDS (default 3), BENCH_RUNTIMES, IDLE_VARIANTS (names, comma-separated:
+// a diagnostic; the table needs all four).
 import * as path from "node:path";
 import { idleCost, type IdleServer } from "../test/_idle.ts";
 
@@ -24,6 +25,7 @@ const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..")
 const N = Number(process.env.IDLE_CONNS ?? 10_000);
 const WARM = Number(process.env.IDLE_WARM ?? Math.round(N / 10));
 const ROUNDS = Number(process.env.IDLE_ROUNDS ?? 3);
+const ONLY = (process.env.IDLE_VARIANTS ?? "").split(",").filter(Boolean);
 const RUNTIMES = (process.env.BENCH_RUNTIMES ?? "node deno bun").split(/\s+/).filter(Boolean);
 const BIN: Record<string, string> = {
   node: process.execPath,
@@ -65,6 +67,7 @@ const results: Record<string, { perConn: number[]; ms: number[] }> = {};
 for (let r = 0; r < ROUNDS; r++) {
   for (const rt of RUNTIMES) {
     for (const [name, server] of Object.entries(VARIANTS[rt])) {
+      if (ONLY.length > 0 && !ONLY.includes(name)) continue;
       const c = await idleCost(server, N, WARM);
       const k = `${rt} ${name}`;
       (results[k] ??= { perConn: [], ms: [] }).perConn.push(c.perConn);

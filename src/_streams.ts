@@ -1,49 +1,55 @@
 // The web streams of a Conn, built once for every adapter from its write,
 // closeWrite and async iterator, and only when first asked for: Node and
 // Deno load web streams lazily, about 2 ms on first use.
-import type { Conn } from "./_net.ts";
+//
+// A class, with the getters on its prototype: an idle connection costs what
+// its fields cost. The first version put per-connection getters on an
+// Object.create() of a per-connection object, which made every connection a
+// prototype of its own in V8 (maps, descriptor arrays, prototype info) and
+// cost Node about 1.5 KiB per idle connection (issue 29).
+import type { Addr, Conn } from "./_net.ts";
 
-/** What an adapter implements natively; `readable` and `writable` are added. */
-export type NativeConn = Omit<Conn, "readable" | "writable">;
+/** A connection as an adapter implements it; `readable` and `writable` come from here. */
+export abstract class StreamConn implements Conn {
+  #readable: ReadableStream<Uint8Array> | undefined;
+  #writable: WritableStream<Uint8Array> | undefined;
+  #writeDone = false;
+  #it: AsyncIterator<Uint8Array> | undefined;
 
-/** Adds lazy `readable` and `writable` to a native connection. */
-export function withStreams(base: NativeConn): Conn {
-  let readable: ReadableStream<Uint8Array> | undefined;
-  let writable: WritableStream<Uint8Array> | undefined;
-  let writeDone = false;
-  let it: AsyncIterator<Uint8Array> | undefined;
-  const conn = Object.create(base) as Conn;
-  Object.defineProperties(conn, {
-    readable: {
-      get: () =>
-        readable ??= new ReadableStream<Uint8Array>({
-          async pull(c) {
-            it ??= base[Symbol.asyncIterator]();
-            const r = await it.next();
-            if (r.done) c.close();
-            else c.enqueue(r.value);
-          },
-          cancel() {
-            // Stop delivering but keep the connection for what is still
-            // being written: input from here on is read and dropped.
-            if (writeDone) return base.close();
-            it ??= base[Symbol.asyncIterator]();
-            const drop = (): unknown => it!.next().then((r) => (r.done ? undefined : drop()), () => {});
-            drop();
-          },
-        }),
-    },
-    writable: {
-      get: () =>
-        writable ??= new WritableStream<Uint8Array>({
-          write: (chunk) => base.write(chunk),
-          close: () => {
-            writeDone = true;
-            return base.closeWrite();
-          },
-          abort: () => base.close(),
-        }),
-    },
-  });
-  return conn;
+  abstract readonly remoteAddr: Addr;
+  abstract readonly localAddr: Addr;
+  abstract readonly closed: Promise<void>;
+  abstract write(data: Uint8Array): Promise<void>;
+  abstract closeWrite(): Promise<void>;
+  abstract [Symbol.asyncIterator](): AsyncIterator<Uint8Array>;
+  abstract close(): void;
+
+  get readable(): ReadableStream<Uint8Array> {
+    const it = () => (this.#it ??= this[Symbol.asyncIterator]());
+    return this.#readable ??= new ReadableStream<Uint8Array>({
+      pull: async (c) => {
+        const r = await it().next();
+        if (r.done) c.close();
+        else c.enqueue(r.value);
+      },
+      cancel: () => {
+        // Stop delivering but keep the connection for what is still
+        // being written: input from here on is read and dropped.
+        if (this.#writeDone) return this.close();
+        const drop = (): unknown => it().next().then((r) => (r.done ? undefined : drop()), () => {});
+        drop();
+      },
+    });
+  }
+
+  get writable(): WritableStream<Uint8Array> {
+    return this.#writable ??= new WritableStream<Uint8Array>({
+      write: (chunk) => this.write(chunk),
+      close: () => {
+        this.#writeDone = true;
+        return this.closeWrite();
+      },
+      abort: () => this.close(),
+    });
+  }
 }

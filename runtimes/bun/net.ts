@@ -4,21 +4,12 @@
 // `new net.Socket({ fd })` in Bun closes the socket and resets the peer.
 import type { Addr, Conn, NetAdapter, RawListener, Target } from "../../src/_net.ts";
 import { PushQueue } from "../node_api/pushq.ts";
-import { withStreams } from "../../src/_streams.ts";
+import { StreamConn } from "../../src/_streams.ts";
 
 // deno-lint-ignore no-explicit-any
 type Any = any;
 const RESOLVED = Promise.resolve();
 const B = (): Any => (globalThis as Any).Bun;
-
-interface State {
-  /** Received chunks, until the iterator (or the readable) takes them. */
-  queue: PushQueue;
-  isClosed: boolean;
-  drained?: () => void;
-  closedResolve: () => void;
-  conn: Conn;
-}
 
 function addr(hostname: string | undefined, port: number | undefined, path: string): Addr {
   return hostname !== undefined && port !== undefined && port !== 0 && hostname !== ""
@@ -26,94 +17,123 @@ function addr(hostname: string | undefined, port: number | undefined, path: stri
     : { transport: "unix", path };
 }
 
-function makeConn(s: Any, localPath: string): State {
-  let closedResolve!: () => void;
-  const closed = new Promise<void>((r) => (closedResolve = r));
+// The connection is the socket's `data`, and one set of handlers serves every
+// socket: an idle connection holds its fields and no closures (issue 29).
+class BunConn extends StreamConn {
+  readonly s: Any;
+  /** Received chunks, until the iterator (or the readable) takes them. */
+  readonly queue: PushQueue;
+  isClosed = false;
+  /** Whether this side closed or shut down (see gone). */
+  closedHere = false;
+  drained: (() => void) | undefined;
+  readonly closed: Promise<void>;
+  closedResolve!: () => void;
+  readonly remoteAddr: Addr;
+  readonly localAddr: Addr;
+
+  constructor(s: Any, localPath: string) {
+    super();
+    this.s = s;
+    // Paused until the handler reads: the kernel buffers, not this process.
+    this.queue = new PushQueue(this);
+    this.closed = new Promise<void>((r) => (this.closedResolve = r));
+    this.remoteAddr = addr(s.remoteAddress, s.remotePort, "");
+    this.localAddr = addr(s.localAddress, s.localPort, localPath);
+  }
+
+  // The queue's source.
+  pause(): void {
+    this.s.pause();
+  }
+  resume(): void {
+    this.s.resume();
+  }
+  destroy(): void {
+    this.close();
+  }
+
+  close(): void {
+    this.closedHere = true;
+    this.s.terminate?.() ?? this.s.end();
+  }
+
   // Bun reports a peer's reset as an end and a close without an error, and a
   // write to it as -1: a write that fails on a connection this side did not
   // close or shut down failed because the peer left, which is EPIPE (what
   // Node says), not a handler's bug.
-  let closedHere = false;
-  const gone = () =>
-    closedHere
+  gone(): Error {
+    return this.closedHere
       ? new Error("The connection is closed")
       : Object.assign(new Error("write EPIPE"), { code: "EPIPE", syscall: "write" });
-  const close = () => {
-    closedHere = true;
-    return s.terminate?.() ?? s.end();
-  };
-  const st: State = {
-    // Paused until the handler reads: the kernel buffers, not this process.
-    queue: new PushQueue(() => s.pause(), () => s.resume(), close),
-    isClosed: false,
-    closedResolve,
-    conn: undefined as unknown as Conn,
-  };
-  // Bun's write() may take only part of the chunk; the rest waits for drain.
-  const writeRest = async (chunk: Uint8Array, off: number): Promise<void> => {
-    while (off < chunk.length) {
-      await new Promise<void>((r) => (st.drained = r));
-      if (st.isClosed) throw gone();
-      const n = s.write(chunk.subarray(off));
-      if (n < 0) throw gone();
-      off += n;
-    }
-  };
+  }
+
   // The whole chunk taken at once (the common case) settles without an
   // async function's extra promise hops: a few percent of echo throughput.
-  const write = (chunk: Uint8Array): Promise<void> => {
-    if (st.isClosed) return Promise.reject(gone());
-    const n = s.write(chunk);
+  write(chunk: Uint8Array): Promise<void> {
+    if (this.isClosed) return Promise.reject(this.gone());
+    const n = this.s.write(chunk);
     if (n === chunk.length) return RESOLVED;
-    if (n < 0) return Promise.reject(gone());
-    return writeRest(chunk, n);
-  };
-  st.conn = withStreams({
-    write,
-    closeWrite() {
-      closedHere = true;
-      s.shutdown?.() ?? s.end();
-      return Promise.resolve();
-    },
-    [Symbol.asyncIterator]: () => st.queue.iterator(),
-    remoteAddr: addr(s.remoteAddress, s.remotePort, ""),
-    localAddr: addr(s.localAddress, s.localPort, localPath),
-    close,
-    closed,
-  });
-  return st;
+    if (n < 0) return Promise.reject(this.gone());
+    return this.#writeRest(chunk, n);
+  }
+
+  // Bun's write() may take only part of the chunk; the rest waits for drain.
+  async #writeRest(chunk: Uint8Array, off: number): Promise<void> {
+    while (off < chunk.length) {
+      await new Promise<void>((r) => (this.drained = r));
+      if (this.isClosed) throw this.gone();
+      const n = this.s.write(chunk.subarray(off));
+      if (n < 0) throw this.gone();
+      off += n;
+    }
+  }
+
+  closeWrite(): Promise<void> {
+    this.closedHere = true;
+    this.s.shutdown?.() ?? this.s.end();
+    return RESOLVED;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    return this.queue;
+  }
 }
+
+const HANDLERS = {
+  data(s: Any, d: Uint8Array) {
+    // Bun reuses the buffer after this callback returns: copy it.
+    (s.data as BunConn).queue.push(new Uint8Array(d));
+  },
+  drain(s: Any) {
+    const st: BunConn = s.data;
+    const d = st.drained;
+    st.drained = undefined;
+    d?.();
+  },
+  end(s: Any) {
+    (s.data as BunConn).queue.end();
+  },
+  close(s: Any, error?: Error) {
+    const st: BunConn | undefined = s.data;
+    if (!st) return;
+    st.isClosed = true;
+    st.queue.end(error);
+    st.drained?.();
+    st.closedResolve();
+  },
+  error(s: Any, error: Error) {
+    (s.data as BunConn | undefined)?.queue.end(error);
+  },
+};
 
 function handlers(onConn: ((conn: Conn) => void) | undefined, localPath: string) {
   return {
+    ...HANDLERS,
     open(s: Any) {
-      s.data = makeConn(s, localPath);
+      s.data = new BunConn(s, localPath);
       s.pause();
-      onConn?.(s.data.conn);
-    },
-    data(s: Any, d: Uint8Array) {
-      // Bun reuses the buffer after this callback returns: copy it.
-      (s.data as State).queue.push(new Uint8Array(d));
-    },
-    drain(s: Any) {
-      const st: State = s.data;
-      const d = st.drained;
-      st.drained = undefined;
-      d?.();
-    },
-    end(s: Any) {
-      (s.data as State).queue.end();
-    },
-    close(s: Any, error?: Error) {
-      const st: State | undefined = s.data;
-      if (!st) return;
-      st.isClosed = true;
-      st.queue.end(error);
-      st.drained?.();
-      st.closedResolve();
-    },
-    error(s: Any, error: Error) {
-      (s.data as State | undefined)?.queue.end(error);
+      onConn?.(s.data);
     },
   };
 }
@@ -146,6 +166,6 @@ export const bunNet: NetAdapter = {
     ),
   connFd: async (fd) => {
     const s = await B().connect({ fd, allowHalfOpen: true, socket: handlers(undefined, "") });
-    return (s.data as State).conn;
+    return s.data as BunConn;
   },
 };

@@ -10,7 +10,7 @@ import type { Addr, Conn, NetAdapter, RawListener, Target } from "../../src/_net
 import type { TlsOptions } from "../../src/_http.ts";
 import { type Libc, readTextVia } from "../ffi/libc.ts";
 import { connFdDirect, type DirectSend, importNet, listenFdDirect } from "../node_api/net.ts";
-import { withStreams } from "../../src/_streams.ts";
+import { StreamConn } from "../../src/_streams.ts";
 import {
   AF_UNIX,
   connectedFamily,
@@ -189,69 +189,99 @@ export function nextReadSize(n: number, size: number): number {
  * its private ones).
  */
 function fromDenoConn(c: Any, localPath: string, addrs?: { local: Addr; remote: Addr }): Conn {
-  let readDone = false, writeDone = false, isClosed = false;
-  let closedResolve!: () => void;
-  const closed = new Promise<void>((r) => (closedResolve = r));
-  const close = () => {
-    if (isClosed) return;
-    isClosed = true;
+  return new DenoConn(
+    c,
+    addrs?.remote ?? toAddr(c.remoteAddr),
+    addrs?.local ?? toAddr(c.localAddr, localPath),
+  );
+}
+
+// A class rather than closures: an idle connection holds its fields and no
+// functions of its own (issue 29).
+class DenoConn extends StreamConn {
+  readonly c: Any;
+  readonly remoteAddr: Addr;
+  readonly localAddr: Addr;
+  readonly closed: Promise<void>;
+  resolveClosed!: () => void;
+  readDone = false;
+  writeDone = false;
+  isClosed = false;
+  /** The size of the next read's buffer (see MIN_READ). */
+  size = MIN_READ;
+
+  constructor(c: Any, remoteAddr: Addr, localAddr: Addr) {
+    super();
+    this.c = c;
+    this.remoteAddr = remoteAddr;
+    this.localAddr = localAddr;
+    this.closed = new Promise<void>((r) => (this.resolveClosed = r));
+  }
+
+  close(): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
     try {
-      c.close();
+      this.c.close();
     } catch { /* closed */ }
-    closedResolve();
-  };
-  const settle = () => {
-    if (readDone && writeDone) close();
-  };
-  const write = async (chunk: Uint8Array): Promise<void> => {
+    this.resolveClosed();
+  }
+
+  settle(): void {
+    if (this.readDone && this.writeDone) this.close();
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
     let off = 0;
-    while (off < chunk.length) off += await c.write(chunk.subarray(off));
-  };
-  const closeWrite = async (): Promise<void> => {
+    while (off < chunk.length) off += await this.c.write(chunk.subarray(off));
+  }
+
+  async closeWrite(): Promise<void> {
     try {
-      await c.closeWrite();
+      await this.c.closeWrite();
     } catch { /* closed */ }
-    writeDone = true;
-    settle();
-  };
-  // The size of the next read's buffer (see MIN_READ).
-  let size = MIN_READ;
-  return withStreams({
-    write,
-    closeWrite,
-    [Symbol.asyncIterator]() {
-      return {
-        async next(): Promise<IteratorResult<Uint8Array>> {
-          const buf = new Uint8Array(size);
-          let n: number | null = null;
-          try {
-            n = isClosed ? null : await c.read(buf);
-          } catch (e) {
-            readDone = true;
-            settle();
-            if (isClosed) return { done: true, value: undefined };
-            throw e;
-          }
-          if (n === null) {
-            readDone = true;
-            settle();
-            return { done: true, value: undefined };
-          }
-          size = nextReadSize(n, buf.length);
-          // A chunk owns at most twice its bytes: a short read is copied out.
-          return { done: false, value: n * 2 >= buf.length ? buf.subarray(0, n) : buf.slice(0, n) };
-        },
-        return(): Promise<IteratorResult<Uint8Array>> {
-          close();
-          return Promise.resolve({ done: true, value: undefined });
-        },
-      };
-    },
-    remoteAddr: addrs?.remote ?? toAddr(c.remoteAddr),
-    localAddr: addrs?.local ?? toAddr(c.localAddr, localPath),
-    close,
-    closed,
-  });
+    this.writeDone = true;
+    this.settle();
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    return new DenoReader(this);
+  }
+
+  async read(): Promise<IteratorResult<Uint8Array>> {
+    const buf = new Uint8Array(this.size);
+    let n: number | null = null;
+    try {
+      n = this.isClosed ? null : await this.c.read(buf);
+    } catch (e) {
+      this.readDone = true;
+      this.settle();
+      if (this.isClosed) return { done: true, value: undefined };
+      throw e;
+    }
+    if (n === null) {
+      this.readDone = true;
+      this.settle();
+      return { done: true, value: undefined };
+    }
+    this.size = nextReadSize(n, buf.length);
+    // A chunk owns at most twice its bytes: a short read is copied out.
+    return { done: false, value: n * 2 >= buf.length ? buf.subarray(0, n) : buf.slice(0, n) };
+  }
+}
+
+class DenoReader implements AsyncIterator<Uint8Array> {
+  readonly conn: DenoConn;
+  constructor(conn: DenoConn) {
+    this.conn = conn;
+  }
+  next(): Promise<IteratorResult<Uint8Array>> {
+    return this.conn.read();
+  }
+  return(): Promise<IteratorResult<Uint8Array>> {
+    this.conn.close();
+    return Promise.resolve({ done: true, value: undefined });
+  }
 }
 
 /**

@@ -5,7 +5,7 @@
 import type * as Net from "node:net";
 import type { Addr, Conn, NetAdapter, RawListener, Target } from "../../src/_net.ts";
 import { PushQueue } from "./pushq.ts";
-import { withStreams } from "../../src/_streams.ts";
+import { StreamConn } from "../../src/_streams.ts";
 import { abstractBindWorks } from "./abstract.ts";
 
 // Through getBuiltinModule rather than a static import: the npm bin is one
@@ -65,135 +65,202 @@ export type DirectSend = (fd: number, chunk: Uint8Array) => number;
  * in test/listen.test.ts cover it.
  */
 export function fromSocket(s: Net.Socket, localPath = "", direct?: DirectSend): Conn {
-  const closed = new Promise<void>((resolve) => s.once("close", () => resolve()));
-  // Errors surface through the streams; without a listener an ECONNRESET
-  // would be thrown as an uncaught exception.
-  // The error is kept for a write that fails with it: its code (EPIPE,
-  // ECONNRESET) tells a peer that left from a bug (src/listen.ts's peerGone).
-  let failure: Error | undefined;
-  s.on("error", (e) => (failure ??= e));
-  let queue: PushQueue | undefined;
-  const write = (chunk: Uint8Array): Promise<void> | undefined => {
-    if (s.destroyed) throw failure ?? new Error("The connection is closed");
-    if (s.write(chunk)) return;
-    return new Promise<void>((resolve, reject) => {
-      const done = () => {
-        s.off("drain", done);
-        s.off("close", gone);
-        resolve();
-      };
-      const gone = () => {
-        s.off("drain", done);
-        reject(failure ?? new Error("The connection closed while writing"));
-      };
-      s.once("drain", done);
-      s.once("close", gone);
-    });
-  };
-  const closeWriteNow = () =>
-    new Promise<void>((resolve) => {
-      if (s.destroyed || s.writableEnded) return resolve();
-      s.end(() => resolve());
-    });
-  const writeChunk = (chunk: Uint8Array): Promise<void> => {
-    try {
-      return write(chunk) ?? RESOLVED;
-    } catch (e) {
-      return Promise.reject(e);
-    }
-  };
+  return new NodeConn(s, localPath, direct);
+}
 
-  // Deno only: `fresh` until the reactor is known to have turned for this
-  // socket; `waiting` holds the writes (and the closeWrite) made while the
-  // probe is in flight, in order, and is undefined when none is.
-  let fresh = IS_DENO;
-  let waiting: (() => void)[] | undefined;
-  let sendFd = -1;
-  const release = () => {
-    fresh = false;
-    const run = waiting;
-    waiting = undefined;
+// One set of listeners for every socket, found through the socket (a
+// listener's `this`): an idle connection holds no closures of its own
+// (issue 29). 'end' and 'close' come once, so on() rather than once(), which
+// wraps each listener in a closure.
+const kConn = Symbol("socket-activate.conn");
+type Sock = Net.Socket & { [kConn]: NodeConn };
+function onData(this: Sock, d: Buffer): void {
+  this[kConn].queue!.push(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+}
+function onEnd(this: Sock): void {
+  this[kConn].queue!.end();
+}
+// Errors surface through the streams; without a listener an ECONNRESET
+// would be thrown as an uncaught exception. The error is kept for a write
+// that fails with it: its code (EPIPE, ECONNRESET) tells a peer that left
+// from a bug (src/listen.ts's peerGone).
+function onError(this: Sock, e: Error): void {
+  const c = this[kConn];
+  c.failure ??= e;
+  c.queue?.end(e);
+}
+function onClose(this: Sock): void {
+  const c = this[kConn];
+  c.resolveClosed();
+  c.queue?.end();
+}
+
+function writeNow(s: Net.Socket, chunk: Uint8Array): Promise<void> | undefined {
+  if (s.destroyed) throw (s as Sock)[kConn].failure ?? new Error("The connection is closed");
+  if (s.write(chunk)) return;
+  return new Promise<void>((resolve, reject) => {
+    const done = () => {
+      s.off("drain", done);
+      s.off("close", gone);
+      resolve();
+    };
+    const gone = () => {
+      s.off("drain", done);
+      reject((s as Sock)[kConn].failure ?? new Error("The connection closed while writing"));
+    };
+    s.once("drain", done);
+    s.once("close", gone);
+  });
+}
+function writeChunk(s: Net.Socket, chunk: Uint8Array): Promise<void> {
+  try {
+    return writeNow(s, chunk) ?? RESOLVED;
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+const closeWriteNow = (s: Net.Socket) =>
+  new Promise<void>((resolve) => {
+    if (s.destroyed || s.writableEnded) return resolve();
+    s.end(() => resolve());
+  });
+
+class NodeConn extends StreamConn {
+  readonly s: Net.Socket;
+  /** Received chunks, from the first iteration (in Deno from the start). */
+  queue: PushQueue | undefined;
+  readonly closed: Promise<void>;
+  resolveClosed!: () => void;
+  /** The socket's first error. */
+  failure: Error | undefined;
+  readonly remoteAddr: Addr;
+  readonly localAddr: Addr;
+  /** Deno only: the first write's workaround (see fromSocket), until it is no longer needed. */
+  first: DenoFirstWrite | undefined;
+
+  constructor(s: Net.Socket, localPath: string, direct: DirectSend | undefined) {
+    super();
+    this.s = s;
+    this.closed = new Promise<void>((resolve) => (this.resolveClosed = resolve));
+    this.remoteAddr = tcpOrUnix(s.remoteAddress, s.remotePort, "");
+    this.localAddr = tcpOrUnix(s.localAddress, s.localPort, localPath);
+    (s as Sock)[kConn] = this;
+    s.on("close", onClose);
+    s.on("error", onError);
+    if (IS_DENO) {
+      this.first = new DenoFirstWrite(s, direct);
+      // Deno 2.9.6 also loses the peer's FIN on such a connection when nothing
+      // reads it at once: the poll above stops reading at the EOF, and a later
+      // resume() never reports it, so a handler that writes before it reads (a
+      // greeting) would wait for an 'end' that never comes. Reading from the
+      // start takes the EOF as it happens, up to the queue's high-water mark of
+      // chunks before it pauses.
+      this.queue = this.#startQueue();
+    }
+  }
+
+  #startQueue(): PushQueue {
+    const q = new PushQueue(this.s);
+    this.s.on("data", onData);
+    this.s.on("end", onEnd);
+    return q;
+  }
+
+  write(chunk: Uint8Array): Promise<void> {
+    return this.first === undefined ? writeChunk(this.s, chunk) : this.first.write(chunk);
+  }
+
+  closeWrite(): Promise<void> {
+    const s = this.s;
+    return this.first === undefined ? closeWriteNow(s) : this.first.afterProbe(() => closeWriteNow(s));
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    return (this.queue ??= this.#startQueue());
+  }
+
+  close(): void {
+    this.s.destroy();
+  }
+}
+
+/** Deno's first writes (see fromSocket). */
+class DenoFirstWrite {
+  readonly s: Net.Socket;
+  readonly direct: DirectSend | undefined;
+  readonly handle: DenoStreamHandle | null | undefined;
+  /** Until the reactor is known to have turned for this socket. */
+  fresh = true;
+  /** The writes (and the closeWrite) made while the probe is in flight, in order; undefined when none is. */
+  waiting: (() => void)[] | undefined;
+  sendFd = -1;
+
+  constructor(s: Net.Socket, direct: DirectSend | undefined) {
+    this.s = s;
+    this.direct = direct;
+    this.handle = (s as unknown as { _handle?: DenoStreamHandle | null })._handle;
+    const proven = () => {
+      if (this.waiting === undefined) this.fresh = false;
+    };
+    s.prependOnceListener("data", proven);
+    s.prependOnceListener("end", proven);
+    // A closed connection fails what waits, through node:net.
+    s.prependOnceListener("close", () => this.release());
+    // Deno's TCPWrap and PipeWrap expose their fd here (for IPC).
+    const h = this.handle as { fdForIpc?: () => number } | null | undefined;
+    if (direct && typeof h?.fdForIpc === "function") {
+      try {
+        this.sendFd = h.fdForIpc();
+      } catch { /* no fd: probe */ }
+    }
+  }
+
+  release(): void {
+    this.fresh = false;
+    const run = this.waiting;
+    this.waiting = undefined;
     if (run) { for (const f of run) f(); }
-  };
-  const afterProbe = (f: () => Promise<void>): Promise<void> =>
-    waiting === undefined ? f() : new Promise<void>((resolve, reject) => {
-      waiting!.push(() => f().then(resolve, reject));
+  }
+
+  afterProbe(f: () => Promise<void>): Promise<void> {
+    return this.waiting === undefined ? f() : new Promise<void>((resolve, reject) => {
+      this.waiting!.push(() => f().then(resolve, reject));
     });
-  const handle = (s as unknown as { _handle?: DenoStreamHandle | null })._handle;
-  const probe = (chunk: Uint8Array): Promise<void> => {
+  }
+
+  probe(chunk: Uint8Array): Promise<void> {
     let status: number;
     const done = new Promise<number>((resolve) => {
       try {
-        status = handle!.writeBuffer({ oncomplete: resolve }, chunk);
+        status = this.handle!.writeBuffer({ oncomplete: resolve }, chunk);
       } catch {
         status = -1;
       }
       if (status !== 0) resolve(status);
     });
-    waiting = [];
+    this.waiting = [];
     return done.then((st) => {
       // 0: the bytes are out. Anything else: unsent (the peek's EPIPE), or
       // the connection is broken, which node:net's write then reports.
-      const p = st === 0 ? RESOLVED : writeChunk(chunk);
-      release();
+      const p = st === 0 ? RESOLVED : writeChunk(this.s, chunk);
+      this.release();
       return p;
     });
-  };
-  if (IS_DENO) {
-    const proven = () => {
-      if (waiting === undefined) fresh = false;
-    };
-    s.prependOnceListener("data", proven);
-    s.prependOnceListener("end", proven);
-    // A closed connection fails what waits, through node:net.
-    s.prependOnceListener("close", release);
-    // Deno's TCPWrap and PipeWrap expose their fd here (for IPC).
-    const h = handle as { fdForIpc?: () => number } | null | undefined;
-    if (direct && typeof h?.fdForIpc === "function") {
-      try {
-        sendFd = h.fdForIpc();
-      } catch { /* no fd: probe */ }
-    }
   }
-  const startQueue = () => {
-    const q = new PushQueue(() => s.pause(), () => s.resume(), () => s.destroy());
-    s.on("data", (d: Buffer) => q.push(new Uint8Array(d.buffer, d.byteOffset, d.byteLength)));
-    s.once("end", () => q.end());
-    s.once("error", (e) => q.end(e));
-    s.once("close", () => q.end());
-    return q;
-  };
-  // Deno 2.9.6 also loses the peer's FIN on such a connection when nothing
-  // reads it at once: the poll above stops reading at the EOF, and a later
-  // resume() never reports it, so a handler that writes before it reads (a
-  // greeting) would wait for an 'end' that never comes. Reading from the
-  // start takes the EOF as it happens, up to the queue's high-water mark of
-  // chunks before it pauses.
-  if (IS_DENO) queue = startQueue();
-  return withStreams({
-    write: (chunk) => {
-      if (waiting !== undefined) return afterProbe(() => writeChunk(chunk));
-      if (!fresh || s.destroyed || chunk.length === 0) return writeChunk(chunk);
-      if (sendFd >= 0) {
-        const n = direct!(sendFd, chunk);
-        if (n === chunk.length) return RESOLVED;
-        // The kernel's buffer is full or the send failed: the rest goes
-        // through the probe, which reports any error.
-        if (n > 0) chunk = chunk.subarray(n);
-      }
-      return typeof handle?.writeBuffer === "function" ? probe(chunk) : writeChunk(chunk);
-    },
-    closeWrite: () => afterProbe(closeWriteNow),
-    [Symbol.asyncIterator]() {
-      return (queue ??= startQueue()).iterator();
-    },
-    remoteAddr: tcpOrUnix(s.remoteAddress, s.remotePort, ""),
-    localAddr: tcpOrUnix(s.localAddress, s.localPort, localPath),
-    close() {
-      s.destroy();
-    },
-    closed,
-  });
+
+  write(chunk: Uint8Array): Promise<void> {
+    const s = this.s;
+    if (this.waiting !== undefined) return this.afterProbe(() => writeChunk(s, chunk));
+    if (!this.fresh || s.destroyed || chunk.length === 0) return writeChunk(s, chunk);
+    if (this.sendFd >= 0) {
+      const n = this.direct!(this.sendFd, chunk);
+      if (n === chunk.length) return RESOLVED;
+      // The kernel's buffer is full or the send failed: the rest goes
+      // through the probe, which reports any error.
+      if (n > 0) chunk = chunk.subarray(n);
+    }
+    return typeof this.handle?.writeBuffer === "function" ? this.probe(chunk) : writeChunk(s, chunk);
+  }
 }
 
 /** The part of Deno's native stream handle (TCPWrap, PipeWrap) `probe` uses. */
