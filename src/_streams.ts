@@ -9,16 +9,44 @@
 // cost Node about 1.5 KiB per idle connection (issue 29).
 import type { Addr, Conn } from "./_net.ts";
 
-/** A connection as an adapter implements it; `readable` and `writable` come from here. */
+/** Told, once, when a connection has closed: listen()'s tracker, without a promise and a closure per connection. */
+export interface CloseWatcher {
+  gone(conn: Conn): void;
+}
+
+const RESOLVED = Promise.resolve();
+
+/**
+ * A connection as an adapter implements it; `readable`, `writable` and
+ * `closed` come from here. The adapter calls `closedNow()` once the
+ * connection is fully closed.
+ */
 export abstract class StreamConn implements Conn {
   #readable: ReadableStream<Uint8Array> | undefined;
   #writable: WritableStream<Uint8Array> | undefined;
   #writeDone = false;
   #it: AsyncIterator<Uint8Array> | undefined;
+  #closed: Promise<void> | undefined;
+  #resolveClosed: (() => void) | undefined;
+  #isClosed = false;
+  /** Told when the connection has closed (see closedNow). */
+  watcher: CloseWatcher | undefined;
 
   abstract readonly remoteAddr: Addr;
   abstract readonly localAddr: Addr;
-  abstract readonly closed: Promise<void>;
+
+  // Made when first asked for: listen()'s tracker watches through `watcher`.
+  get closed(): Promise<void> {
+    return this.#closed ??= this.#isClosed ? RESOLVED : new Promise<void>((r) => (this.#resolveClosed = r));
+  }
+
+  /** Settles `closed` and tells the watcher; once. */
+  closedNow(): void {
+    if (this.#isClosed) return;
+    this.#isClosed = true;
+    this.#resolveClosed?.();
+    this.watcher?.gone(this);
+  }
   abstract write(data: Uint8Array): Promise<void>;
   abstract closeWrite(): Promise<void>;
   abstract [Symbol.asyncIterator](): AsyncIterator<Uint8Array>;

@@ -5,6 +5,7 @@ import { type Addr, type Conn, formatAddr, type RawListener, type Target } from 
 import { getRuntime, type Runtime } from "./_runtime.ts";
 import { keepAlive } from "./watchdog.ts";
 import { checkSignals, guard } from "./_signals.ts";
+import { StreamConn } from "./_streams.ts";
 
 export type { Addr, Conn } from "./_net.ts";
 
@@ -704,10 +705,8 @@ export class Tracker {
     }
     this.open.add(conn);
     this.idle();
-    conn.closed.then(() => {
-      this.open.delete(conn);
-      this.idle();
-    });
+    if (conn instanceof StreamConn) conn.watcher = this;
+    else conn.closed.then(() => this.gone(conn));
     let result;
     try {
       result = this.handler(conn);
@@ -718,6 +717,12 @@ export class Tracker {
     if (result && typeof (result as Promise<void>).then === "function") {
       (result as Promise<void>).then(undefined, (e) => this.fail(e, conn));
     }
+  }
+
+  /** A connection has closed. */
+  gone(conn: Conn): void {
+    this.open.delete(conn);
+    this.idle();
   }
 
   /** (Re)arms the idle exit while no connection is open, disarms it otherwise. */

@@ -27,8 +27,7 @@ class BunConn extends StreamConn {
   /** Whether this side closed or shut down (see gone). */
   closedHere = false;
   drained: (() => void) | undefined;
-  readonly closed: Promise<void>;
-  closedResolve!: () => void;
+  // Read at once: once closed, Bun no longer knows them.
   readonly remoteAddr: Addr;
   readonly localAddr: Addr;
 
@@ -37,7 +36,6 @@ class BunConn extends StreamConn {
     this.s = s;
     // Paused until the handler reads: the kernel buffers, not this process.
     this.queue = new PushQueue(this);
-    this.closed = new Promise<void>((r) => (this.closedResolve = r));
     this.remoteAddr = addr(s.remoteAddress, s.remotePort, "");
     this.localAddr = addr(s.localAddress, s.localPort, localPath);
   }
@@ -120,7 +118,7 @@ const HANDLERS = {
     st.isClosed = true;
     st.queue.end(error);
     st.drained?.();
-    st.closedResolve();
+    st.closedNow();
   },
   error(s: Any, error: Error) {
     (s.data as BunConn | undefined)?.queue.end(error);

@@ -91,7 +91,7 @@ function onError(this: Sock, e: Error): void {
 }
 function onClose(this: Sock): void {
   const c = this[kConn];
-  c.resolveClosed();
+  c.closedNow();
   c.queue?.end();
 }
 
@@ -129,10 +129,9 @@ class NodeConn extends StreamConn {
   readonly s: Net.Socket;
   /** Received chunks, from the first iteration (in Deno from the start). */
   queue: PushQueue | undefined;
-  readonly closed: Promise<void>;
-  resolveClosed!: () => void;
   /** The socket's first error. */
   failure: Error | undefined;
+  // Read at once: once closed, node:net no longer knows them.
   readonly remoteAddr: Addr;
   readonly localAddr: Addr;
   /** Deno only: the first write's workaround (see fromSocket), until it is no longer needed. */
@@ -141,7 +140,6 @@ class NodeConn extends StreamConn {
   constructor(s: Net.Socket, localPath: string, direct: DirectSend | undefined) {
     super();
     this.s = s;
-    this.closed = new Promise<void>((resolve) => (this.resolveClosed = resolve));
     this.remoteAddr = tcpOrUnix(s.remoteAddress, s.remotePort, "");
     this.localAddr = tcpOrUnix(s.localAddress, s.localPort, localPath);
     (s as Sock)[kConn] = this;

@@ -17,8 +17,10 @@ export interface QueueSource {
 
 export class PushQueue implements AsyncIterator<Uint8Array> {
   #queue: Uint8Array[] | undefined;
-  #waiting: ((r: IteratorResult<Uint8Array>) => void) | undefined;
-  #failWaiting: ((e: unknown) => void) | undefined;
+  // Only the resolve of the promise next() is waiting on: a rejection is
+  // resolved with a rejected promise, so an idle connection keeps one
+  // function, not two.
+  #waiting: ((r: IteratorResult<Uint8Array> | Promise<never>) => void) | undefined;
   #done = false;
   #error: unknown;
   readonly #source: QueueSource;
@@ -30,7 +32,7 @@ export class PushQueue implements AsyncIterator<Uint8Array> {
   push(chunk: Uint8Array): void {
     const w = this.#waiting;
     if (w) {
-      this.#waiting = this.#failWaiting = undefined;
+      this.#waiting = undefined;
       w({ done: false, value: chunk });
       return;
     }
@@ -43,10 +45,9 @@ export class PushQueue implements AsyncIterator<Uint8Array> {
     this.#done = true;
     this.#error = error;
     if (this.#queue !== undefined && this.#queue.length > 0) return;
-    const w = this.#waiting, f = this.#failWaiting;
-    this.#waiting = this.#failWaiting = undefined;
-    if (error !== undefined) f?.(error);
-    else w?.({ done: true, value: undefined });
+    const w = this.#waiting;
+    this.#waiting = undefined;
+    w?.(error !== undefined ? Promise.reject(error) : { done: true, value: undefined });
   }
 
   next(): Promise<IteratorResult<Uint8Array>> {
@@ -64,10 +65,7 @@ export class PushQueue implements AsyncIterator<Uint8Array> {
         : Promise.resolve({ done: true, value: undefined });
     }
     this.#source.resume();
-    return new Promise((resolve, reject) => {
-      this.#waiting = resolve;
-      this.#failWaiting = reject;
-    });
+    return new Promise((resolve) => (this.#waiting = resolve));
   }
 
   return(): Promise<IteratorResult<Uint8Array>> {
