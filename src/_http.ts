@@ -49,6 +49,14 @@ export interface ServeInfo {
   readonly remoteAddr: Addr;
   /** Settles when the response has been sent or the client went away. */
   readonly completed: Promise<void>;
+  /**
+   * Bun's own WebSocket upgrade (`server.upgrade(request, { data, headers })`),
+   * for the `websocket` handlers of serve()'s options; true once upgraded
+   * (the handler then returns nothing). On serve()'s fast path in Bun only:
+   * elsewhere it throws, saying so. Code for every runtime uses
+   * `upgradeWebSocket()`.
+   */
+  readonly upgrade?: (request: Request, options?: { data?: unknown; headers?: HeadersInit }) => boolean;
 }
 
 /**
@@ -124,6 +132,15 @@ export interface ServeOptions extends Omit<ListenOptions, "onError"> {
    * @default {134217728 (128 MiB, as in Bun.serve)}
    */
   maxRequestBodySize?: number;
+  /**
+   * Bun only: Bun.serve's `websocket` handlers and settings (`open`,
+   * `message`, `close`, `maxPayloadLength`, `idleTimeout`, ...), for
+   * sockets upgraded with `info.upgrade(request)`, as in Bun.serve. Ignored
+   * by Node and Deno; code for every runtime uses `upgradeWebSocket()`.
+   *
+   * @default {none}
+   */
+  websocket?: Record<string, unknown>;
 }
 
 /**
@@ -234,6 +251,8 @@ export interface FastServeOptions {
   transport: "tcp" | "unix";
   /** The request body limit in bytes (Infinity: none); see src/_http_check.ts. */
   maxRequestBodySize?: number;
+  /** Bun's own `websocket` handlers (serve()'s option). */
+  websocket?: Record<string, unknown>;
 }
 
 /**

@@ -110,6 +110,7 @@ export async function serveImpl(
         onError: options.onError,
         transport,
         maxRequestBodySize,
+        websocket: options.websocket,
       });
     } catch (e) {
       throw i.listenFailed(rt, a, e);
@@ -136,6 +137,11 @@ export async function serveImpl(
     closing = true;
     l.close();
     server.closeIdleConnections?.();
+    // Open WebSockets get a close with 1001 (going away), not a cut (runtimes/node_api/upgrade.ts).
+    // The symbol spelled out, not imported from src/_ws.ts: an import would put that file in a chunk of
+    // its own, one more to load at every import of the package.
+    (server as unknown as Record<symbol, (() => void) | undefined>)
+      [Symbol.for("socket-activate.websockets.close")]?.();
   };
   const { l, addr } = await listenOn(i, http, server, a, options, tlsOutside ? options.tls : undefined);
   authority = authorityOf(addr);

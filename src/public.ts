@@ -48,3 +48,9 @@ export {
   type ServeOptions,
   type TlsOptions,
 } from "./serve.ts";
+export {
+  type ServerWebSocket,
+  upgradeWebSocket,
+  type UpgradeWebSocketOptions,
+  type WebSocketHandlers,
+} from "./websocket.ts";

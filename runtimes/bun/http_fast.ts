@@ -27,6 +27,7 @@ import {
   viaHeaders,
 } from "../../src/_http_fast.ts";
 import { authorityOf, BODY_TOO_LARGE, DEFAULT_MAX_REQUEST_BODY_SIZE } from "../../src/_http_check.ts";
+import { bunWebSockets } from "./ws.ts";
 import {
   AF_UNIX,
   epollFds,
@@ -86,12 +87,15 @@ export function unavailable(): string | undefined {
 
 class Info implements ServeInfo {
   #remote: Addr | undefined;
+  /** Bun's own upgrade (`server.upgrade()`), for the `websocket` handlers of serve()'s options. */
+  readonly upgrade: (request: Request, options?: { data?: unknown; headers?: HeadersInit }) => boolean;
   #completed: Promise<void> | undefined;
   private readonly server: Any;
   private readonly request: Request;
   private readonly unix: boolean;
-  constructor(server: Any, request: Request, unix: boolean) {
+  constructor(server: Any, request: Request, unix: boolean, upgrade: Info["upgrade"]) {
     this.server = server;
+    this.upgrade = upgrade;
     this.request = request;
     this.unix = unix;
   }
@@ -188,6 +192,8 @@ function serveFastSync(fd: number, handler: ServeHandler, options: FastServeOpti
   };
   const limit = options.maxRequestBodySize ?? DEFAULT_MAX_REQUEST_BODY_SIZE;
   let server: Any;
+  const ws = bunWebSockets(options.websocket, () => server);
+  const h = ws.handler(handler);
   try {
     server = B.serve({
       ...(unix ? { unix: `${dir}/s` } : { hostname: "127.0.0.1", port: 0 }),
@@ -198,12 +204,16 @@ function serveFastSync(fd: number, handler: ServeHandler, options: FastServeOpti
       // connection closed.
       maxRequestBodySize: limit === Infinity ? Number.MAX_SAFE_INTEGER : limit,
       development: false,
+      websocket: ws.config,
       fetch(request: Request, srv: Any): Response | Promise<Response> {
         const status = screen(request, sc);
         if (status !== 0) return refusal(status);
-        const r = callHandler(handler, request, new Info(srv, request, unix), onError);
+        ws.mark(request);
+        const r = callHandler(h, request, new Info(srv, request, unix, ws.upgrade), onError);
         const out = (x: Response) =>
-          withCompletion(request, closing === undefined ? x : closingConnection(x));
+          x === ws.UPGRADED
+            ? undefined as unknown as Response
+            : withCompletion(request, closing === undefined ? x : closingConnection(x));
         return r instanceof Response ? out(r) : r.then(out);
       },
       error(e: unknown): Response {
@@ -245,8 +255,10 @@ function serveFastSync(fd: number, handler: ServeHandler, options: FastServeOpti
       if (closing !== undefined) return closing;
       // stop(false) closes Bun's fd n (the dup: the inherited fd stays open)
       // and lets requests in flight finish; idle keep-alive connections are
-      // closed now, the rest after their response or at `timeout`.
+      // closed now, the rest after their response or at `timeout`. Open
+      // WebSockets get a close with 1001 (going away).
       const stopped = Promise.resolve(server.stop(false));
+      ws.closeAll();
       server.closeIdleConnections?.();
       let timer: ReturnType<typeof setTimeout> | undefined;
       const cut = new Promise<void>((resolve) => {

@@ -33,6 +33,7 @@ import {
   viaHeaders,
 } from "../../src/_http_fast.ts";
 import { authorityOf, BODY_TOO_LARGE, DEFAULT_MAX_REQUEST_BODY_SIZE } from "../../src/_http_check.ts";
+import { UPGRADE } from "../../src/_ws.ts";
 // A type only: the takeover comes in as serveFast()'s argument, so that this
 // file, loaded on demand, shares no chunk of the npm build with the Deno entry.
 import type { TakenListener } from "./net.ts";
@@ -210,6 +211,7 @@ function guarded(
     return refusal(status, unread);
   };
   return (req, inner) => {
+    (req as Any)[UPGRADE] = notYet;
     const status = screen(req, sc);
     if (status !== 0) return refuse(inner, status, unread(req, sc));
     const info = new Info(remoteAddr, inner);
@@ -245,6 +247,18 @@ function guarded(
     return r instanceof Response ? after(r) : r.then(after);
   };
 }
+
+/**
+ * upgradeWebSocket() on a connection Deno's server serves alone
+ * (serveHttpOnConnection): Deno closes an upgraded socket once the
+ * connection's HTTP ends, which an upgrade ends at once.
+ */
+const notYet = (): Response => {
+  throw new Error(
+    "Cannot upgrade to a WebSocket on serve()'s fast path in Deno yet: set SOCKET_ACTIVATE_HTTP_FAST=0 in the " +
+      "environment, and serve() takes node:http, where upgradeWebSocket() works",
+  );
+};
 
 /** A connection being served, and how far its drain has gone. */
 interface Open {

@@ -27,6 +27,7 @@ import type {
 } from "../../src/_http.ts";
 import { DEFAULT_MAX_REQUEST_BODY_SIZE, hostOk, refusedMethod, targetPath } from "../../src/_http_check.ts";
 import { bodyStream, type RequestView, viewClass } from "./request.ts";
+import { upgrades } from "./upgrade.ts";
 
 let httpModule: typeof Http | undefined;
 let httpsModule: typeof Https | undefined;
@@ -65,6 +66,10 @@ class Info implements ServeInfo {
   get remoteAddr(): Addr {
     return (this.#remote ??= remoteOf(this.req.socket));
   }
+  /** Bun.serve's own upgrade, which node:http has not (runtimes/bun/ws.ts has it on Bun's fast path). */
+  get upgrade(): ServeInfo["upgrade"] {
+    return noUpgrade;
+  }
   // Built on first use: most handlers never look, and a promise per request
   // is measurable at tens of thousands of requests a second.
   get completed(): Promise<void> {
@@ -73,6 +78,14 @@ class Info implements ServeInfo {
       else this.res.once("close", () => resolve());
     }));
   }
+}
+
+function noUpgrade(): boolean {
+  throw new TypeError(
+    "Cannot upgrade with info.upgrade(): it is Bun.serve's, on serve()'s fast path in Bun only, and this request " +
+      "came through node:http (SOCKET_ACTIVATE_HTTP_FAST=0, idleExit, or no fast path in this runtime): use " +
+      "upgradeWebSocket(request, handlers), which works on every path",
+  );
 }
 
 const NO_BODY = new Set(["GET", "HEAD"]);
@@ -554,6 +567,7 @@ export function fetchServer(
     server.emit("request", req, res);
   });
   closeWhenDone(server, options.closing);
+  upgrades(server, { handler, scheme, onError: options.onError, bridge });
   return Promise.resolve(server);
 }
 

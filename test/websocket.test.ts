@@ -1,0 +1,334 @@
+// WebSockets through serve() (upgradeWebSocket(), src/websocket.ts) in each
+// runtime, on each of its paths, under the real systemd-socket-activate,
+// with real clients: the runtime's own WebSocket, the `ws` library's client,
+// and raw frames written by hand for the framing edge cases, against the
+// package's own RFC 6455 framing (runtimes/node_api/ws.ts: Node, and the
+// node:http path of Deno and Bun).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as crypto from "node:crypto";
+import * as net from "node:net";
+// @ts-expect-error: ws ships no types, and @types/ws is no dev dependency
+import WsModule from "ws";
+import { fixtureCommand, freePort, type Run, RUNTIME, SSA, start, until } from "./_util.ts";
+
+/** What the test uses of the `ws` library's client. */
+interface WsClient {
+  once(e: "open" | "close", f: () => void): void;
+  once(e: "error", f: (e: Error) => void): void;
+  on(e: "message", f: (d: Uint8Array) => void): void;
+  send(d: string): void;
+  close(code?: number): void;
+}
+const WS = WsModule as new (url: string) => WsClient;
+
+interface Path {
+  name: string;
+  env: Record<string, string>;
+  /** The package's own framing answers (raw-frame cases apply). */
+  own: boolean;
+  skip?: string;
+}
+
+const PATHS: Path[] = RUNTIME === "node" ? [{ name: "node:http path", env: {}, own: true }] : [
+  {
+    name: "fast path",
+    env: {},
+    own: false,
+    skip: RUNTIME === "deno"
+      ? "WebSockets on Deno's fast path are not built yet (a clear error says so)"
+      : undefined,
+  },
+  { name: "node:http path", env: { SOCKET_ACTIVATE_HTTP_FAST: "0" }, own: true },
+];
+
+async function serveWs(env: Record<string, string>): Promise<{ run: Run; port: number }> {
+  const port = await freePort();
+  const passed = Object.keys(env).flatMap((k) => ["-E", k]);
+  const run = start([SSA, "-l", `127.0.0.1:${port}`, ...passed, ...fixtureCommand("ws.ts")], env);
+  // The first connection execs the runtime; until systemd-socket-activate listens it is refused.
+  await until(
+    () => /Listening on/.test(run.stderr()),
+    10000,
+    () => `systemd-socket-activate: ${run.stderr()}`,
+  );
+  return { run, port };
+}
+
+/** A GET with Connection: close, raw: the whole response. */
+function get(port: number, path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, "127.0.0.1");
+    let got = "";
+    s.on("data", (d) => (got += d.toString("latin1")));
+    s.on("end", () => resolve(got));
+    s.on("error", reject);
+    s.write(`GET ${path} HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\nconnection: close\r\n\r\n`);
+  });
+}
+
+/** The runtime's own WebSocket client, opened. */
+function open(url: string, protocols?: string[]): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, protocols);
+    ws.binaryType = "arraybuffer";
+    ws.onopen = () => resolve(ws);
+    ws.onerror = () => reject(new Error(`could not open ${url}`));
+  });
+}
+
+function next(ws: WebSocket): Promise<string | ArrayBuffer> {
+  return new Promise((resolve, reject) => {
+    ws.onmessage = (e) => resolve(e.data);
+    ws.onclose = (e) => reject(new Error(`closed ${e.code} before a message`));
+  });
+}
+
+function closed(ws: WebSocket): Promise<{ code: number; reason: string }> {
+  return new Promise((resolve) => {
+    if (ws.readyState === 3) return resolve({ code: -1, reason: "already" });
+    ws.onclose = (e) => resolve({ code: e.code, reason: e.reason });
+  });
+}
+
+/** A raw TCP client that did the handshake: what it reads, frames it writes masked. */
+class Raw {
+  s: net.Socket;
+  buf = Buffer.alloc(0);
+  waiters: (() => void)[] = [];
+  ended = false;
+  constructor(s: net.Socket) {
+    this.s = s;
+    s.on("data", (d) => {
+      this.buf = Buffer.concat([this.buf, d]);
+      this.waiters.splice(0).forEach((w) => w());
+    });
+    s.on("close", () => {
+      this.ended = true;
+      this.waiters.splice(0).forEach((w) => w());
+    });
+    s.on("error", () => {});
+  }
+  static async handshake(port: number, path: string, headers: Record<string, string> = {}): Promise<Raw> {
+    const s = net.connect(port, "127.0.0.1");
+    await new Promise((r) => s.once("connect", r));
+    const h = {
+      host: `127.0.0.1:${port}`,
+      upgrade: "websocket",
+      connection: "Upgrade",
+      "sec-websocket-key": crypto.randomBytes(16).toString("base64"),
+      "sec-websocket-version": "13",
+      ...headers,
+    };
+    const lines = Object.entries(h).filter(([, v]) => v !== "").map(([k, v]) => `${k}: ${v}\r\n`).join("");
+    s.write(`GET ${path} HTTP/1.1\r\n${lines}\r\n`);
+    return new Raw(s);
+  }
+  async wait(cond: () => boolean, ms = 10000): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (!cond()) {
+      if (this.ended) {
+        throw new Error(`the server closed; read: ${this.buf.toString("latin1").slice(0, 200)}`);
+      }
+      if (Date.now() > deadline) {
+        throw new Error(`timed out; read: ${this.buf.toString("latin1").slice(0, 200)}`);
+      }
+      await new Promise<void>((r) => {
+        this.waiters.push(r);
+        setTimeout(r, 50);
+      });
+    }
+  }
+  /** The response head (status line and headers). */
+  async head(): Promise<string> {
+    await this.wait(() => this.buf.indexOf("\r\n\r\n") >= 0);
+    const i = this.buf.indexOf("\r\n\r\n");
+    const head = this.buf.subarray(0, i).toString("latin1");
+    this.buf = this.buf.subarray(i + 4);
+    return head;
+  }
+  send(opcode: number, payload: Buffer | string, fin = true): void {
+    const p = typeof payload === "string" ? Buffer.from(payload) : payload;
+    const mask = crypto.randomBytes(4);
+    const n = p.length;
+    const len = n < 126
+      ? Buffer.from([n | 0x80])
+      : n < 65536
+      ? Buffer.from([126 | 0x80, n >> 8, n & 255])
+      : Buffer.concat([
+        Buffer.from([127 | 0x80, 0, 0, 0, 0]),
+        Buffer.from([n >>> 24, (n >> 16) & 255, (n >> 8) & 255, n & 255]),
+      ]);
+    const masked = Buffer.from(p.map((b, i) => b ^ mask[i & 3]));
+    this.s.write(Buffer.concat([Buffer.from([(fin ? 0x80 : 0) | opcode]), len, mask, masked]));
+  }
+  /** The next frame from the server, other than the heartbeat's pings. */
+  async frame(): Promise<{ opcode: number; payload: Buffer }> {
+    for (;;) {
+      const f = await this.anyFrame();
+      if (f.opcode !== 9) return f;
+    }
+  }
+  async anyFrame(): Promise<{ opcode: number; payload: Buffer }> {
+    const size = () => {
+      if (this.buf.length < 2) return -1;
+      const n = this.buf[1] & 0x7f;
+      if (n === 126) return this.buf.length < 4 ? -1 : 4 + this.buf.readUInt16BE(2);
+      if (n === 127) return this.buf.length < 10 ? -1 : 10 + Number(this.buf.readBigUInt64BE(2));
+      return 2 + n;
+    };
+    await this.wait(() => size() >= 0 && this.buf.length >= size());
+    const total = size();
+    const n = this.buf[1] & 0x7f;
+    const hl = n === 126 ? 4 : n === 127 ? 10 : 2;
+    const f = { opcode: this.buf[0] & 0x0f, payload: Buffer.from(this.buf.subarray(hl, total)) };
+    this.buf = this.buf.subarray(total);
+    return f;
+  }
+  /** The close frame's code, after any other frames. */
+  async closeCode(): Promise<number> {
+    for (;;) {
+      const f = await this.frame();
+      if (f.opcode === 8) return f.payload.length >= 2 ? f.payload.readUInt16BE(0) : 1005;
+    }
+  }
+}
+
+for (const p of PATHS) {
+  test(`upgradeWebSocket() on the ${p.name}: clients echo, close, and SIGTERM's drain sends 1001`, {
+    skip: p.skip,
+  }, async () => {
+    const { run, port } = await serveWs({ ...p.env, WS_HEARTBEAT: "300" });
+    const url = `ws://127.0.0.1:${port}`;
+    try {
+      // A plain request first (it execs the server), then the handshake refusals, which leave it serving.
+      // Plain requests with Connection: close: an idle keep-alive connection of the client's would hold the drain.
+      let plain = "";
+      for (const deadline = Date.now() + 15000; plain === "";) {
+        plain = await get(port, "/").catch((e) => {
+          if (Date.now() > deadline) throw e;
+          return new Promise<string>((r) => setTimeout(() => r(""), 25));
+        });
+      }
+      assert.match(plain, /^HTTP\/1.1 200 [^]*\r\n\r\nplain\n$/);
+      assert.match(await get(port, "/echo"), /^HTTP\/1.1 426 /);
+      for (
+        const [headers, status] of [
+          [{ "sec-websocket-key": "short" }, 400],
+          [{ "sec-websocket-version": "8" }, 426],
+        ] as const
+      ) {
+        const r = await Raw.handshake(port, "/echo", headers);
+        assert.match(await r.head(), new RegExp(`^HTTP/1.1 ${status} `), JSON.stringify(headers));
+        r.s.destroy();
+      }
+
+      // The runtime's own client: text, binary, 1 MiB, a subprotocol, a close with code and reason.
+      const ws = await open(`${url}/echo`);
+      ws.send("hello");
+      assert.equal(await next(ws), "hello");
+      ws.send(new Uint8Array([0, 1, 2, 255]));
+      assert.deepEqual(new Uint8Array((await next(ws)) as ArrayBuffer), new Uint8Array([0, 1, 2, 255]));
+      const big = crypto.randomBytes(1 << 20);
+      ws.send(big);
+      assert.ok(Buffer.from((await next(ws)) as ArrayBuffer).equals(big), "1 MiB echoed");
+      ws.send("buffered");
+      assert.match(String(await next(ws)), /^\d+$/);
+      ws.send("close 4001 enough");
+      assert.deepEqual(await closed(ws), { code: 4001, reason: "enough" });
+      await run.stderrMatch(/closed 4001/);
+      const chat = await open(`${url}/chat`, ["chat.v1", "chat.v2"]);
+      assert.equal(chat.protocol, "chat.v2");
+      chat.close(1000, "bye");
+      await run.stderrMatch(/closed 1000 bye/);
+
+      if (RUNTIME === "bun" && !p.own) {
+        // Bun's own way: serve()'s websocket handlers, and info.upgrade().
+        const b = await open(`${url}/bun`);
+        b.send("hi");
+        assert.equal(await next(b), "bun: hi");
+        b.close();
+      }
+
+      // The ws library's client, and 200 sockets at once, 10 messages each, none lost.
+      const clients = await Promise.all(
+        Array.from({ length: 200 }, () =>
+          new Promise<WsClient>((resolve, reject) => {
+            const c = new WS(`${url}/echo`);
+            c.once("open", () => resolve(c));
+            c.once("error", reject);
+          })),
+      );
+      const counts = await Promise.all(clients.map((c, i) =>
+        new Promise<number>((resolve) => {
+          let n = 0;
+          c.on("message", (d) => {
+            assert.equal(String(d), `${i}:${n}`);
+            if (++n === 10) resolve(n);
+          });
+          for (let k = 0; k < 10; k++) c.send(`${i}:${k}`);
+        })
+      ));
+      assert.equal(counts.reduce((a, b) => a + b), 2000);
+      await Promise.all(clients.map((c) =>
+        new Promise<void>((resolve) => {
+          c.once("close", () => resolve());
+          c.close(1000);
+        })
+      ));
+
+      if (p.own) {
+        // Fragments with a ping between them; the pong comes first, then the whole message.
+        const r = await Raw.handshake(port, "/echo");
+        assert.match(await r.head(), /^HTTP\/1.1 101 /);
+        r.send(1, "frag", false);
+        r.send(9, "ping!");
+        r.send(0, "men", false);
+        r.send(0, "ted");
+        let f = await r.frame();
+        assert.deepEqual([f.opcode, String(f.payload)], [10, "ping!"]);
+        f = await r.frame();
+        assert.deepEqual([f.opcode, String(f.payload)], [1, "fragmented"]);
+        // A close without a code is answered with one without a code.
+        r.send(8, Buffer.alloc(0));
+        assert.equal(await r.closeCode(), 1005);
+        // Protocol errors: the code the server fails the connection with.
+        const cases: [string, (r: Raw) => void, number][] = [
+          ["bad UTF-8 text", (r) => r.send(1, Buffer.from([0xc3, 0x28])), 1007],
+          ["a message over maxPayload", (r) => r.send(2, Buffer.alloc(1025)), 1009],
+          ["a close code that may not be sent", (r) => r.send(8, Buffer.from([0x03, 0xed])), 1002],
+          ["a continuation with nothing begun", (r) => r.send(0, "x"), 1002],
+          ["a fragmented ping", (r) => r.send(9, "x", false), 1002],
+        ];
+        for (const [what, act, code] of cases) {
+          const c = await Raw.handshake(port, "/small");
+          assert.match(await c.head(), /^HTTP\/1.1 101 /);
+          act(c);
+          assert.equal(await c.closeCode(), code, what);
+          await c.wait(() => c.ended);
+        }
+        // A client that vanishes (answers no ping): the heartbeat frees it.
+        const gone = await Raw.handshake(port, "/echo");
+        assert.match(await gone.head(), /^HTTP\/1.1 101 /);
+        const before = (run.stderr().match(/closed 1006/g) ?? []).length;
+        await gone.wait(() => gone.ended, 5000);
+        await until(() => (run.stderr().match(/closed 1006/g) ?? []).length > before, 5000);
+      }
+
+      // The drain: an open socket gets 1001, then the server exits.
+      const last = await open(`${url}/echo`);
+      const bye = closed(last);
+      run.signal("SIGTERM");
+      const timeout = new Promise<never>((_, reject) =>
+        setTimeout(() => reject(new Error(`no close after SIGTERM:\n${run.stderr()}`)), 10000)
+      );
+      assert.equal((await Promise.race([bye, timeout])).code, 1001);
+      await run.stderrMatch(/drained/);
+      assert.equal(await run.exited(), 0);
+    } finally {
+      try {
+        run.signal("SIGKILL");
+      } catch { /* gone */ }
+    }
+  });
+}
