@@ -252,6 +252,14 @@ test("run: --accept starts one COMMAND per connection with REMOTE_ADDR, REMOTE_P
   const [addr, rport, name, n, pid, lpid] = got.trim().split(" ");
   assert.deepEqual([addr, Number(rport), name, n], ["127.0.0.1", local, "connection", "1"]);
   assert.equal(lpid, pid);
+  // SIGHUP has nothing to reload here: passed on, and the launcher goes on.
+  // (A COMMAND started before the launcher handles the signal gets it too: try again.)
+  r.signal("SIGHUP");
+  let again = "";
+  for (let i = 0; i < 10 && !again.includes("connection"); i++) {
+    again = new TextDecoder().decode(await exchange(await connect({ port }), new Uint8Array()));
+  }
+  assert.match(again, /^127\.0\.0\.1 \d+ connection 1 /, r.stderr());
   r.signal("SIGTERM");
   assert.equal(await r.exited(), 0, r.stderr());
 });
@@ -514,6 +522,47 @@ test("run --restart: a reload starts the new COMMAND first; a held connection fi
   assert.equal(await r.exited(), 0, r.stderr());
 });
 
+const HAS_SETPRIV = fs.existsSync("/usr/bin/setpriv") || fs.existsSync("/bin/setpriv");
+
+test(
+  "run: no COMMAND outlives the launcher, even one that ignores SIGTERM, or a launcher killed by SIGKILL",
+  {
+    skip: HAS_SETPRIV ? false : "no setpriv (util-linux) on this machine",
+  },
+  async () => {
+    const port = await freePort();
+    const stubborn = run([
+      "--now",
+      "--timeout-stop",
+      "0.5",
+      "-l",
+      `127.0.0.1:${port}`,
+      "--",
+      "/bin/sh",
+      "-c",
+      "trap '' TERM; echo up; while :; do sleep 0.05; done",
+    ]);
+    await until(() => stubborn.stdout().includes("up"), 15000, "COMMAND");
+    stubborn.signal("SIGTERM");
+    assert.equal(await stubborn.exited(), 137, stubborn.stderr());
+    assert.match(stubborn.stderr(), /still runs 0\.5 s after SIGTERM: SIGKILL/);
+
+    const killed = run(["--now", "-l", `127.0.0.1:${port}`, "--", "/bin/sh", "-c", "echo up; exec sleep 60"]);
+    await until(() => killed.stdout().includes("up"), 15000, "COMMAND");
+    const pid = lastPid(killed);
+    killed.signal("SIGKILL");
+    await killed.exited();
+    const alive = () => {
+      try {
+        return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, "utf8")); // a zombie is gone
+      } catch {
+        return false;
+      }
+    };
+    await until(() => !alive(), 5000, `the end of COMMAND (PID ${pid}) after the launcher's SIGKILL`);
+  },
+);
+
 test("run --watch: a changed file restarts COMMAND; a connection meanwhile is served", async () => {
   const dir = tempDir();
   fs.writeFileSync(path.join(dir, "app.txt"), "v1");
@@ -580,6 +629,10 @@ test("run: bad arguments exit 2 with a one-line reason and the usage", async () 
     ],
     [["--reload=later", "-l", "80", "--", "true"], /--reload "later" is not a mode: use --reload=overlap or/],
     [["--grace", "soon", "-l", "80", "--", "true"], /--grace "soon" is not a number of seconds \(0-3600\)/],
+    [
+      ["--timeout-stop", "0", "-l", "80", "--", "true"],
+      /--timeout-stop "0" is not a number of seconds \(above 0/,
+    ],
     [["-l"], /-l needs a value/],
     [
       ["-E", "NOT_SET_ANYWHERE_X", "-l", "80", "--", "true"],

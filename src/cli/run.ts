@@ -16,7 +16,7 @@ import {
 
 export const RUN_USAGE =
   "usage: socket-activate run [-l ADDR]... [-d] [-a] [--fdname NAME[:NAME...]] [-E NAME[=VALUE]]... " +
-  "[--now] [--restart[=MODE]] [--watch PATH]... [--reload=MODE] [--grace SEC] [--] COMMAND [ARGS...]";
+  "[--now] [--restart[=MODE]] [--watch PATH]... [--reload=MODE] [--grace SEC] [--timeout-stop SEC] [--] COMMAND [ARGS...]";
 
 export const RUN_HELP = `${RUN_USAGE}
 
@@ -69,13 +69,17 @@ Options:
                           seconds after the start for a COMMAND that sends
                           none, and always under Node's launcher, which has
                           no unix datagram socket (default 1)
+      --timeout-stop SEC  SIGKILL a COMMAND that still runs SEC seconds after
+                          SIGTERM (default 10), as systemd's TimeoutStopSec=
   -h, --help              this help
 
 COMMAND gets a clean environment, as under systemd-socket-activate: TERM,
 COLORTERM, NO_COLOR, PATH, USER and HOME, the LISTEN_ variables and what -E
 adds. SIGINT and SIGTERM go to COMMAND (to every COMMAND with --accept).
 SIGHUP restarts COMMAND with --restart or --watch (as --reload says) and is
-passed on otherwise. A COMMAND sent SIGTERM is sent SIGKILL 10 s later.
+passed on otherwise (to every COMMAND with --accept). No COMMAND outlives the
+launcher: each starts under setpriv --pdeathsig KILL where util-linux's setpriv
+is installed, so even a SIGKILL of the launcher ends them.
 
 Exit status: 0 when COMMAND exits 0 (with --accept, or while no COMMAND
 runs: 0 once stopped by SIGINT or SIGTERM), else COMMAND's status (128 + the signal number when a
@@ -116,6 +120,7 @@ export interface RunOptions {
   reload: "overlap" | "stop-first";
   /** How long a new COMMAND that sends no READY=1 runs before it counts as ready, in ms. */
   graceMs: number;
+  stopTimeoutMs: number;
   watch: string[];
   command: string[];
 }
@@ -132,6 +137,7 @@ export function parseRunArgs(args: string[]): RunOptions | "help" {
     now: false,
     reload: "overlap",
     graceMs: 1000,
+    stopTimeoutMs: STOP_TIMEOUT_MS,
     watch: [],
     command: [],
   };
@@ -173,6 +179,13 @@ export function parseRunArgs(args: string[]): RunOptions | "help" {
         throw new UsageError(`--grace "${v}" is not a number of seconds (0-3600)`);
       }
       o.graceMs = sec * 1000;
+    } else if (name === "--timeout-stop") {
+      const v = value();
+      const sec = /^\d+(\.\d+)?$/.test(v) ? Number(v) : NaN;
+      if (!(sec > 0 && sec <= 3600)) {
+        throw new UsageError(`--timeout-stop "${v}" is not a number of seconds (above 0, at most 3600)`);
+      }
+      o.stopTimeoutMs = sec * 1000;
     } else if (name === "--restart") {
       const mode = eq > 0 ? a.slice(eq + 1) : "on-failure";
       if (!RESTART_MODES.includes(mode)) {
@@ -365,6 +378,7 @@ class Supervisor {
   /** The new COMMAND of a reload, until it is ready. */
   private pending: ChildProc | undefined;
   private reloadAgain: string | undefined;
+  private setpriv: string | undefined;
   private currentStarted = 0;
   private childEnv: Record<string, string> = {};
   private fds: number[] = [];
@@ -556,6 +570,18 @@ class Supervisor {
     }
   }
 
+  /**
+   * COMMAND's argv: through sh (LISTEN_PID), and under setpriv --pdeathsig
+   * KILL where it is installed, so that the kernel ends COMMAND when the
+   * launcher dies, even by SIGKILL. The death signal is tied to the thread
+   * that forked: every runtime here spawns from its main thread.
+   */
+  private argv(): string[] {
+    this.setpriv ??= ["/usr/bin/setpriv", "/bin/setpriv"].find((p) => this.l.isExecutable(p)) ?? "";
+    const sh = [SH, "-c", EXEC_SH, ...this.o.command];
+    return this.setpriv ? [this.setpriv, "--pdeathsig", "KILL", ...sh] : sh;
+  }
+
   /** Starts COMMAND on the held sockets, with a NOTIFY_SOCKET of its own where the runtime has one. */
   private startChild(): { proc: ChildProc; ready: Promise<string> } {
     const channel = this.l.notifySocket?.();
@@ -569,7 +595,7 @@ class Supervisor {
     }
     let proc: ChildProc;
     try {
-      proc = this.l.spawn([SH, "-c", EXEC_SH, ...this.o.command], env, this.fds);
+      proc = this.l.spawn(this.argv(), env, this.fds);
     } catch (e) {
       channel?.close();
       throw e;
@@ -712,26 +738,29 @@ class Supervisor {
     this.terminate(child);
   }
 
-  private terminate(child: ChildProc): void {
-    this.l.kill(child.pid, "SIGTERM");
+  private terminate(child: ChildProc, signal = "SIGTERM"): void {
+    this.l.kill(child.pid, signal);
     clearTimeout(this.killTimers.get(child.pid));
     this.killTimers.set(
       child.pid,
       setTimeout(() => {
         this.log(
           `socket-activate run: PID ${child.pid} still runs ${
-            STOP_TIMEOUT_MS / 1000
-          } s after SIGTERM: SIGKILL\n`,
+            this.o.stopTimeoutMs / 1000
+          } s after ${signal}: SIGKILL\n`,
         );
         this.l.kill(child.pid, "SIGKILL");
-      }, STOP_TIMEOUT_MS),
+      }, this.o.stopTimeoutMs),
     );
   }
 
   private stop(signal: string): void {
     const first = this.stopSignal === undefined;
     this.stopSignal = signal;
-    for (const c of this.live) this.l.kill(c.pid, signal);
+    for (const c of this.live) {
+      if (first) this.terminate(c, signal);
+      else this.l.kill(c.pid, signal);
+    }
     if (!this.child && first) this.wake?.();
   }
 
@@ -748,7 +777,7 @@ class Supervisor {
       }
       let child: ChildProc;
       try {
-        child = this.l.spawn([SH, "-c", EXEC_SH, ...o.command], env, [c.fd]);
+        child = this.l.spawn(this.argv(), env, [c.fd]);
       } finally {
         c.close(); // the child has its own copy
       }
@@ -768,6 +797,8 @@ class Supervisor {
     }
     o.listen.forEach((s) => this.log(`socket-activate run: accepting on ${describeSpec(s)}\n`));
     const offs = (["SIGINT", "SIGTERM"] as const).map((sig) => this.l.onSignal(sig, () => stopped!(sig)));
+    // Nothing to reload: each connection starts its own COMMAND. Passed on, as without --restart.
+    offs.push(this.l.onSignal("SIGHUP", () => children.forEach((_, pid) => this.l.kill(pid, "SIGHUP"))));
     const signal = await stopping;
     close();
     for (const pid of children.keys()) this.l.kill(pid, signal);
