@@ -172,70 +172,113 @@ const noSystemd = !fs.existsSync(SYSTEMD)
   : false;
 const nodeNotify = RUNTIME === "node" && Number(process.versions.node.split(".")[0]) < 26 &&
   `Node ${process.versions.node} notifies through systemd-notify, which a root file system holding only node lacks`;
-test("Type=notify from a --network=none container: READY=1 and STATUS= reach a real systemd", {
-  skip: NO_PODMAN || noSystemd || nodeNotify,
-}, async () => {
-  const port = await freePort();
-  const dir = tempDir();
-  const root = minimalRootfs();
-  const units = path.join(dir, "units"), log = path.join(dir, "service.log");
-  fs.mkdirSync(units);
-  fs.writeFileSync(path.join(units, "t.target"), "[Unit]\nWants=echo.socket\n");
-  fs.writeFileSync(path.join(units, "echo.socket"), `[Socket]\nListenStream=127.0.0.1:${port}\n`);
-  const exec = podman(
-    [
-      "--sdnotify=ignore",
-      "-v",
-      "/run/systemd/notify:/run/systemd/notify",
-      "-e",
-      "NOTIFY_SOCKET=/run/systemd/notify",
-      "--network=none",
-      ...root.options,
-    ],
-    root.dir,
-    [...containerRuntime(), ...echoEntry()],
-  );
-  fs.writeFileSync(
-    path.join(units, "echo.service"),
-    [
-      "[Service]",
-      "Type=notify",
-      "NotifyAccess=all",
-      "TimeoutStartSec=20",
-      `Environment=PODRUN_STATE=${dir}/podman`,
-      `ExecStart=${exec.join(" ")}`,
-      `StandardError=append:${log}`,
-      "",
-    ].join("\n"),
-  );
-  const check = `printf 'hello\\n' | timeout 20 nc -N 127.0.0.1 ${port}; ` +
-    "$SYSTEMCTL show -P ActiveState echo.service; $SYSTEMCTL show -P StatusText echo.service";
-  const r = start([
-    "/bin/bash",
-    path.join(ROOT, "test", "real-systemd", "run-units.sh"),
-    units,
-    "t.target",
-    "--",
-    "sh",
-    "-c",
-    check,
-  ]);
-  try {
-    assert.equal(await r.exited(60000), 0, r.stderr());
-    const service = fs.existsSync(log) ? fs.readFileSync(log, "utf8") : "";
-    assert.equal(r.stdout(), "OHAI! systemd socket: true\nHELLO\nactive\n1 connection(s) served\n", service);
-  } finally {
-    if (r.child.exitCode === null) r.child.kill("SIGKILL");
+test(
+  "unit --podman --notify: its units under a real systemd, READY=1 and STATUS= from a --network=none container",
+  {
+    skip: NO_PODMAN || noSystemd || nodeNotify,
+  },
+  async () => {
+    const port = await freePort();
+    const dir = tempDir();
+    const root = minimalRootfs();
+    const units = path.join(dir, "units"), log = path.join(dir, "service.log"), bin = path.join(dir, "bin");
+    fs.mkdirSync(units);
+    fs.mkdirSync(bin);
+    // The podman that unit finds in PATH and writes into ExecStart=: the image
+    // is the minimal root file system, and podman runs through test/podrun.sh.
+    const IMAGE = "localhost/sa-test-echo";
+    const q = (a: string) => `'${a}'`;
+    fs.writeFileSync(
+      path.join(bin, "podman"),
+      [
+        "#!/bin/bash",
+        '[ "$1 $2" = "run --rm" ] || { echo "expected run --rm: $*" >&2; exit 64; }',
+        "shift 2",
+        "args=()",
+        `for a in "$@"; do if [ "$a" = ${IMAGE} ]; then args+=(${
+          [...root.options, "--rootfs", root.dir].map(q).join(" ")
+        }); ` +
+        'else args+=("$a"); fi; done',
+        `export PODRUN_STATE=${q(path.join(dir, "podman"))}`,
+        `PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin exec /bin/bash ${
+          q(path.join(ROOT, "test", "podrun.sh"))
+        } "\${args[@]}"`,
+        "",
+      ].join("\n"),
+      { mode: 0o755 },
+    );
+    const command = [...containerRuntime(), ...echoEntry()];
+    const unit = start(
+      [
+        ...cliCommand(),
+        "unit",
+        "echo",
+        "-l",
+        `127.0.0.1:${port}`,
+        "--notify",
+        "--podman",
+        IMAGE,
+        "--out",
+        units,
+        "--",
+        ...command,
+      ],
+      { PATH: `${bin}:${process.env.PATH}` },
+    );
+    assert.equal(await unit.exited(), 0, unit.stderr());
+    const service = fs.readFileSync(path.join(units, "echo.service"), "utf8");
+    assert.match(service, /^Type=notify\n#.*\nNotifyAccess=all$/m);
+    assert.ok(
+      service.includes(
+        `\nExecStart=${bin}/podman run --rm --network=none --sdnotify=ignore -v /run/systemd/notify:/run/systemd/notify ` +
+          `-e NOTIFY_SOCKET=/run/systemd/notify ${IMAGE} ${command.join(" ")}\n`,
+      ),
+      service,
+    );
+    // docs/containers.md shows the same service, for the image localhost/echo.
+    const documented = block("docs/containers.md", "holds it to what unit --podman --notify writes")
+      .replace("/usr/bin/podman", `${bin}/podman`).replace(
+        " localhost/echo",
+        ` ${IMAGE} ${command.join(" ")}`,
+      );
+    for (const line of documented.trim().split("\n")) {
+      assert.ok(service.split("\n").includes(line), `the docs' ${line} is not in:\n${service}`);
+    }
+    fs.writeFileSync(path.join(units, "t.target"), "[Unit]\nWants=echo.socket\n");
+    fs.mkdirSync(path.join(units, "echo.service.d"));
+    fs.writeFileSync(
+      path.join(units, "echo.service.d", "log.conf"),
+      `[Service]\nStandardError=append:${log}\n`,
+    );
+    const check = `printf 'hello\\n' | timeout 20 nc -N 127.0.0.1 ${port}; ` +
+      "$SYSTEMCTL show -P ActiveState echo.service; $SYSTEMCTL show -P StatusText echo.service";
+    const r = start([
+      "/bin/bash",
+      path.join(ROOT, "test", "real-systemd", "run-units.sh"),
+      units,
+      "t.target",
+      "--",
+      "sh",
+      "-c",
+      check,
+    ]);
     try {
-      const unshare = fs.readFileSync(path.join(units, ".unshare"), "utf8").trim();
-      const init = fs.readFileSync(`/proc/${unshare}/task/${unshare}/children`, "utf8").trim();
-      if (init !== "") process.kill(Number(init.split(" ")[0]), "SIGKILL");
-    } catch { /* shut down as it should */ }
-    spawnSync("umount", ["-R", path.join(dir, "podman")]);
-    fs.rmSync(dir, { recursive: true, force: true });
-    fs.rmSync(root.dir, { recursive: true, force: true });
-  }
-});
+      assert.equal(await r.exited(60000), 0, r.stderr());
+      const logged = fs.existsSync(log) ? fs.readFileSync(log, "utf8") : "";
+      assert.equal(r.stdout(), "OHAI! systemd socket: true\nHELLO\nactive\n1 connection(s) served\n", logged);
+    } finally {
+      if (r.child.exitCode === null) r.child.kill("SIGKILL");
+      try {
+        const unshare = fs.readFileSync(path.join(units, ".unshare"), "utf8").trim();
+        const init = fs.readFileSync(`/proc/${unshare}/task/${unshare}/children`, "utf8").trim();
+        if (init !== "") process.kill(Number(init.split(" ")[0]), "SIGKILL");
+      } catch { /* shut down as it should */ }
+      spawnSync("umount", ["-R", path.join(dir, "podman")]);
+      fs.rmSync(dir, { recursive: true, force: true });
+      fs.rmSync(root.dir, { recursive: true, force: true });
+    }
+  },
+);
 
 test("Node 22 and 24 in a container holding only node: notify() says what is missing and what to do", {
   skip: NO_PODMAN || (!nodeNotify && "Node 26 sends sd_notify itself (the test above), Deno and Bun too"),

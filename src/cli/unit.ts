@@ -6,13 +6,13 @@
 import type { Files } from "../_runtime.ts";
 import { join, resolvePath } from "./posix_path.ts";
 import { hasControl } from "./unit_quote.ts";
-import { type Ctx, Refusal, resolveCommand, type Resolved } from "./unit_resolve.ts";
+import { type Ctx, locate, Refusal, resolveCommand, type Resolved } from "./unit_resolve.ts";
 import { type Options, renderService, renderSocket } from "./unit_write.ts";
 
 /** The one-line usage of `socket-activate unit`. */
 export const UNIT_USAGE = "usage: socket-activate unit NAME --listen ADDR [--listen ADDR ...] [--datagram] " +
   "[--accept] [--notify] [--watchdog SEC] [--user USER] [--fdname NAME] [--setenv NAME=VALUE] " +
-  "[--out DIR [--force]] -- COMMAND [ARGS...]";
+  "[--out DIR [--force]] [--podman IMAGE] -- COMMAND [ARGS...]";
 
 /** `socket-activate unit --help`. */
 export const UNIT_HELP = `${UNIT_USAGE}
@@ -46,6 +46,12 @@ Options:
       --watchdog SEC  WatchdogSec=SEC (the package pings at half of it)
       --user USER     User=USER
       --fdname NAME   FileDescriptorName=NAME (the default name is NAME.socket)
+      --podman IMAGE  run IMAGE in a container with no network of its own:
+                      ExecStart=podman run --rm --network=none IMAGE [ARGS],
+                      with the service's notify socket mounted in for
+                      --notify (podman's own --sdnotify forwards READY=1
+                      only); COMMAND is optional (the image's), and is run as
+                      given, inside the image
   -E, --setenv N=V    Environment=N=V (repeatable)
       --out DIR       write the files into DIR instead of printing them
       --force         overwrite existing files in DIR
@@ -60,6 +66,7 @@ Examples:
   socket-activate unit api -l 127.0.0.1:8080 -l /run/api.sock --fdname web -- deno run main.ts
   socket-activate unit conn -l 9000 --accept -- bun run server.ts
   socket-activate unit web -l 80 --user www-data --out /etc/systemd/system -- npm start
+  socket-activate unit echo -l 8888 --notify --podman localhost/echo
 `;
 
 /** Runs `socket-activate unit ARGS` (--help is cli.ts's); resolves to the exit status. */
@@ -82,7 +89,7 @@ export function unitMain(
   };
   try {
     o = parseArgs(args);
-    r = resolveCommand(o.command, ctx);
+    r = o.podman === undefined ? resolveCommand(o.command, ctx) : podmanCommand(o, ctx);
     const unixDgram = o.datagram && o.listen.some((l) => /^[/@]/.test(l));
     if (r.runtime === "node" && (o.notify || o.watchdog !== undefined || unixDgram)) {
       // The flags that can turn node:ffi off, and SOCKET_ACTIVATE_FFI=0 in the unit's environment.
@@ -100,7 +107,7 @@ export function unitMain(
           "a Node program gets ENOTSUP from listenDatagram() on it; Node 26.9 and later serve it",
       );
     }
-    if (o.notify && r.runtime === undefined) {
+    if (o.notify && r.runtime === undefined && o.podman === undefined) {
       ctx.notes.push(
         "Type=notify: the program must send READY=1 to NOTIFY_SOCKET itself, or systemd stops it after " +
           "TimeoutStartSec=",
@@ -192,6 +199,7 @@ function parseArgs(args: string[]): Options {
     else if (a === "-E" || a === "--setenv") o.env.push(assignment(value()));
     else if (a === "--out") o.out = value();
     else if (a === "--force") o.force = true;
+    else if (a === "--podman") o.podman = imageName(value());
     else if (a.startsWith("-") && a !== "-") {
       throw new Refusal(`unknown option "${a}" (socket-activate unit --help lists them)`);
     } else if (name === undefined) name = unitName(a);
@@ -206,7 +214,17 @@ function parseArgs(args: string[]): Options {
   if (o.listen.length === 0) {
     throw new Refusal("give at least one --listen ADDR (for example: --listen 8080)");
   }
-  if (o.command.length === 0) throw new Refusal("give the COMMAND after -- (for example: -- node server.js)");
+  if (o.command.length === 0 && o.podman === undefined) {
+    throw new Refusal("give the COMMAND after -- (for example: -- node server.js)");
+  }
+  if (o.podman !== undefined && o.accept) {
+    throw new Refusal("--podman with --accept (a container per connection) is not supported: drop one");
+  }
+  if (o.podman !== undefined && o.watchdog !== undefined) {
+    throw new Refusal(
+      "--podman with --watchdog is not supported: podman does not pass WATCHDOG_USEC into the container",
+    );
+  }
   if (new Set(o.listen).size !== o.listen.length) {
     throw new Refusal("the same --listen address is given twice");
   }
@@ -217,6 +235,33 @@ function parseArgs(args: string[]): Options {
     throw new Refusal("--force without --out: nothing is written to overwrite");
   }
   return o;
+}
+
+/**
+ * ExecStart= for --podman: podman (found in PATH now) runs the image with no
+ * network; the sockets reach the container through podman, LISTEN_PID=1.
+ * For Type=notify the service's notify socket is mounted in: podman's own
+ * --sdnotify=container forwards READY=1 and nothing after it (podman 4.3).
+ */
+function podmanCommand(o: Options, ctx: Ctx): Resolved {
+  const podman = locate("podman", ctx).found;
+  const notify = o.notify
+    ? [
+      "--sdnotify=ignore",
+      "-v",
+      "/run/systemd/notify:/run/systemd/notify",
+      "-e",
+      "NOTIFY_SOCKET=/run/systemd/notify",
+    ]
+    : [];
+  return { argv: [podman, "run", "--rm", "--network=none", ...notify, o.podman!, ...o.command] };
+}
+
+function imageName(v: string): string {
+  if (v === "" || v.startsWith("-") || /\s/.test(v) || hasControl(v)) {
+    throw new Refusal(`--podman "${v}" is not an image name (for example: localhost/echo)`);
+  }
+  return v;
 }
 
 /** NAME as a unit name prefix: systemd's unit_name_is_valid, no template. */

@@ -106,7 +106,7 @@ export function resolveCommand(argv: string[], ctx: Ctx): Resolved {
 }
 
 /** COMMAND's program, found as a shell would: by path, or in PATH. */
-function locate(prog: string, ctx: Ctx): { found: string; real: string } {
+export function locate(prog: string, ctx: Ctx): { found: string; real: string } {
   if (prog === undefined || prog === "") throw new Refusal("the COMMAND is empty");
   const candidates = prog.includes("/") ? [resolvePath(ctx.cwd, prog)] : ctx.path.map((d) => join(d, prog));
   for (const c of candidates) {

@@ -16,6 +16,8 @@ export interface Options {
   out?: string;
   force: boolean;
   command: string[];
+  /** --podman IMAGE: the service runs the image in a --network=none container. */
+  podman?: string;
 }
 
 export function renderSocket(o: Options): string {
@@ -40,7 +42,12 @@ export function renderService(o: Options, r: Resolved, ctx: Ctx): string {
   lines.push("", "[Service]");
   if (o.notify) lines.push("Type=notify");
   if (o.notify || o.watchdog !== undefined) {
-    if (r.runtime === "node" && !r.nodeFfi) {
+    if (o.podman !== undefined) {
+      lines.push(
+        "# The container's processes send sd_notify over the mounted socket; none is the main PID (podman)",
+        "NotifyAccess=all",
+      );
+    } else if (r.runtime === "node" && !r.nodeFfi) {
       lines.push(
         "# This Node (22, 24) sends sd_notify through systemd-notify, whose own PID systemd sees when not root",
         "NotifyAccess=all",
