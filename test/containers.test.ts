@@ -404,3 +404,18 @@ test("run without /bin/sh fails at once, saying why and what to do", { skip: noS
       "start COMMAND (systemd, systemd-socket-activate, or podman under either), or add /bin/sh\n",
   );
 });
+
+test("unit --podman refuses what it cannot write: --accept, --watchdog, a bad image name", async () => {
+  const cases: [string[], RegExp][] = [
+    [["--accept"], /--podman with --accept \(a container per connection\) is not supported: drop one/],
+    [["--watchdog", "10"], /--podman with --watchdog is not supported: podman does not pass WATCHDOG_USEC/],
+  ];
+  for (const [extra, want] of cases) {
+    const r = start([...cliCommand(), "unit", "echo", "-l", "8888", "--podman", "localhost/echo", ...extra]);
+    assert.equal(await r.exited(), 2, r.stderr());
+    assert.match(r.stderr(), want);
+  }
+  const bad = start([...cliCommand(), "unit", "echo", "-l", "8888", "--podman=-x"]);
+  assert.equal(await bad.exited(), 2, bad.stderr());
+  assert.match(bad.stderr(), /--podman "-x" is not an image name \(for example: localhost\/echo\)/);
+});
