@@ -62,6 +62,10 @@
 #    per connection at 10,000 idle connections, listen() against the greeter
 #    and serve() against the runtime's own HTTP server; about 6 minutes.
 #
+# 7. WebSocket echo messages/s (bench/ws.mjs): serve() with upgradeWebSocket()
+#    against the `ws` library on node:http, in Node 26, interleaved; 1 KiB
+#    messages over 64 sockets; about 1 minute.
+#
 # Every process is started by the driver (bench/bench.mjs) and stopped by PID
 # (SIGTERM, bounded wait, SIGKILL); systemd-socket-activate execs the program,
 # so it is the same PID. Every wait is bounded; a server that fails to start
@@ -104,6 +108,11 @@ if [ "$status" -eq 0 ]; then
   else
     echo "bench: wrk or taskset is missing (Debian package wrk): the HTTP serve() benchmark is skipped" >&2
   fi
+fi
+if [ "$status" -eq 0 ]; then
+  echo
+  timeout -k 10 180 node bench/ws.mjs || status=$?
+  [ "$status" -ne 124 ] || echo "bench: ws timed out after 180 s" >&2
 fi
 if [ "$status" -eq 0 ]; then
   echo
