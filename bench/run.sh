@@ -61,6 +61,9 @@
 # 6. Memory per idle connection (bench/idle.ts, which explains it): RSS growth
 #    per connection at 10,000 idle connections, listen() against the greeter
 #    and serve() against the runtime's own HTTP server; about 6 minutes.
+# 7. Latency during reloads (bench/reload.mjs, which explains it): 20 SIGHUPs
+#    to `socket-activate run` under a steady client load, --reload=stop-first
+#    against --reload=overlap, each runtime's launcher; about 4 minutes.
 #
 # 7. WebSocket echo messages/s (bench/ws.mjs): serve() with upgradeWebSocket()
 #    against the `ws` library on node:http, in Node 26, interleaved; 1 KiB
@@ -118,6 +121,11 @@ if [ "$status" -eq 0 ]; then
   echo
   timeout -k 10 600 node --import tsx bench/idle.ts || status=$?
   [ "$status" -ne 124 ] || echo "bench: idle timed out after 600 s" >&2
+fi
+if [ "$status" -eq 0 ]; then
+  echo
+  timeout -k 10 420 node bench/reload.mjs || status=$?
+  [ "$status" -ne 124 ] || echo "bench: reload timed out after 420 s" >&2
 fi
 echo "bench: took $(( $(date +%s) - start )) s" >&2
 exit "$status"
