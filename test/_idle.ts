@@ -145,48 +145,86 @@ async function startServer(server: IdleServer): Promise<{ run: Run; port: number
 }
 
 /**
- * The RSS growth per idle connection of `server` between `warm` and `n`
- * connections. `settle` ms are waited after the last connection before the
- * RSS is read (then until it holds still). The server is stopped after.
+ * The RSS growth per idle connection of each server, all measured at once
+ * (their connections opened in turns: the same moment of a loaded machine
+ * for each), between `warm` and `n` connections. `settle` ms are waited
+ * after the last connection before the RSS is read (then until it holds
+ * still). The servers are stopped after.
  */
+export async function idleCosts(
+  servers: IdleServer[],
+  n: number,
+  warm: number,
+  settle = 1000,
+): Promise<IdleCost[]> {
+  const runs: { run: Run; port: number; pid: () => number }[] = [];
+  const socks: net.Socket[] = [];
+  closedEarly = 0;
+  try {
+    for (const server of servers) runs.push(await startServer(server));
+    // The first connection starts the program (or waits for it to listen).
+    for (const [i, { run, port }] of runs.entries()) {
+      const deadline = Date.now() + 20_000;
+      for (;;) {
+        try {
+          socks.push(await openOne(port, servers[i].kind, 20_000));
+          break;
+        } catch (e) {
+          if (run.child.exitCode !== null || Date.now() > deadline) {
+            throw new Error(`${servers[i].cmd.join(" ")}: ${(e as Error).message}; stderr:\n${run.stderr()}`);
+          }
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      }
+    }
+    const ms = runs.map(() => 0);
+    const batch = 100;
+    const open = async (from: number, to: number) => {
+      for (let k = from; k < to; k += batch) {
+        for (const [i, { port }] of runs.entries()) {
+          const t0 = performance.now();
+          await openMany(port, servers[i].kind, Math.min(batch, to - k), socks);
+          ms[i] += performance.now() - t0;
+        }
+      }
+    };
+    await open(1, warm);
+    const rssWarm = await settledAll(runs.map((r) => r.pid()), settle);
+    ms.fill(0);
+    await open(warm, n);
+    const rssFull = await settledAll(runs.map((r) => r.pid()), settle, rssWarm);
+    if (closedEarly > 0) {
+      throw new Error(
+        `the servers closed ${closedEarly} of ${n * servers.length} idle connections while measuring`,
+      );
+    }
+    return runs.map((_, i) => ({
+      perConn: (rssFull[i] - rssWarm[i]) / (n - warm),
+      rssWarm: rssWarm[i],
+      rssFull: rssFull[i],
+      acceptMs: ms[i],
+    }));
+  } finally {
+    for (const s of socks) s.destroy();
+    for (const { run } of runs) {
+      run.signal("SIGKILL");
+      await run.exited(10_000).catch(() => {});
+    }
+  }
+}
+
+/** settled() for several processes at once. */
+async function settledAll(pids: number[], min: number, base?: number[]): Promise<number[]> {
+  await new Promise((r) => setTimeout(r, min));
+  return Promise.all(pids.map((pid, i) => settled(pid, base?.[i] ?? rss(pid), 0)));
+}
+
+/** One server alone: idleCosts() of one. */
 export async function idleCost(
   server: IdleServer,
   n: number,
   warm: number,
   settle = 1000,
 ): Promise<IdleCost> {
-  const { run, port, pid } = await startServer(server);
-  const socks: net.Socket[] = [];
-  closedEarly = 0;
-  try {
-    // The first connection starts the program (or waits for it to listen).
-    const deadline = Date.now() + 20_000;
-    for (;;) {
-      try {
-        socks.push(await openOne(port, server.kind, 20_000));
-        break;
-      } catch (e) {
-        if (run.child.exitCode !== null || Date.now() > deadline) {
-          throw new Error(`${server.cmd.join(" ")}: ${(e as Error).message}; stderr:\n${run.stderr()}`);
-        }
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    }
-    await openMany(port, server.kind, warm - 1, socks);
-    const rssWarm = await settled(pid(), rss(pid()), settle);
-    const t0 = performance.now();
-    await openMany(port, server.kind, n - warm, socks);
-    const acceptMs = performance.now() - t0;
-    const rssFull = await settled(pid(), rssWarm, settle);
-    if (closedEarly > 0) {
-      throw new Error(
-        `${server.cmd.join(" ")} closed ${closedEarly} of ${n} idle connections while measuring`,
-      );
-    }
-    return { perConn: (rssFull - rssWarm) / (n - warm), rssWarm, rssFull, acceptMs };
-  } finally {
-    for (const s of socks) s.destroy();
-    run.signal("SIGKILL");
-    await run.exited(10_000).catch(() => {});
-  }
+  return (await idleCosts([server], n, warm, settle))[0];
 }
