@@ -8,6 +8,8 @@
 // natively. Loaded with the entry: it touches no runtime module, and Node's
 // Response (undici, loaded on first use) is looked up on the first `new`.
 
+import { forwardTo } from "./_forward.ts";
+
 /** The global symbol under which the bridge (runtimes/node_api/fetch.ts) finds a FastResponse's parts. */
 const PARTS = Symbol.for("socket-activate.FastResponse.parts");
 
@@ -139,26 +141,7 @@ function wire(cls: new () => object): void {
   const real = (cls as unknown as { real(r: unknown): Record<PropertyKey, unknown> }).real;
   const own = new Set<PropertyKey>(["constructor", "status", "ok", "statusText", Symbol.toStringTag]);
   const proto = cls.prototype as Record<PropertyKey, unknown>;
-  for (const key of Reflect.ownKeys(Response.prototype)) {
-    if (own.has(key)) continue;
-    const d = Object.getOwnPropertyDescriptor(Response.prototype, key)!;
-    if (typeof d.value === "function") {
-      Object.defineProperty(proto, key, {
-        configurable: true,
-        writable: true,
-        value: function (this: unknown, ...args: unknown[]) {
-          return (real(this)[key] as (...a: unknown[]) => unknown)(...args);
-        },
-      });
-    } else if (d.get) {
-      Object.defineProperty(proto, key, {
-        configurable: true,
-        get: function (this: unknown) {
-          return real(this)[key];
-        },
-      });
-    }
-  }
+  forwardTo(proto, Response.prototype, own, real);
   Object.setPrototypeOf(cls.prototype, Response.prototype);
   Object.setPrototypeOf(cls, Response);
 }

@@ -26,7 +26,7 @@ import type {
   TrackedSocket,
 } from "../../src/_http.ts";
 import { DEFAULT_MAX_REQUEST_BODY_SIZE, hostOk, refusedMethod, targetPath } from "../../src/_http_check.ts";
-import { bodyStream, type RequestView, viewClass } from "./request.ts";
+import { abortWhenGone, bodyStream, type RequestView, viewClass } from "./request.ts";
 import { upgrades } from "./upgrade.ts";
 
 let httpModule: typeof Http | undefined;
@@ -170,20 +170,13 @@ let ServerRequest: (new (url: string, init: RequestInit, res: Http.ServerRespons
 function serverRequestClass(): new (url: string, init: RequestInit, res: Http.ServerResponse) => Request {
   return class extends Request {
     #res: Http.ServerResponse;
-    #ac: AbortController | undefined;
+    #signal: AbortSignal | undefined;
     constructor(url: string, init: RequestInit, res: Http.ServerResponse) {
       super(url, init);
       this.#res = res;
     }
     override get signal(): AbortSignal {
-      if (this.#ac === undefined) {
-        const ac = this.#ac = new AbortController();
-        const res = this.#res;
-        const gone = () => !res.writableFinished && ac.abort();
-        if (res.closed) gone();
-        else res.once("close", gone);
-      }
-      return this.#ac.signal;
+      return this.#signal ??= abortWhenGone(this.#res);
     }
   };
 }

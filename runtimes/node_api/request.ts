@@ -18,7 +18,17 @@
 // 26 check a private field no other object can have (nodejs/undici#4186), so
 // there fetch() needs `request.clone()`, a real Request (docs/http.md).
 import type * as Http from "node:http";
+import { forwardTo } from "../../src/_forward.ts";
 import { BODY_TOO_LARGE } from "../../src/_http_check.ts";
+
+/** A signal aborted when the client goes away before the response is sent. */
+export function abortWhenGone(res: Http.ServerResponse): AbortSignal {
+  const ac = new AbortController();
+  const gone = () => !res.writableFinished && ac.abort();
+  if (res.closed) gone();
+  else res.once("close", gone);
+  return ac.signal;
+}
 
 /** What the view needs of the bridge: the answer to a body above the limit. */
 export type TooLarge = (res: Http.ServerResponse) => void;
@@ -157,7 +167,7 @@ function makeViewClass(): ViewClass {
     #tooLarge: TooLarge;
     #headers: Headers | undefined;
     #real: Request | undefined;
-    #ac: AbortController | undefined;
+    #signal: AbortSignal | undefined;
     #used = false;
     constructor(
       req: Http.IncomingMessage,
@@ -191,14 +201,7 @@ function makeViewClass(): ViewClass {
     }
     /** Aborted when the client goes away before the response is sent; made on first use. */
     get signal(): AbortSignal {
-      if (this.#ac === undefined) {
-        const ac = this.#ac = new AbortController();
-        const res = this.#res;
-        const gone = () => !res.writableFinished && ac.abort();
-        if (res.closed) gone();
-        else res.once("close", gone);
-      }
-      return this.#ac.signal;
+      return this.#signal ??= abortWhenGone(this.#res);
     }
     get body(): ReadableStream<Uint8Array> | null {
       return this.#realRequest().body;
@@ -277,27 +280,7 @@ function makeViewClass(): ViewClass {
   const real = (self: unknown) =>
     RequestViewImpl.real(self as RequestViewImpl) as unknown as Record<PropertyKey, unknown>;
   // Every other property of Request (cache, mode, formData(), ...) is the real Request's.
-  for (const key of Reflect.ownKeys(Request.prototype)) {
-    if (typeof key === "string" && OWN.has(key)) continue;
-    if (key === Symbol.toStringTag) continue;
-    const d = Object.getOwnPropertyDescriptor(Request.prototype, key)!;
-    if (typeof d.value === "function") {
-      Object.defineProperty(proto, key, {
-        configurable: true,
-        writable: true,
-        value: function (this: unknown, ...args: unknown[]) {
-          return (real(this)[key] as (...a: unknown[]) => unknown)(...args);
-        },
-      });
-    } else if (d.get) {
-      Object.defineProperty(proto, key, {
-        configurable: true,
-        get: function (this: unknown) {
-          return real(this)[key];
-        },
-      });
-    }
-  }
+  forwardTo(proto, Request.prototype, new Set<PropertyKey>([...OWN, Symbol.toStringTag]), real);
   // Node 22's undici keeps a Request's state under symbols of its own, and
   // fetch(request) reads them: the view hands over the real Request's.
   for (const key of Object.getOwnPropertySymbols(new Request("http://localhost/"))) {
