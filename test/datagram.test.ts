@@ -233,7 +233,7 @@ print(repr(got))`,
 
 test(
   "listenDatagram() in Deno without --allow-ffi names the flag",
-  { skip: RUNTIME !== "deno" },
+  { skip: RUNTIME !== "deno" && "Deno only" },
   async () => {
     const port = await freePort();
     const deno = (globalThis as unknown as { Deno: { execPath(): string } }).Deno.execPath();
