@@ -69,12 +69,31 @@ const binPlugins: NonNullable<Options["esbuildPlugins"]> = [{
   },
 }];
 
+// The name runtimes/node/runtime.ts require()s Node 26's libc binding by (the
+// _ffi_node entry, beside every built file), and the base it resolves from:
+// CommonJS has no import.meta, and createRequire takes a path as well.
+const ffiDefines: NonNullable<Options["esbuildOptions"]> = (options, { format }) => {
+  options.define = {
+    ...options.define,
+    __FFI_LIBC__: JSON.stringify(`./_ffi_node.${format === "cjs" ? "cjs" : "js"}`),
+  };
+  if (format === "cjs") options.define["import.meta.url"] = "__filename";
+};
+
 // One bundle per runtime entry (picked by export conditions in package.json)
 // plus the bin. ESM and CJS, with declarations for both.
 export default defineConfig([
   {
-    entry: { node: "runtimes/node.ts", deno: "runtimes/deno.ts", bun: "runtimes/bun.ts" },
+    // _ffi_node: Node 26's libc over node:ffi, which runtimes/node/runtime.ts
+    // require()s by this name on first need (see ffiDefines).
+    entry: {
+      node: "runtimes/node.ts",
+      deno: "runtimes/deno.ts",
+      bun: "runtimes/bun.ts",
+      _ffi_node: "runtimes/node/ffi_libc.ts",
+    },
     format: ["esm", "cjs"],
+    esbuildOptions: ffiDefines,
     dts: true,
     target: "es2022",
     platform: "node",
@@ -88,6 +107,7 @@ export default defineConfig([
     // alone), the same for a hand-written greeter (docs/benchmarks.md).
     entry: { cli: "runtimes/bin.ts" },
     format: ["cjs"],
+    esbuildOptions: ffiDefines,
     target: "es2022",
     platform: "node",
     outDir: "dist",
@@ -106,5 +126,6 @@ export default defineConfig([
     outDir: "dist",
     splitting: false,
     esbuildPlugins: binPlugins,
+    esbuildOptions: ffiDefines,
   },
 ]);

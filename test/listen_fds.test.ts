@@ -2,7 +2,10 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { ActivationError, listenFds } from "../mod.ts";
-import { RUNTIME } from "./_util.ts";
+import * as fs from "node:fs";
+import { NODE_FFI, RUNTIME } from "./_util.ts";
+import { nodeFfi } from "../runtimes/node/ffi_gate.ts";
+import { nodeLibc } from "../runtimes/node/ffi_libc.ts";
 
 const VARS = ["LISTEN_PID", "LISTEN_PIDFDID", "LISTEN_FDS", "LISTEN_FDNAMES"];
 
@@ -119,7 +122,31 @@ test("listenFds() checks LISTEN_PIDFDID where the runtime can learn its pidfd id
   assert.ok(id !== undefined);
   assert.deepEqual(listenFds({ env: { ...base, LISTEN_PIDFDID: String(id) } }).length, 1);
   const other = listenFds({ env: { ...base, LISTEN_PIDFDID: String(id! + 1n) } });
-  // Node has no way to open a pidfd without a native addon, so it skips the
-  // check as libsystemd does where pidfds are unavailable.
-  assert.equal(other.length, RUNTIME === "node" ? 1 : 0);
+  // A mismatch is "not for this process" (0 fds), as libsystemd 258's
+  // sd_listen_fds() answers it (the oracle's libsystemd 252 predates
+  // LISTEN_PIDFDID). Node 22 and 24 cannot open a pidfd, so they skip the
+  // check as libsystemd does where pidfds are unavailable; Node 26 opens one
+  // over node:ffi.
+  assert.equal(other.length, RUNTIME === "node" && !NODE_FFI ? 1 : 0);
 });
+
+test(
+  "listenFds() sets FD_CLOEXEC on an inherited fd that lacks it, through fcntl (Node 26)",
+  { skip: !NODE_FFI && "Node 26 only: Node 22 and 24 have no fcntl; Deno's case is test/cloexec.test.ts" },
+  () => {
+    const libc = nodeLibc(nodeFfi()!)!;
+    const fd = fs.openSync("/dev/null", "r");
+    const flags = () =>
+      parseInt(/^flags:\s*(\d+)/m.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, "latin1"))![1], 8);
+    try {
+      assert.equal(libc.fcntl(fd, 2, /* F_SETFD */ 0), 0);
+      assert.equal(flags() & 0o2000000, 0, "FD_CLOEXEC still set");
+      // fds 3 up to it are this process's own (already close-on-exec): listenFds marks each.
+      const got = listenFds({ env: { LISTEN_PID: String(process.pid), LISTEN_FDS: String(fd - 2) } });
+      assert.equal(got.length, fd - 2);
+      assert.notEqual(flags() & 0o2000000, 0, "listenFds() left the fd inheritable");
+    } finally {
+      fs.closeSync(fd);
+    }
+  },
+);

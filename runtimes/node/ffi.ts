@@ -4,56 +4,11 @@
 import type { FdPassing } from "../../src/_runtime.ts";
 import type { Addr, RawDgram } from "../../src/_net.ts";
 import { ffiDgram, timerWait } from "../ffi/dgram.ts";
-import { fdPassingVia, LIBC, type Libc, makeLibc, sendWithFdsVia, type SymbolDef } from "../ffi/libc.ts";
+import { fdPassingVia, LIBC, sendWithFdsVia } from "../ffi/libc.ts";
 import type { NodeFfi } from "./ffi_gate.ts";
+import { nodeKeys, nodeLibc } from "./ffi_libc.ts";
 
 type Fn = (...args: unknown[]) => unknown;
-
-// node:ffi's type names: no usize/isize, and `buffer` takes a Uint8Array
-// (with its offset) as a pointer.
-const TYPE = { i32: "i32", i64: "i64", usize: "u64", isize: "i64", buffer: "buffer" } as const;
-
-// Node 26.1 documented `parameters`/`result`; 26.12 takes `arguments`/`return`
-// and silently ignores the others (a function of no arguments returning
-// nothing). Which one this Node reads is found by a call, not by its version.
-type Keys = readonly [string, string];
-const SHAPES: Keys[] = [["arguments", "return"], ["parameters", "result"]];
-
-function probeKeys(ffi: NodeFfi): Keys | undefined {
-  for (const [args, ret] of SHAPES) {
-    try {
-      const close = ffi.dlopen(LIBC, { close: { [args]: ["i32"], [ret]: "i32" } }).functions.close as Fn;
-      // close(-1) is EBADF and touches nothing: -1 only when both keys were read.
-      if (close(-1) === -1) return [args, ret];
-    } catch { /* this shape is refused: the next */ }
-  }
-  return undefined;
-}
-
-let libc: Libc | null | undefined;
-let keys: Keys | undefined;
-
-/** libc bound through node:ffi, or null (no libc.so.6, as on musl; keys this Node does not take). */
-export function nodeLibc(ffi: NodeFfi): Libc | null {
-  if (libc !== undefined) return libc;
-  try {
-    keys = probeKeys(ffi);
-    if (keys === undefined) return (libc = null);
-    const [args, ret] = keys;
-    const open = (defs: Record<string, SymbolDef>) => {
-      const symbols: Record<string, Record<string, unknown>> = {};
-      for (const [name, def] of Object.entries(defs)) {
-        symbols[name] = { [args]: def.parameters.map((p) => TYPE[p]), [ret]: TYPE[def.result] };
-      }
-      return ffi.dlopen(LIBC, symbols).functions as Record<string, Fn>;
-    };
-    // Numbers for 64-bit arguments (node:ffi takes both); 64-bit results come back as BigInts.
-    libc = makeLibc(open, false, process.arch, (buf) => ffi.getRawPointer(buf));
-  } catch {
-    libc = null;
-  }
-  return libc;
-}
 
 /**
  * sd_notify as libsystemd sends it, from this process (its PID in
@@ -85,7 +40,8 @@ export function unixDgram(
   fd: number,
   onMessage: (data: Uint8Array, from: Addr) => void,
 ): RawDgram | undefined {
-  if (nodeLibc(ffi) === null || keys === undefined) return undefined;
+  const keys = nodeLibc(ffi) === null ? undefined : nodeKeys();
+  if (keys === undefined) return undefined;
   const [args, ret] = keys;
   const f = (dgramFns ??= ffi.dlopen(LIBC, {
     poll: { [args]: ["buffer", "u64", "i32"], [ret]: "i32" },

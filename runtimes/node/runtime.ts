@@ -7,6 +7,36 @@ import type { DgramAdapter } from "../../src/_net.ts";
 import { refused } from "../../src/notify.ts";
 import { nodeFfi } from "./ffi_gate.ts";
 
+// listenFds() is synchronous, and on Node 26 needs fcntl (close-on-exec) and
+// pidfd_open (LISTEN_PIDFDID) before it returns. A static import of
+// ./ffi_libc.ts would load two more files at every import on Node 22 and 24
+// too (2 to 3 ms measured on a loaded machine), so it is required on first
+// need, and only where node:ffi is there, which means Node 26, where
+// require() takes an ES module synchronously. The built files are flat in
+// dist/ and this one has a fixed name there (tsup.config.ts defines
+// __FFI_LIBC__ and, in CommonJS, import.meta.url); where it cannot load (a
+// bundle without it), Node 22's and 24's paths stay.
+declare const __FFI_LIBC__: string | undefined;
+type FfiLibc = typeof import("./ffi_libc.ts");
+let ffiLibcModule: FfiLibc | null | undefined;
+
+/** Calls f with the binding and node:ffi where both are there, else undefined. */
+function withFfiLibc<T>(f: (m: FfiLibc, ffi: NonNullable<ReturnType<typeof nodeFfi>>) => T): T | undefined {
+  const ffi = nodeFfi(); // on every call: SOCKET_ACTIVATE_FFI=0 may be set at any time
+  if (ffi === undefined) return undefined;
+  if (ffiLibcModule === undefined) {
+    try {
+      const { createRequire } = process.getBuiltinModule("node:module") as typeof import("node:module");
+      ffiLibcModule = createRequire(import.meta.url)(
+        typeof __FFI_LIBC__ === "string" ? __FFI_LIBC__ : "./ffi_libc.ts",
+      ) as FfiLibc;
+    } catch {
+      ffiLibcModule = null;
+    }
+  }
+  return ffiLibcModule === null ? undefined : f(ffiLibcModule, ffi);
+}
+
 // Through getBuiltinModule rather than a static import: mod.ts imports this
 // file in every runtime, and a static node:fs import costs Deno about 14 ms of
 // start-up even when the Deno shim is the one in use.
@@ -216,17 +246,21 @@ export const nodeRuntime: Runtime = {
   readText,
   statKind,
   files: () => import("../node_api/files.ts").then((m) => m.loadFiles()),
-  // Node marks every inherited fd FD_CLOEXEC at start-up (test/listen.test.ts
-  // checks that children hold none) and has no fcntl to do it later: this only
-  // tells a closed fd, by readlink, which costs a tenth of the first read of
-  // /proc/self/fdinfo.
-  setCloexec: (fd) => (readLink(`/proc/self/fd/${fd}`) === undefined ? "closed" : "cloexec"),
+  // Node 26: fcntl over node:ffi, as libsystemd's fd_cloexec(). Node 22 and 24
+  // (and node:ffi turned off) have no fcntl, but Node marks every inherited fd
+  // FD_CLOEXEC at start-up (test/cloexec.test.ts checks that children hold
+  // none): there this only tells a closed fd, by readlink, which costs a tenth
+  // of the first read of /proc/self/fdinfo.
+  setCloexec: (fd) =>
+    withFfiLibc((m, ffi) => m.setCloexecNode(ffi, fd)) ??
+      (readLink(`/proc/self/fd/${fd}`) === undefined ? "closed" : "cloexec"),
   fdState: fdStateFromProc,
   sockInfo: () => undefined,
   openTcp,
-  // pidfd_open needs a syscall Node cannot make without a native addon; like
-  // libsystemd where pidfds are unavailable, the LISTEN_PIDFDID check is skipped.
-  pidfdId: () => undefined,
+  // pidfd_open over node:ffi on Node 26; without node:ffi (Node 22, 24) the
+  // LISTEN_PIDFDID check is skipped, as libsystemd skips it where pidfds are
+  // unavailable.
+  pidfdId: () => withFfiLibc((m, ffi) => m.pidfdIdNode(ffi)),
   args: () => process.argv.slice(2),
   write: (stream, text) => writeAll(stream === "stdout" ? 1 : 2, text),
   exit: (code) => process.exit(code),
