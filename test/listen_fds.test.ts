@@ -122,8 +122,8 @@ test("listenFds() checks LISTEN_PIDFDID where the runtime can learn its pidfd id
   assert.ok(id !== undefined);
   assert.deepEqual(listenFds({ env: { ...base, LISTEN_PIDFDID: String(id) } }).length, 1);
   const other = listenFds({ env: { ...base, LISTEN_PIDFDID: String(id! + 1n) } });
-  // A mismatch is "not for this process" (0 fds), as libsystemd 258's
-  // sd_listen_fds() answers it (the oracle's libsystemd 252 predates
+  // A mismatch is "not for this process" (0 fds), as a libsystemd that knows the
+  // variable answers it (the oracle's libsystemd 252 predates
   // LISTEN_PIDFDID). Node 22 and 24 cannot open a pidfd, so they skip the
   // check as libsystemd does where pidfds are unavailable; Node 26 opens one
   // over node:ffi.
