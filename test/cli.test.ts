@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { VERSION } from "../mod.ts";
-import { cliCommand, start } from "./_util.ts";
+import { cliCommand, NODE_FFI, RUNTIME, start } from "./_util.ts";
 
 test("socket-activate --help lists the commands with examples", async () => {
   const r = start([...cliCommand(), "--help"]);
@@ -77,4 +77,18 @@ test("socket-activate inspect says why the process is not activated", async () =
     assert.equal(await r.exited(), 0, r.stderr());
     assert.match(r.stdout(), want);
   }
+  // The right PID but another process's pidfd id; Node 22 and 24 cannot tell (no pidfd).
+  const cli = cliCommand().join(" ");
+  const r = start([
+    "/bin/sh",
+    "-c",
+    `LISTEN_FDS=1 LISTEN_PID=$$ LISTEN_PIDFDID=1 exec ${cli} inspect 3</dev/null`,
+  ]);
+  assert.equal(await r.exited(), 0, r.stderr());
+  assert.match(
+    r.stdout(),
+    RUNTIME === "node" && !NODE_FFI
+      ? /^activated: 1 fd/
+      : /^not activated: LISTEN_PIDFDID="1" names another process than this one \(its pidfd inode id is \d+, its PID \d+ is the one LISTEN_PID names\)/,
+  );
 });

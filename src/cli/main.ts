@@ -268,6 +268,7 @@ function inspect(args: string[], out: Out, err: Out): number {
     pid: rt.getEnv("LISTEN_PID"),
     fds: rt.getEnv("LISTEN_FDS"),
     names: rt.getEnv("LISTEN_FDNAMES"),
+    pidfdId: rt.getEnv("LISTEN_PIDFDID"),
   };
   let fds: (FdInfo & { name: string })[];
   try {
@@ -283,7 +284,7 @@ function inspect(args: string[], out: Out, err: Out): number {
     return 0;
   }
   if (fds.length === 0) {
-    out(`not activated: ${notActivatedReason(env, rt.pid())}\n`);
+    out(`not activated: ${notActivatedReason(env, rt.pid(), () => rt.pidfdId())}\n`);
     return 0;
   }
   out(`activated: ${fds.length} fd(s)\n`);
@@ -295,7 +296,11 @@ function inspect(args: string[], out: Out, err: Out): number {
   return 0;
 }
 
-function notActivatedReason(env: { pid?: string; fds?: string }, pid: number): string {
+function notActivatedReason(
+  env: { pid?: string; fds?: string; pidfdId?: string },
+  pid: number,
+  ownPidfdId: () => bigint | undefined,
+): string {
   if (env.pid === undefined && env.fds === undefined) {
     return "no LISTEN_PID or LISTEN_FDS in the environment: the program was not started by a socket unit " +
       "(or something between the service manager and it dropped the variables)";
@@ -305,6 +310,11 @@ function notActivatedReason(env: { pid?: string; fds?: string }, pid: number): s
   }
   if (env.fds === undefined) {
     return `LISTEN_PID="${env.pid}" but no LISTEN_FDS: the service manager always sets both`;
+  }
+  const own = env.pidfdId === undefined ? undefined : ownPidfdId();
+  if (own !== undefined && String(own) !== env.pidfdId) {
+    return `LISTEN_PIDFDID="${env.pidfdId}" names another process than this one (its pidfd inode id is ${own}, ` +
+      `its PID ${pid} is the one LISTEN_PID names): the sockets are for an earlier process of that PID`;
   }
   return `LISTEN_PID="${env.pid}" names another process (this one is ${pid}): the sockets are not for it`;
 }
