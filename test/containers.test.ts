@@ -173,7 +173,7 @@ const noSystemd = !fs.existsSync(SYSTEMD)
 const nodeNotify = RUNTIME === "node" && Number(process.versions.node.split(".")[0]) < 26 &&
   `Node ${process.versions.node} notifies through systemd-notify, which a root file system holding only node lacks`;
 test(
-  "unit --podman --notify: its units under a real systemd, READY=1 and STATUS= from a --network=none container",
+  "unit --podman --notify --watchdog: its units under a real systemd, READY=1, STATUS= and WATCHDOG=1 from a --network=none container",
   {
     skip: NO_PODMAN || noSystemd || nodeNotify,
   },
@@ -208,36 +208,44 @@ test(
       { mode: 0o755 },
     );
     const command = [...containerRuntime(), ...echoEntry()];
-    const unit = start(
-      [
-        ...cliCommand(),
-        "unit",
-        "echo",
-        "-l",
-        `127.0.0.1:${port}`,
-        "--notify",
-        "--podman",
-        IMAGE,
-        "--out",
-        units,
-        "--",
-        ...command,
-      ],
-      { PATH: `${bin}:${process.env.PATH}` },
-    );
-    assert.equal(await unit.exited(), 0, unit.stderr());
+    // The echo server pings (stays up); test/fixtures/watchdog_stop.ts stops pinging (restarted).
+    const writeUnits = async (name: string, listen: string, cmd: string[]) => {
+      const unit = start(
+        [
+          ...cliCommand(),
+          "unit",
+          name,
+          "-l",
+          listen,
+          "--notify",
+          "--watchdog",
+          "2",
+          "--podman",
+          IMAGE,
+          "--out",
+          units,
+          "--",
+          ...cmd,
+        ],
+        { PATH: `${bin}:${process.env.PATH}` },
+      );
+      assert.equal(await unit.exited(), 0, unit.stderr());
+    };
+    await writeUnits("echo", `127.0.0.1:${port}`, command);
+    const quietCommand = [...containerRuntime(), path.join(ROOT, "test", "fixtures", "watchdog_stop.ts")];
+    await writeUnits("quiet", `127.0.0.1:${await freePort()}`, quietCommand);
     const service = fs.readFileSync(path.join(units, "echo.service"), "utf8");
-    assert.match(service, /^Type=notify\n#.*\nNotifyAccess=all$/m);
+    assert.match(service, /^Type=notify\n#.*\nNotifyAccess=all\nWatchdogSec=2$/m);
     assert.ok(
       service.includes(
         `\nExecStart=${bin}/podman run --rm --network=none --sdnotify=ignore -v /run/systemd/notify:/run/systemd/notify ` +
-          `-e NOTIFY_SOCKET=/run/systemd/notify ${IMAGE} ${command.join(" ")}\n`,
+          `-e NOTIFY_SOCKET=/run/systemd/notify -e WATCHDOG_USEC ${IMAGE} ${command.join(" ")}\n`,
       ),
       service,
     );
     // docs/containers.md shows the same service, for the image localhost/echo.
     const documented = block("docs/containers.md", "holds it to what unit --podman --notify writes")
-      .replace("/usr/bin/podman", `${bin}/podman`).replace(
+      .replace("/usr/bin/podman", `${bin}/podman`).replace("WatchdogSec=10", "WatchdogSec=2").replace(
         " localhost/echo",
         ` ${IMAGE} ${command.join(" ")}`,
       );
@@ -245,13 +253,24 @@ test(
       assert.ok(service.split("\n").includes(line), `the docs' ${line} is not in:\n${service}`);
     }
     fs.writeFileSync(path.join(units, "t.target"), "[Unit]\nWants=echo.socket\n");
-    fs.mkdirSync(path.join(units, "echo.service.d"));
-    fs.writeFileSync(
-      path.join(units, "echo.service.d", "log.conf"),
-      `[Service]\nStandardError=append:${log}\n`,
-    );
-    const check = `printf 'hello\\n' | timeout 20 nc -N 127.0.0.1 ${port}; ` +
-      "$SYSTEMCTL show -P ActiveState echo.service; $SYSTEMCTL show -P StatusText echo.service";
+    for (const name of ["echo", "quiet"]) {
+      fs.mkdirSync(path.join(units, `${name}.service.d`));
+      fs.writeFileSync(
+        path.join(units, `${name}.service.d`, "log.conf"),
+        `[Unit]\nStartLimitIntervalSec=0\n[Service]\nRestart=on-failure\nStandardError=append:${log}\n` +
+          // Stopped at shutdown while starting again, quiet is the container's
+          // PID 1 with no SIGTERM handler yet, which ignores SIGTERM: SIGKILL soon.
+          (name === "quiet" ? "TimeoutStopSec=2\n" : ""),
+      );
+    }
+    // quiet starts after echo's first connection and is restarted by the
+    // watchdog at the earliest 2 pings and 2 s after its READY=1: by then
+    // echo has lived through two WatchdogSec= of its own pings, or it would
+    // have been restarted too.
+    const check = `printf 'hello\\n' | timeout 20 nc -N 127.0.0.1 ${port}; $SYSTEMCTL start quiet.service; ` +
+      'for i in $(seq 150); do [ "$($SYSTEMCTL show -P NRestarts quiet.service)" -ge 1 ] && break; sleep 0.2; done; ' +
+      "for u in echo quiet; do $SYSTEMCTL show -P NRestarts $u.service; done; " +
+      "$SYSTEMCTL show -P ActiveState echo.service; $SYSTEMCTL show -P StatusText echo.service;";
     const r = start([
       "/bin/bash",
       path.join(ROOT, "test", "real-systemd", "run-units.sh"),
@@ -265,7 +284,12 @@ test(
     try {
       assert.equal(await r.exited(60000), 0, r.stderr());
       const logged = fs.existsSync(log) ? fs.readFileSync(log, "utf8") : "";
-      assert.equal(r.stdout(), "OHAI! systemd socket: true\nHELLO\nactive\n1 connection(s) served\n", logged);
+      assert.equal(
+        r.stdout(),
+        "OHAI! systemd socket: true\nHELLO\n0\n1\nactive\n1 connection(s) served\n",
+        `${logged}\n${fs.readFileSync(path.join(units, "boot.log"), "utf8")}`,
+      );
+      assert.match(fs.readFileSync(path.join(units, "boot.log"), "utf8"), /quiet\.service: Watchdog timeout/);
     } finally {
       if (r.child.exitCode === null) r.child.kill("SIGKILL");
       try {
@@ -405,10 +429,9 @@ test("run without /bin/sh fails at once, saying why and what to do", { skip: noS
   );
 });
 
-test("unit --podman refuses what it cannot write: --accept, --watchdog, a bad image name", async () => {
+test("unit --podman refuses what it cannot write: --accept, a bad image name", async () => {
   const cases: [string[], RegExp][] = [
     [["--accept"], /--podman with --accept \(a container per connection\) is not supported: drop one/],
-    [["--watchdog", "10"], /--podman with --watchdog is not supported: podman does not pass WATCHDOG_USEC/],
   ];
   for (const [extra, want] of cases) {
     const r = start([...cliCommand(), "unit", "echo", "-l", "8888", "--podman", "localhost/echo", ...extra]);

@@ -49,8 +49,9 @@ Options:
       --podman IMAGE  run IMAGE in a container with no network of its own:
                       ExecStart=podman run --rm --network=none IMAGE [ARGS],
                       with the service's notify socket mounted in for
-                      --notify (podman's own --sdnotify forwards READY=1
-                      only); COMMAND is optional (the image's), and is run as
+                      --notify and --watchdog (podman's own --sdnotify
+                      forwards READY=1 only; -e WATCHDOG_USEC passes the
+                      interval); COMMAND is optional (the image's), and is run as
                       given, inside the image
   -E, --setenv N=V    Environment=N=V (repeatable)
       --out DIR       write the files into DIR instead of printing them
@@ -220,11 +221,6 @@ function parseArgs(args: string[]): Options {
   if (o.podman !== undefined && o.accept) {
     throw new Refusal("--podman with --accept (a container per connection) is not supported: drop one");
   }
-  if (o.podman !== undefined && o.watchdog !== undefined) {
-    throw new Refusal(
-      "--podman with --watchdog is not supported: podman does not pass WATCHDOG_USEC into the container",
-    );
-  }
   if (new Set(o.listen).size !== o.listen.length) {
     throw new Refusal("the same --listen address is given twice");
   }
@@ -242,16 +238,20 @@ function parseArgs(args: string[]): Options {
  * network; the sockets reach the container through podman, LISTEN_PID=1.
  * For Type=notify the service's notify socket is mounted in: podman's own
  * --sdnotify=container forwards READY=1 and nothing after it (podman 4.3).
+ * For the watchdog, podman passes none of systemd's variables: -e
+ * WATCHDOG_USEC passes the interval, and WATCHDOG_PID (podman's PID, not the
+ * server's) is left out, so that sd_watchdog_enabled() takes it for any PID.
  */
 function podmanCommand(o: Options, ctx: Ctx): Resolved {
   const podman = locate("podman", ctx).found;
-  const notify = o.notify
+  const notify = o.notify || o.watchdog !== undefined
     ? [
       "--sdnotify=ignore",
       "-v",
       "/run/systemd/notify:/run/systemd/notify",
       "-e",
       "NOTIFY_SOCKET=/run/systemd/notify",
+      ...(o.watchdog !== undefined ? ["-e", "WATCHDOG_USEC"] : []),
     ]
     : [];
   return { argv: [podman, "run", "--rm", "--network=none", ...notify, o.podman!, ...o.command] };

@@ -55,6 +55,12 @@ export function renderService(o: Options, r: Resolved, ctx: Ctx): string {
     } else if (!o.notify) lines.push("NotifyAccess=main"); // for the watchdog pings: Type=notify implies it
   }
   if (o.watchdog !== undefined) lines.push(`WatchdogSec=${o.watchdog}`);
+  if (o.watchdog !== undefined && o.podman !== undefined) {
+    lines.push(
+      "# Not SIGABRT: podman does not pass it on, and the server, PID 1 of the container, has no handler for it",
+      "WatchdogSignal=SIGTERM",
+    );
+  }
   for (const e of [...ctx.env, ...o.env]) lines.push(`Environment=${quote(specifiers(e))}`);
   if (ctx.workingDirectory !== undefined) lines.push(`WorkingDirectory=${specifiers(ctx.workingDirectory)}`);
   if (o.user !== undefined) lines.push(`User=${o.user}`);
