@@ -405,6 +405,9 @@ test(
         script,
       ],
       { NOTIFY_SOCKET: address },
+      // Node looks for a package.json from the working directory up (for -e):
+      // one nobody may read (the 0700 clone) fails the run with EACCES.
+      dir,
     );
     assert.equal(await run.exited(), 0, run.stdout() + run.stderr());
     assert.equal(run.stderr(), "", "no ExperimentalWarning in the service's log");

@@ -582,6 +582,23 @@ test("run --watch: a changed file restarts COMMAND; a connection meanwhile is se
   assert.equal(await r.exited(), 0, r.stderr());
 });
 
+test("run: a stop during a reload exits with the status of the COMMAND that served, not the one still starting", async () => {
+  const dir = tempDir();
+  const port = await freePort();
+  // The first COMMAND exits 0 on SIGTERM at once; the second, started by the
+  // reload and not ready, dies of the SIGTERM after it (as a runtime still
+  // starting does: Node 22 under load, seen in CI).
+  const script = `if [ -e ${dir}/second ]; then trap 'trap - TERM; sleep 0.3; kill -TERM $$' TERM; ` +
+    `echo second; while :; do sleep 0.02; done; fi; touch ${dir}/second; ` +
+    `trap "exit 0" TERM; echo up; while :; do sleep 0.02; done`;
+  const r = run(["--now", "--restart", "--grace", "30", "-l", `127.0.0.1:${port}`, "--", "/bin/sh", "-c", script]);
+  await until(() => r.stdout().includes("up"), 15000, "the first COMMAND");
+  r.signal("SIGHUP");
+  await until(() => r.stdout().includes("second"), 15000, "the reload's COMMAND");
+  r.signal("SIGTERM");
+  assert.equal(await r.exited(), 0, r.stderr());
+});
+
 test("run: SIGINT and SIGTERM go to COMMAND, and the launcher exits with its status", async () => {
   const port = await freePort();
   const trap = (sig: string, code: number) =>

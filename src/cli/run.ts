@@ -617,7 +617,9 @@ class Supervisor {
       const c = this.child!;
       const exit = await c.exited;
       if (this.child !== c) continue; // replaced by a reload: the new one is current
-      if (this.pending) {
+      // A stop during a reload: the new COMMAND, never ready, never served;
+      // the one that served gives the status (the launcher still waits for both).
+      if (this.pending && this.stopSignal === undefined) {
         this.log(
           `socket-activate run: PID ${c.pid} ${
             describeExit(exit)
