@@ -591,7 +591,18 @@ test("run: a stop during a reload exits with the status of the COMMAND that serv
   const script = `if [ -e ${dir}/second ]; then trap 'trap - TERM; sleep 0.3; kill -TERM $$' TERM; ` +
     `echo second; while :; do sleep 0.02; done; fi; touch ${dir}/second; ` +
     `trap "exit 0" TERM; echo up; while :; do sleep 0.02; done`;
-  const r = run(["--now", "--restart", "--grace", "30", "-l", `127.0.0.1:${port}`, "--", "/bin/sh", "-c", script]);
+  const r = run([
+    "--now",
+    "--restart",
+    "--grace",
+    "30",
+    "-l",
+    `127.0.0.1:${port}`,
+    "--",
+    "/bin/sh",
+    "-c",
+    script,
+  ]);
   await until(() => r.stdout().includes("up"), 15000, "the first COMMAND");
   r.signal("SIGHUP");
   await until(() => r.stdout().includes("second"), 15000, "the reload's COMMAND");
