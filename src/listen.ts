@@ -334,8 +334,12 @@ function checkStream(f: ListenFd, info: FdInfo, runtime?: string): "listener" | 
   if (own) throw own;
   const hint = "listen() serves stream sockets (ListenStream= in the .socket unit)";
   // Bun.listen({ fd }) serves a SOCK_SEQPACKET listener with each read and
-  // each write one packet; Node's and Deno's listen() fail on it (EINVAL).
-  if (info.type === "seqpacket" && info.kind === "unix" && runtime === "bun" && info.listening !== false) {
+  // each write one packet, and so does Node's pipe handle
+  // (runtimes/node_api/net.ts); Deno's node:net fails on it (EINVAL).
+  if (
+    info.type === "seqpacket" && info.kind === "unix" && (runtime === "bun" || runtime === "node") &&
+    info.listening !== false
+  ) {
     return "listener";
   }
   const socket = info.family !== undefined || info.target?.startsWith("socket:");
@@ -345,7 +349,7 @@ function checkStream(f: ListenFd, info: FdInfo, runtime?: string): "listener" | 
   const dgram = "; serve a datagram socket (ListenDatagram=) with listenDatagram()";
   if (info.type !== undefined && info.type !== "stream") {
     const seq = info.type === "seqpacket"
-      ? " (of the three runtimes only Bun serves SOCK_SEQPACKET)"
+      ? " (Deno does not serve SOCK_SEQPACKET; Node and Bun do)"
       : info.type === "dgram"
       ? dgram
       : "";
@@ -500,6 +504,8 @@ function adoptStream(rt: Runtime, f: ListenFd, count: number): Adoption {
     ? "connection"
     : checkStream(f, info, rt.name);
   claimAndCloexec(rt, f);
+  // Node serves a seqpacket listener through a pipe handle of its own (runtimes/node_api/net.ts).
+  if (info.type === "seqpacket" && rt.name === "node") handle = { seqpacket: f.fd };
   return { f, info, handle, mode };
 }
 

@@ -274,6 +274,9 @@ function serverAddr(server: Net.Server): Addr | undefined {
   return { transport: "tcp", hostname: a.address, port: a.port };
 }
 
+// deno-lint-ignore no-explicit-any
+type Any = any;
+
 function listenOn(
   options: Net.ListenOptions,
   onConn: (conn: Conn) => void,
@@ -289,19 +292,7 @@ function listenOn(
       (s) => onConn(fromSocket(s, localPath, direct)),
     );
     server.once("error", reject);
-    // A raw handle from openTcp (Node) is tried with listen() first, in the
-    // same tick as node:net takes it over (no connection can arrive in
-    // between): a UDP socket fails here, its fd still open for the error
-    // message, where node:net would close it.
-    const raw = options as unknown as { listen?: (backlog: number) => number };
-    if (typeof raw.listen === "function") {
-      const err = raw.listen(511);
-      if (err !== 0) {
-        reject(Object.assign(new Error(`listen failed (uv error ${err})`), { code: "EPROTOTYPE" }));
-        return;
-      }
-    }
-    server.listen(options, () => {
+    const listening = () => {
       server.off("error", reject);
       // Node's handle exposes the fd it wraps; Deno's does not.
       const handleFd = (server as unknown as { _handle?: { fd?: number } })._handle?.fd;
@@ -318,7 +309,48 @@ function listenOn(
           ? () => new Promise<void>((r) => setTimeout(() => r(void server.close()), 0))
           : () => void server.close(),
       });
-    });
+    };
+    const seqpacket = (options as { seqpacket?: number }).seqpacket;
+    if (seqpacket !== undefined) {
+      // Node: listen({ fd }) refuses a SOCK_SEQPACKET socket (EINVAL: libuv's
+      // uv_guess_handle knows unix stream and datagram sockets only), but
+      // libuv's pipe handle, which node:net builds unix sockets on, serves
+      // one: it accepts, each read(2) is one packet and each write one packet
+      // (writes queued behind a full socket may go out in one writev). The handle is given to the server as node:net's own
+      // listen() gives it one (_handle, then _listen2: setupListenHandle).
+      let h: Any;
+      try {
+        const { Pipe, constants } = (process as Any).binding("pipe_wrap");
+        h = new Pipe(constants.SERVER);
+      } catch (e) {
+        reject(e);
+        return;
+      }
+      const err = h.open(seqpacket);
+      if (err !== 0) {
+        reject(
+          Object.assign(new Error(`opening the seqpacket fd failed (uv error ${err})`), { code: "EINVAL" }),
+        );
+        return;
+      }
+      (server as Any)._handle = h;
+      server.once("listening", listening);
+      (server as Any)._listen2(null, -1, -1, 511);
+      return;
+    }
+    // A raw handle from openTcp (Node) is tried with listen() first, in the
+    // same tick as node:net takes it over (no connection can arrive in
+    // between): a UDP socket fails here, its fd still open for the error
+    // message, where node:net would close it.
+    const raw = options as unknown as { listen?: (backlog: number) => number };
+    if (typeof raw.listen === "function") {
+      const err = raw.listen(511);
+      if (err !== 0) {
+        reject(Object.assign(new Error(`listen failed (uv error ${err})`), { code: "EPROTOTYPE" }));
+        return;
+      }
+    }
+    server.listen(options, listening);
   });
 }
 
