@@ -173,7 +173,7 @@ const noSystemd = !fs.existsSync(SYSTEMD)
 const nodeNotify = RUNTIME === "node" && Number(process.versions.node.split(".")[0]) < 26 &&
   `Node ${process.versions.node} notifies through systemd-notify, which a root file system holding only node lacks`;
 test(
-  "unit --podman --notify --watchdog: its units under a real systemd, READY=1, STATUS= and WATCHDOG=1 from a --network=none container",
+  "unit --podman under a real systemd: --notify --watchdog (READY=1, STATUS=, WATCHDOG=1), Type=simple and --accept, from --network=none containers",
   {
     skip: NO_PODMAN || noSystemd || nodeNotify,
   },
@@ -209,7 +209,13 @@ test(
     );
     const command = [...containerRuntime(), ...echoEntry()];
     // The echo server pings (stays up); test/fixtures/watchdog_stop.ts stops pinging (restarted).
-    const writeUnits = async (name: string, listen: string, cmd: string[]) => {
+    // Also plain (Type=simple) and acc (Accept=yes: a container per connection), the echo server both.
+    const writeUnits = async (
+      name: string,
+      listen: string,
+      cmd: string[],
+      flags = ["--notify", "--watchdog", "2"],
+    ) => {
       const unit = start(
         [
           ...cliCommand(),
@@ -217,9 +223,7 @@ test(
           name,
           "-l",
           listen,
-          "--notify",
-          "--watchdog",
-          "2",
+          ...flags,
           "--podman",
           IMAGE,
           "--out",
@@ -234,6 +238,13 @@ test(
     await writeUnits("echo", `127.0.0.1:${port}`, command);
     const quietCommand = [...containerRuntime(), path.join(ROOT, "test", "fixtures", "watchdog_stop.ts")];
     await writeUnits("quiet", `127.0.0.1:${await freePort()}`, quietCommand);
+    const [plainPort, accPort] = [await freePort(), await freePort()];
+    await writeUnits("plain", `127.0.0.1:${plainPort}`, command, []);
+    await writeUnits("acc", `127.0.0.1:${accPort}`, command, ["--accept"]);
+    assert.match(
+      fs.readFileSync(path.join(units, "acc@.service"), "utf8"),
+      /\nExecStart=\S+\/podman run --rm --network=none localhost/,
+    );
     const service = fs.readFileSync(path.join(units, "echo.service"), "utf8");
     assert.match(service, /^Type=notify\n#.*\nNotifyAccess=all\nWatchdogSec=2$/m);
     assert.ok(
@@ -252,7 +263,7 @@ test(
     for (const line of documented.trim().split("\n")) {
       assert.ok(service.split("\n").includes(line), `the docs' ${line} is not in:\n${service}`);
     }
-    fs.writeFileSync(path.join(units, "t.target"), "[Unit]\nWants=echo.socket\n");
+    fs.writeFileSync(path.join(units, "t.target"), "[Unit]\nWants=echo.socket plain.socket acc.socket\n");
     for (const name of ["echo", "quiet"]) {
       fs.mkdirSync(path.join(units, `${name}.service.d`));
       fs.writeFileSync(
@@ -268,6 +279,7 @@ test(
     // echo has lived through two WatchdogSec= of its own pings, or it would
     // have been restarted too.
     const check = `printf 'hello\\n' | timeout 20 nc -N 127.0.0.1 ${port}; $SYSTEMCTL start quiet.service; ` +
+      `for p in ${plainPort} ${accPort} ${accPort}; do printf 'hi\\n' | timeout 20 nc -N 127.0.0.1 $p; done; ` +
       'for i in $(seq 150); do [ "$($SYSTEMCTL show -P NRestarts quiet.service)" -ge 1 ] && break; sleep 0.2; done; ' +
       "for u in echo quiet; do $SYSTEMCTL show -P NRestarts $u.service; done; " +
       "$SYSTEMCTL show -P ActiveState echo.service; $SYSTEMCTL show -P StatusText echo.service;";
@@ -286,7 +298,8 @@ test(
       const logged = fs.existsSync(log) ? fs.readFileSync(log, "utf8") : "";
       assert.equal(
         r.stdout(),
-        "OHAI! systemd socket: true\nHELLO\n0\n1\nactive\n1 connection(s) served\n",
+        "OHAI! systemd socket: true\nHELLO\n" + "OHAI! systemd socket: true\nHI\n".repeat(3) +
+          "0\n1\nactive\n1 connection(s) served\n",
         `${logged}\n${fs.readFileSync(path.join(units, "boot.log"), "utf8")}`,
       );
       assert.match(fs.readFileSync(path.join(units, "boot.log"), "utf8"), /quiet\.service: Watchdog timeout/);
@@ -429,15 +442,7 @@ test("run without /bin/sh fails at once, saying why and what to do", { skip: noS
   );
 });
 
-test("unit --podman refuses what it cannot write: --accept, a bad image name", async () => {
-  const cases: [string[], RegExp][] = [
-    [["--accept"], /--podman with --accept \(a container per connection\) is not supported: drop one/],
-  ];
-  for (const [extra, want] of cases) {
-    const r = start([...cliCommand(), "unit", "echo", "-l", "8888", "--podman", "localhost/echo", ...extra]);
-    assert.equal(await r.exited(), 2, r.stderr());
-    assert.match(r.stderr(), want);
-  }
+test("unit --podman refuses a bad image name", async () => {
   const bad = start([...cliCommand(), "unit", "echo", "-l", "8888", "--podman=-x"]);
   assert.equal(await bad.exited(), 2, bad.stderr());
   assert.match(bad.stderr(), /--podman "-x" is not an image name \(for example: localhost\/echo\)/);

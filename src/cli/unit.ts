@@ -218,9 +218,6 @@ function parseArgs(args: string[]): Options {
   if (o.command.length === 0 && o.podman === undefined) {
     throw new Refusal("give the COMMAND after -- (for example: -- node server.js)");
   }
-  if (o.podman !== undefined && o.accept) {
-    throw new Refusal("--podman with --accept (a container per connection) is not supported: drop one");
-  }
   if (new Set(o.listen).size !== o.listen.length) {
     throw new Refusal("the same --listen address is given twice");
   }
