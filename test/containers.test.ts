@@ -173,7 +173,7 @@ const noSystemd = !fs.existsSync(SYSTEMD)
 const nodeNotify = RUNTIME === "node" && Number(process.versions.node.split(".")[0]) < 26 &&
   `Node ${process.versions.node} notifies through systemd-notify, which a root file system holding only node lacks`;
 test(
-  "unit --podman under a real systemd: --notify --watchdog (READY=1, STATUS=, WATCHDOG=1), Type=simple and --accept, from --network=none containers",
+  "unit --podman under a real systemd: --notify --watchdog (READY=1, STATUS=, WATCHDOG=1), Type=simple with idle exit and --accept, from --network=none containers",
   {
     skip: NO_PODMAN || noSystemd || nodeNotify,
   },
@@ -239,7 +239,8 @@ test(
     const quietCommand = [...containerRuntime(), path.join(ROOT, "test", "fixtures", "watchdog_stop.ts")];
     await writeUnits("quiet", `127.0.0.1:${await freePort()}`, quietCommand);
     const [plainPort, accPort] = [await freePort(), await freePort()];
-    await writeUnits("plain", `127.0.0.1:${plainPort}`, command, []);
+    // plain exits after 1 s without a connection; its socket starts it again.
+    await writeUnits("plain", `127.0.0.1:${plainPort}`, [...command, "echo", "--idle-exit", "1"], []);
     await writeUnits("acc", `127.0.0.1:${accPort}`, command, ["--accept"]);
     assert.match(
       fs.readFileSync(path.join(units, "acc@.service"), "utf8"),
@@ -282,7 +283,8 @@ test(
       `for p in ${plainPort} ${accPort} ${accPort}; do printf 'hi\\n' | timeout 20 nc -N 127.0.0.1 $p; done; ` +
       'for i in $(seq 150); do [ "$($SYSTEMCTL show -P NRestarts quiet.service)" -ge 1 ] && break; sleep 0.2; done; ' +
       "for u in echo quiet; do $SYSTEMCTL show -P NRestarts $u.service; done; " +
-      "$SYSTEMCTL show -P ActiveState echo.service; $SYSTEMCTL show -P StatusText echo.service;";
+      "$SYSTEMCTL show -P ActiveState echo.service; $SYSTEMCTL show -P StatusText echo.service; " +
+      `$SYSTEMCTL show -P ActiveState plain.service; printf 'hi\\n' | timeout 20 nc -N 127.0.0.1 ${plainPort}`;
     const r = start([
       "/bin/bash",
       path.join(ROOT, "test", "real-systemd", "run-units.sh"),
@@ -299,7 +301,7 @@ test(
       assert.equal(
         r.stdout(),
         "OHAI! systemd socket: true\nHELLO\n" + "OHAI! systemd socket: true\nHI\n".repeat(3) +
-          "0\n1\nactive\n1 connection(s) served\n",
+          "0\n1\nactive\n1 connection(s) served\ninactive\nOHAI! systemd socket: true\nHI\n",
         `${logged}\n${fs.readFileSync(path.join(units, "boot.log"), "utf8")}`,
       );
       assert.match(fs.readFileSync(path.join(units, "boot.log"), "utf8"), /quiet\.service: Watchdog timeout/);
