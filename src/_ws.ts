@@ -130,3 +130,28 @@ export function heartbeat(ms: number, ping: () => void, dead: () => void): { see
     },
   };
 }
+
+/** A close code a peer may send (RFC 6455 §7.4, 1004-1006 and 1015 never on the wire). */
+export function validCode(code: number): boolean {
+  return (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) ||
+    (code >= 3000 && code <= 4999);
+}
+
+/** close()'s arguments checked as WebSocket.close() checks them; the reason as UTF-8. */
+export function closeReason(code: number, reason: string): Uint8Array {
+  if (!validCode(code)) {
+    throw new RangeError(
+      `Cannot close a WebSocket with code ${code}: give 1000, 1001, 1008, 1011 or 3000-4999`,
+    );
+  }
+  const r = new TextEncoder().encode(String(reason));
+  if (r.length > 123) {
+    throw new RangeError(`Cannot close a WebSocket with a reason of ${r.length} bytes: 123 at most`);
+  }
+  return r;
+}
+
+/** send()'s refusal of what is neither text nor bytes. */
+export function notSendable(data: unknown): TypeError {
+  return new TypeError(`Cannot send ${typeof data} over a WebSocket: give a string, an ArrayBuffer or bytes`);
+}

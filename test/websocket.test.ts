@@ -234,6 +234,15 @@ for (const p of PATHS) {
       assert.ok(Buffer.from((await next(ws)) as ArrayBuffer).equals(big), "1 MiB echoed");
       ws.send("buffered");
       assert.match(String(await next(ws)), /^\d+$/);
+      ws.send("misuse");
+      assert.equal(
+        String(await next(ws)),
+        [
+          "RangeError: Cannot close a WebSocket with code 1005: give 1000, 1001, 1008, 1011 or 3000-4999",
+          "RangeError: Cannot close a WebSocket with a reason of 124 bytes: 123 at most",
+          "TypeError: Cannot send object over a WebSocket: give a string, an ArrayBuffer or bytes",
+        ].join("\n"),
+      );
       ws.send("close 4001 enough");
       assert.deepEqual(await closed(ws), { code: 4001, reason: "enough" });
       await run.stderrMatch(/closed 4001/);

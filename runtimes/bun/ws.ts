@@ -7,11 +7,13 @@ import type { ServeHandler } from "../../src/_http.ts";
 import type { ServerWebSocket, UpgradeWebSocketOptions, WebSocketHandlers } from "../../src/websocket.ts";
 import {
   checkOptions,
+  closeReason,
   DEFAULT_MAX_PAYLOAD,
   GOING_AWAY,
   GOING_AWAY_REASON,
   handshakeRefusal,
   heartbeat,
+  notSendable,
   pickProtocol,
   UPGRADE,
   type Upgrader,
@@ -19,11 +21,6 @@ import {
 
 // deno-lint-ignore no-explicit-any
 type Any = any;
-
-function validCode(code: number): boolean {
-  return code === 1000 || (code >= 1001 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) ||
-    (code >= 3000 && code <= 4999);
-}
 
 /** upgradeWebSocket()'s socket over a Bun ServerWebSocket. */
 class BunSocket implements ServerWebSocket {
@@ -55,18 +52,10 @@ class BunSocket implements ServerWebSocket {
       this.ws.send(data);
       return;
     }
-    throw new TypeError(
-      `Cannot send ${typeof data} over a WebSocket: give a string, an ArrayBuffer or bytes`,
-    );
+    throw notSendable(data);
   }
   close(code = 1000, reason = ""): void {
-    if (!validCode(code)) {
-      throw new RangeError(
-        `Cannot close a WebSocket with code ${code}: give 1000, 1001, 1008, 1011 or 3000-4999`,
-      );
-    }
-    const n = new TextEncoder().encode(String(reason)).length;
-    if (n > 123) throw new RangeError(`Cannot close a WebSocket with a reason of ${n} bytes: 123 at most`);
+    closeReason(code, reason);
     if (this.readyState !== 1) return;
     this.ws.close(code, String(reason));
   }

@@ -15,11 +15,14 @@ import type { ServeErrorHandler, ServeHandler, ServeInfo } from "../../src/_http
 import type { ServerWebSocket, UpgradeWebSocketOptions, WebSocketHandlers } from "../../src/websocket.ts";
 import {
   checkOptions,
+  closeReason,
   handshakeRefusal,
   heartbeat,
+  notSendable,
   pickProtocol,
   UPGRADE,
   type Upgrader,
+  validCode,
 } from "../../src/_ws.ts";
 import { type BridgeOptions, toRequest } from "./fetch.ts";
 
@@ -48,12 +51,6 @@ export function unmask(b: Uint8Array, m: Uint8Array): void {
     i += words << 2;
   }
   for (; i < n; i++) b[i] ^= m[i & 3];
-}
-
-/** A close code a peer may send (RFC 6455 §7.4, 1004-1006 and 1015 never on the wire). */
-function validCode(code: number): boolean {
-  return (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) ||
-    (code >= 3000 && code <= 4999);
 }
 
 class ProtocolError extends Error {
@@ -138,21 +135,12 @@ export class WsConnection implements ServerWebSocket {
     if (ArrayBuffer.isView(data)) {
       return this.#send(2, Buffer.from(data.buffer, data.byteOffset, data.byteLength));
     }
-    throw new TypeError(
-      `Cannot send ${typeof data} over a WebSocket: give a string, an ArrayBuffer or bytes`,
-    );
+    throw notSendable(data);
   }
 
   close(code = 1000, reason = ""): void {
-    if (!validCode(code)) {
-      throw new RangeError(
-        `Cannot close a WebSocket with code ${code}: give 1000, 1001, 1008, 1011 or 3000-4999`,
-      );
-    }
-    const r = Buffer.from(String(reason));
-    if (r.length > 123) {
-      throw new RangeError(`Cannot close a WebSocket with a reason of ${r.length} bytes: 123 at most`);
-    }
+    const bytes = closeReason(code, reason);
+    const r = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     if (this.#state !== 1) return;
     this.#state = 2;
     this.#sendClose(code, r);
