@@ -345,6 +345,33 @@ export function ffiLauncher(runtime: "deno" | "bun"): Launcher {
         for (const fd of fds) ffi.sym.close(fd);
       });
     },
+    watch(paths, onChange) {
+      if (runtime !== "deno") return common.watch(paths, onChange);
+      // Deno's node:fs watch of a directory is recursive whatever the option
+      // says, so a lone file's directory (a project's root, node_modules and
+      // all) would be walked whole: Deno.watchFs says recursive: false. A
+      // directory: recursive (inotify on each directory, which sees a save by
+      // rename); a lone file: its directory, for that name alone.
+      const watchers = paths.map((p) => {
+        const dir = D.statSync(p).isDirectory;
+        const slash = p.lastIndexOf("/");
+        const parent = dir ? p : slash < 0 ? "." : slash === 0 ? "/" : p.slice(0, slash);
+        const only = dir ? undefined : `${D.realPathSync(parent)}/${p.slice(slash + 1)}`;
+        const w = D.watchFs(parent, { recursive: dir });
+        (async () => {
+          try {
+            for await (const e of w) {
+              // "access": a read (COMMAND loading its sources) or a close after the write seen.
+              if (e.kind === "access") continue;
+              const hit = only === undefined ? e.paths[0] : e.paths.find((x: string) => x === only);
+              if (hit !== undefined) onChange(only === undefined ? hit : p);
+            }
+          } catch { /* closed */ }
+        })();
+        return w;
+      });
+      return () => watchers.forEach((w) => w.close());
+    },
     onSignal(signal, fn) {
       if (runtime === "deno") {
         D.addSignalListener(signal, fn);

