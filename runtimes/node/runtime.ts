@@ -37,6 +37,15 @@ function withFfiLibc<T>(f: (m: FfiLibc, ffi: NonNullable<ReturnType<typeof nodeF
   return ffiLibcModule === null ? undefined : f(ffiLibcModule, ffi);
 }
 
+// Whether this Node has node:ffi at all (26.1 and later), asked without
+// loading it: loading it costs about 1 ms.
+let hasFfiBuiltin: boolean | undefined;
+const ffiBuiltin =
+  () => (hasFfiBuiltin ??= (process.getBuiltinModule("node:module") as typeof import("node:module"))
+    .isBuiltin(
+      "node:ffi",
+    ));
+
 // Through getBuiltinModule rather than a static import: mod.ts imports this
 // file in every runtime, and a static node:fs import costs Deno about 14 ms of
 // start-up even when the Deno shim is the one in use.
@@ -246,14 +255,19 @@ export const nodeRuntime: Runtime = {
   readText,
   statKind,
   files: () => import("../node_api/files.ts").then((m) => m.loadFiles()),
-  // Node 26: fcntl over node:ffi, as libsystemd's fd_cloexec(). Node 22 and 24
-  // (and node:ffi turned off) have no fcntl, but Node marks every inherited fd
-  // FD_CLOEXEC at start-up (test/cloexec.test.ts checks that children hold
-  // none): there this only tells a closed fd, by readlink, which costs a tenth
-  // of the first read of /proc/self/fdinfo.
-  setCloexec: (fd) =>
-    withFfiLibc((m, ffi) => m.setCloexecNode(ffi, fd)) ??
-      (readLink(`/proc/self/fd/${fd}`) === undefined ? "closed" : "cloexec"),
+  // Node marks every inherited fd FD_CLOEXEC at start-up (test/cloexec.test.ts
+  // checks that children hold none). Node 22 and 24 have no fcntl: there this
+  // only tells a closed fd, by readlink, which costs a tenth of the first read
+  // of /proc/self/fdinfo. Node 26 reads the flag from /proc/self/fdinfo and
+  // sets it with fcntl over node:ffi, as libsystemd's fd_cloexec(), only on an
+  // fd that lacks it: binding libc for an fd Node already marked cost the echo
+  // server's cold start on Node 26 about 9 ms of CPU (node:ffi, the binding's files, two dlopens).
+  setCloexec: (fd) => {
+    if (!ffiBuiltin()) return readLink(`/proc/self/fd/${fd}`) === undefined ? "closed" : "cloexec";
+    const state = fdStateFromProc(fd);
+    if (state === "cloexec" || state === "closed") return state;
+    return withFfiLibc((m, ffi) => m.setCloexecNode(ffi, fd)) ?? state;
+  },
   fdState: fdStateFromProc,
   sockInfo: () => undefined,
   openTcp,
