@@ -264,6 +264,28 @@ test("run: --accept starts one COMMAND per connection with REMOTE_ADDR, REMOTE_P
   assert.equal(await r.exited(), 0, r.stderr());
 });
 
+test("run --inetd: the connection is COMMAND's stdin and stdout, with REMOTE_ADDR and no LISTEN_ variables", async () => {
+  const port = await freePort();
+  const r = run([
+    "--inetd",
+    "-l",
+    `127.0.0.1:${port}`,
+    "--",
+    "/bin/sh",
+    "-c",
+    'read line; echo "$line from $REMOTE_ADDR, LISTEN_FDS=${LISTEN_FDS-unset} LISTEN_PID=${LISTEN_PID-unset}"; ' +
+    "ls /proc/$$/fd | tr '\\n' ' '",
+  ]);
+  const texts = ["one\n", "two\n"];
+  const got = await Promise.all(texts.map((t) => echoOnce({ port }, t)));
+  assert.deepEqual(
+    got,
+    texts.map((t) => `${t.trim()} from 127.0.0.1, LISTEN_FDS=unset LISTEN_PID=unset\n0 1 2 `),
+  );
+  r.signal("SIGTERM");
+  assert.equal(await r.exited(), 0, r.stderr());
+});
+
 test("run: --accept with the echo server, three connections at once, each its own process", async () => {
   const port = await freePort();
   const r = run(["-a", "-l", `127.0.0.1:${port}`, "--", ...echo()]);
@@ -688,6 +710,7 @@ test("run: bad arguments exit 2 with a one-line reason and the usage", async () 
     [["-l", "99999", "--", "true"], /-l "99999": "99999" is not a port \(1-65535\)/],
     [["-l", "80", "--fdname", "a:b", "--", "true"], /--fdname gives 2 names for 1 socket/],
     [["-d", "-a", "-l", "80", "--", "true"], /--datagram and --accept do not go together/],
+    [["-d", "--inetd", "-l", "80", "--", "true"], /--datagram and --inetd do not go together/],
     [["--frob", "-l", "80", "--", "true"], /unknown option "--frob"/],
     [
       ["--restart=sometimes", "-l", "80", "--", "true"],

@@ -287,8 +287,16 @@ export function ffiLauncher(runtime: "deno" | "bun"): Launcher {
       if (notifyFds.size === 1) void notifyHub(ffi);
       return channel;
     },
-    spawn(argv, env, fds) {
-      if (runtime !== "deno") return common.spawn(argv, env, fds);
+    spawn(argv, env, fds, stdio) {
+      if (runtime !== "deno") return common.spawn(argv, env, fds, stdio);
+      if (stdio !== undefined) {
+        // Deno's spawn dup()s a numeric stdin or stdout without close-on-exec
+        // (the Fd stdio of denoland/deno#32959), and COMMAND got the copies
+        // as fds 25 and 26 (measured, Deno 2.9): hand the connection over as
+        // fd 3, and let sh make it stdin and stdout. exec keeps the PID.
+        const inetd = ["/bin/sh", "-c", 'exec 0<&3 1>&3 3>&-; exec "$0" "$@"', ...argv];
+        return this.spawn(inetd, env, [stdio]);
+      }
       // Deno's spawn clears O_NONBLOCK on every fd it hands a child (denoland/
       // deno#34962), and the flag belongs to the socket, which a running
       // COMMAND shares (a reload, workers): its accept(2) would then block its
@@ -302,7 +310,7 @@ export function ffiLauncher(runtime: "deno" | "bun"): Launcher {
         if (was[i] & O_NONBLOCK) ffi().sym.setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, tv, 16);
       });
       try {
-        return common.spawn(argv, env, fds);
+        return common.spawn(argv, env, fds, stdio);
       } finally {
         fds.forEach((fd, i) => {
           if (!(was[i] & O_NONBLOCK)) return;

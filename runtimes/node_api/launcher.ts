@@ -19,10 +19,12 @@ export type CommonParts = Pick<
 
 export function commonParts(): CommonParts {
   return {
-    spawn(argv, env, fds) {
+    spawn(argv, env, fds, stdio) {
       const cp = builtin<Cp>("node:child_process");
       const child = cp.spawn(argv[0], argv.slice(1), {
-        stdio: ["inherit", "inherit", "inherit", ...fds],
+        // An fd as stdin and stdout: libuv makes fds 0-2 blocking in the
+        // child, as an inetd program expects (Node's accepted socket is not).
+        stdio: [stdio ?? "inherit", stdio ?? "inherit", "inherit", ...fds],
         env,
       });
       const exited = new Promise<ChildExit>((resolve) => {

@@ -82,8 +82,11 @@ export interface Launcher {
    * has unix datagram sockets (Deno, Bun); undefined where it has none (Node).
    */
   notifySocket?(): NotifyChannel | undefined;
-  /** Starts argv with exactly `fds` as 3, 4, ... and only `env` as its environment. */
-  spawn(argv: string[], env: Record<string, string>, fds: number[]): ChildProc;
+  /**
+   * Starts argv with exactly `fds` as 3, 4, ... and only `env` as its
+   * environment; with `stdio`, that fd as its stdin and stdout (--inetd).
+   */
+  spawn(argv: string[], env: Record<string, string>, fds: number[], stdio?: number): ChildProc;
   kill(pid: number, signal: string): void;
   /** Calls `onChange` with a path whenever something under one of `paths` changes. */
   watch(paths: string[], onChange: (path: string) => void): () => void;

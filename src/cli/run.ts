@@ -15,7 +15,7 @@ import {
 } from "./launcher.ts";
 
 export const RUN_USAGE =
-  "usage: socket-activate run [-l ADDR]... [-d] [-a] [--fdname NAME[:NAME...]] [-E NAME[=VALUE]]... " +
+  "usage: socket-activate run [-l ADDR]... [-d] [-a] [--inetd] [--fdname NAME[:NAME...]] [-E NAME[=VALUE]]... " +
   "[--now] [--restart[=MODE]] [--watch PATH]... [--reload=MODE] [--grace SEC] [--timeout-stop SEC] [--] COMMAND [ARGS...]";
 
 export const RUN_HELP = `${RUN_USAGE}
@@ -37,6 +37,10 @@ Options:
   -a, --accept            accept each connection and start one COMMAND per
                           connection, with the connected socket as fd 3 named
                           "connection", and REMOTE_ADDR / REMOTE_PORT set
+      --inetd             as --accept, with the connection as COMMAND's stdin
+                          and stdout instead of fd 3, and no LISTEN_ variables
+                          (inetd's way, as systemd-socket-activate --inetd
+                          and StandardInput=socket)
       --fdname NAME[:NAME...]
                           names for the fds, in -l order (LISTEN_FDNAMES); one
                           name names them all, missing ones are "unknown"
@@ -97,6 +101,7 @@ Examples:
   npx socket-activate run -l 127.0.0.1:8080 -l /tmp/admin.sock --fdname web:admin -- deno run -A app.ts
   npx socket-activate run -d -l 5353 -- bun run dns.ts
   npx socket-activate run -a -l 2000 -- node echo.mjs     # one echo.mjs per connection, on fd 3
+  npx socket-activate run --inetd -l 2000 -- cat          # one cat per connection, on stdin/stdout
   deno run -A npm:socket-activate run -l 8080 --restart -- deno run -A server.ts
   kill -HUP <launcher PID>                                 # restart without refusing a connection
 `;
@@ -112,6 +117,8 @@ export interface RunOptions {
   listen: ListenSpec[];
   datagram: boolean;
   accept: boolean;
+  /** --inetd: accept mode with the connection as stdin and stdout. */
+  inetd: boolean;
   fdnames: string[];
   setenv: [string, string | undefined][];
   /** systemd's Restart=, "no" without --restart. */
@@ -131,6 +138,7 @@ export function parseRunArgs(args: string[]): RunOptions | "help" {
     listen: [],
     datagram: false,
     accept: false,
+    inetd: false,
     fdnames: [],
     setenv: [],
     restart: "no",
@@ -165,6 +173,7 @@ export function parseRunArgs(args: string[]): RunOptions | "help" {
     if (name === "-l" || name === "--listen") listenText.push(value());
     else if (name === "-d" || name === "--datagram") (flag(), o.datagram = true);
     else if (name === "-a" || name === "--accept") (flag(), o.accept = true);
+    else if (name === "--inetd") (flag(), o.inetd = o.accept = true);
     else if (name === "--now") (flag(), o.now = true);
     else if (name === "--reload") {
       const mode = value();
@@ -201,7 +210,7 @@ export function parseRunArgs(args: string[]): RunOptions | "help" {
     } else if (name === "-h" || name === "--help") return "help";
     else if (/^-l./.test(a)) listenText.push(a.slice(2));
     else if (/^-E./.test(a)) o.setenv.push(parseSetenv(a.slice(2)));
-    else if (name === "--seqpacket" || name === "--inetd") {
+    else if (name === "--seqpacket") {
       throw new UsageError(`${name} is not supported: use systemd-socket-activate ${name}`);
     } else throw new UsageError(`unknown option "${a}"`);
   }
@@ -209,18 +218,23 @@ export function parseRunArgs(args: string[]): RunOptions | "help" {
   if (o.command.length === 0) throw new UsageError("COMMAND is missing: put it after the options (and --)");
   if (listenText.length === 0) throw new UsageError("nothing to listen on: give at least one -l ADDR");
   o.listen = listenText.map((t) => parseListenAddress(t, o.datagram));
+  const accept = o.inetd ? "--inetd" : "--accept";
   if (o.datagram && o.accept) {
     throw new UsageError(
-      "--datagram and --accept do not go together: datagram sockets accept no connections",
+      `--datagram and ${accept} do not go together: datagram sockets accept no connections`,
     );
   }
   if (o.accept && (o.restart !== "no" || o.watch.length > 0 || o.now)) {
     throw new UsageError(
-      "--accept starts a COMMAND per connection: --restart, --watch and --now have no meaning with it",
+      `${accept} starts a COMMAND per connection: --restart, --watch and --now have no meaning with it`,
     );
   }
   if (o.accept && o.fdnames.length > 0) {
-    throw new UsageError('--fdname has no effect with --accept: the connection is always named "connection"');
+    throw new UsageError(
+      o.inetd
+        ? "--fdname has no effect with --inetd: the connection is stdin and stdout, and has no name"
+        : '--fdname has no effect with --accept: the connection is always named "connection"',
+    );
   }
   if (o.fdnames.length > o.listen.length) {
     throw new UsageError(
@@ -578,7 +592,8 @@ class Supervisor {
    */
   private argv(): string[] {
     this.setpriv ??= ["/usr/bin/setpriv", "/bin/setpriv"].find((p) => this.l.isExecutable(p)) ?? "";
-    const sh = [SH, "-c", EXEC_SH, ...this.o.command];
+    // --inetd: no LISTEN_PID to set, so no sh.
+    const sh = this.o.inetd ? this.o.command : [SH, "-c", EXEC_SH, ...this.o.command];
     return this.setpriv ? [this.setpriv, "--pdeathsig", "KILL", ...sh] : sh;
   }
 
@@ -772,14 +787,16 @@ class Supervisor {
     let stopped: ((s: string) => void) | undefined;
     const stopping = new Promise<string>((r) => (stopped = r));
     const onConnection = (c: Accepted) => {
-      const env: Record<string, string> = { ...this.env, LISTEN_FDS: "1", LISTEN_FDNAMES: "connection" };
+      const env: Record<string, string> = o.inetd
+        ? { ...this.env }
+        : { ...this.env, LISTEN_FDS: "1", LISTEN_FDNAMES: "connection" };
       if (c.remoteAddr !== undefined) {
         env.REMOTE_ADDR = c.remoteAddr;
         if (c.remotePort !== undefined) env.REMOTE_PORT = String(c.remotePort);
       }
       let child: ChildProc;
       try {
-        child = this.l.spawn(this.argv(), env, [c.fd]);
+        child = o.inetd ? this.l.spawn(this.argv(), env, [], c.fd) : this.l.spawn(this.argv(), env, [c.fd]);
       } finally {
         c.close(); // the child has its own copy
       }
@@ -801,7 +818,11 @@ class Supervisor {
     const offs = (["SIGINT", "SIGTERM"] as const).map((sig) => this.l.onSignal(sig, () => stopped!(sig)));
     // Nothing to reload: each connection starts its own COMMAND. Passed on, as without --restart.
     offs.push(this.l.onSignal("SIGHUP", () => children.forEach((_, pid) => this.l.kill(pid, "SIGHUP"))));
+    // The accepting poll runs off the main thread and keeps no runtime alive
+    // by itself (Bun's worker is unref'd: the bin under Bun exited at once).
+    const keepAlive = setInterval(() => {}, 1 << 30);
     const signal = await stopping;
+    clearInterval(keepAlive);
     close();
     for (const pid of children.keys()) this.l.kill(pid, signal);
     await Promise.all(children.values());
