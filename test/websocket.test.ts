@@ -36,7 +36,7 @@ const PATHS: Path[] = RUNTIME === "node" ? [{ name: "node:http path", env: {}, o
     env: {},
     own: false,
     skip: RUNTIME === "deno"
-      ? "WebSockets on Deno's fast path are not built yet (a clear error says so)"
+      ? "Deno's fast path serves no WebSocket (Deno closes them there): the last test checks its refusal"
       : undefined,
   },
   { name: "node:http path", env: { SOCKET_ACTIVATE_HTTP_FAST: "0" }, own: true },
@@ -258,6 +258,15 @@ for (const p of PATHS) {
         assert.equal(await next(b), "bun: hi");
         b.close();
       }
+      // Deno's own way on its node:http path: Deno.upgradeWebSocket(request), as Deno.serve's users write it.
+      const denoOwn = RUNTIME === "deno" && p.own;
+      if (denoOwn) {
+        const d = await open(`${url}/deno`);
+        d.send("hi");
+        assert.equal(await next(d), "deno: hi");
+        d.close(1000, "done");
+        await run.stderrMatch(/closed 1000 done/);
+      }
 
       // The ws library's client, and 200 sockets at once, 10 messages each, none lost.
       const clients = await Promise.all(
@@ -325,13 +334,13 @@ for (const p of PATHS) {
       }
 
       // The drain: an open socket gets 1001, then the server exits.
-      const last = await open(`${url}/echo`);
-      const bye = closed(last);
+      const last = [await open(`${url}/echo`), ...denoOwn ? [await open(`${url}/deno`)] : []];
+      const bye = Promise.all(last.map(closed));
       run.signal("SIGTERM");
       const timeout = new Promise<never>((_, reject) =>
         setTimeout(() => reject(new Error(`no close after SIGTERM:\n${run.stderr()}`)), 10000)
       );
-      assert.equal((await Promise.race([bye, timeout])).code, 1001);
+      assert.deepEqual((await Promise.race([bye, timeout])).map((c) => c.code), last.map(() => 1001));
       await run.stderrMatch(/drained/);
       assert.equal(await run.exited(), 0);
     } finally {
@@ -341,3 +350,28 @@ for (const p of PATHS) {
     }
   });
 }
+
+test("on Deno's fast path, upgradeWebSocket() and Deno.upgradeWebSocket() fail saying what to do", {
+  skip: RUNTIME === "deno" ? undefined : "Deno's fast path only",
+}, async () => {
+  const { run, port } = await serveWs({});
+  try {
+    for (const path of ["/echo", "/deno"]) {
+      let r: Raw | undefined;
+      for (const deadline = Date.now() + 15000; r === undefined;) {
+        r = await Raw.handshake(port, path).catch((e) => {
+          if (Date.now() > deadline) throw e;
+          return new Promise<undefined>((res) => setTimeout(() => res(undefined), 25));
+        });
+      }
+      assert.match(await r.head(), /^HTTP\/1.1 500 /, path);
+      r.s.destroy();
+    }
+    const said =
+      run.stderr().match(/Cannot upgrade to a WebSocket on serve\(\)'s fast path in Deno[^\n]*/g) ?? [];
+    assert.equal(said.length, 2, run.stderr());
+    assert.match(said[0], /set SOCKET_ACTIVATE_HTTP_FAST=0/);
+  } finally {
+    run.signal("SIGKILL");
+  }
+});

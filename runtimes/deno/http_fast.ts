@@ -250,15 +250,42 @@ function guarded(
 
 /**
  * upgradeWebSocket() on a connection Deno's server serves alone
- * (serveHttpOnConnection): Deno closes an upgraded socket once the
- * connection's HTTP ends, which an upgrade ends at once.
+ * (serveHttpOnConnection), and Deno.upgradeWebSocket() there (wrapped by
+ * refuseDenoUpgrade()). Since denoland/deno#35105 (Deno 2.x, 2026-06) a
+ * server closes the WebSockets upgraded on it when it shuts down, and a
+ * server of one connection shuts down once that connection's HTTP ends,
+ * which the upgrade ends at once: the client gets the 101, then a close.
+ * Deno's server on the whole listener (serveHttpOnListener) keeps them, but
+ * its accept loop (Rust, op_http_serve) ends at the first failed accept(),
+ * EMFILE included (denoland/deno#10148), and has no count of open
+ * connections for idleExit nor a way to cut one connection: what this path
+ * is built on.
  */
 const notYet = (): Response => {
   throw new Error(
-    "Cannot upgrade to a WebSocket on serve()'s fast path in Deno yet: set SOCKET_ACTIVATE_HTTP_FAST=0 in the " +
-      "environment, and serve() takes node:http, where upgradeWebSocket() works",
+    "Cannot upgrade to a WebSocket on serve()'s fast path in Deno (Deno closes a WebSocket upgraded on a " +
+      "connection served alone): set SOCKET_ACTIVATE_HTTP_FAST=0 in the environment, and serve() takes " +
+      "node:http, where upgradeWebSocket() and Deno.upgradeWebSocket() work",
   );
 };
+
+let refusing = false;
+
+/**
+ * Deno.upgradeWebSocket() of a request of this path throws notYet's error
+ * rather than answer 101 and close (what the user would otherwise see,
+ * without a word); any other request goes to Deno's function as it came.
+ */
+function refuseDenoUpgrade(): void {
+  const D = (globalThis as Any).Deno;
+  if (refusing || typeof D?.upgradeWebSocket !== "function") return;
+  refusing = true;
+  const next = D.upgradeWebSocket;
+  D.upgradeWebSocket = function upgradeWebSocket(r: Request, options?: unknown) {
+    if ((r as Any)?.[UPGRADE] === notYet) notYet();
+    return next.call(D, r, options);
+  };
+}
 
 /** A connection being served, and how far its drain has gone. */
 interface Open {
@@ -485,6 +512,7 @@ export async function serveFast(
 ): Promise<FastServer | null> {
   if (unavailable() !== undefined) return null;
   const i = internals() as Internals;
+  refuseDenoUpgrade();
   const taken = takeOver(options.tls);
   if (taken !== undefined) {
     // Never plain HTTP on a socket asked to speak TLS, nor the reverse.
