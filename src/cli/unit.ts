@@ -51,7 +51,9 @@ Options:
                       with the service's notify socket mounted in for
                       --notify and --watchdog (podman's own --sdnotify
                       forwards READY=1 only; -e WATCHDOG_USEC passes the
-                      interval); COMMAND is optional (the image's), and is run as
+                      interval) and --cgroups=split (the container stays in
+                      the service's cgroup, where systemd takes its
+                      messages); COMMAND is optional (the image's), and is run as
                       given, inside the image
   -E, --setenv N=V    Environment=N=V (repeatable)
       --out DIR       write the files into DIR instead of printing them
@@ -235,6 +237,11 @@ function parseArgs(args: string[]): Options {
  * network; the sockets reach the container through podman, LISTEN_PID=1.
  * For Type=notify the service's notify socket is mounted in: podman's own
  * --sdnotify=container forwards READY=1 and nothing after it (podman 4.3).
+ * systemd takes a message only from a process in the service's cgroup (or
+ * below it), and podman's default (--cgroups=enabled) puts the container in a
+ * scope of its own under machine.slice, where its messages are dropped (the
+ * unit never becomes active): --cgroups=split keeps the container in a
+ * sub-cgroup of the service's, as Quadlet does (docs/containers.md).
  * For the watchdog, podman passes none of systemd's variables: -e
  * WATCHDOG_USEC passes the interval, and WATCHDOG_PID (podman's PID, not the
  * server's) is left out, so that sd_watchdog_enabled() takes it for any PID.
@@ -243,6 +250,7 @@ function podmanCommand(o: Options, ctx: Ctx): Resolved {
   const podman = locate("podman", ctx).found;
   const notify = o.notify || o.watchdog !== undefined
     ? [
+      "--cgroups=split",
       "--sdnotify=ignore",
       "-v",
       "/run/systemd/notify:/run/systemd/notify",
