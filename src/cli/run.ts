@@ -91,9 +91,10 @@ signal killed it); 1 a socket could not be opened; 2 bad arguments; 127
 COMMAND not found, or no /bin/sh to start it through.
 
 Runtimes: Node holds the sockets in a worker thread that never polls them;
-Deno (with --allow-ffi, as -A grants) and Bun open them through libc. Node
-cannot open unix datagram sockets, and starts a -d COMMAND at once (it cannot
-wait for a datagram without reading it).
+Deno (with --allow-ffi, as -A grants) and Bun open them through libc, and so
+does Node 26 (node:ffi) for unix datagram sockets, which Node 22 and 24 cannot
+open. Node starts a -d COMMAND at once (it cannot wait for a datagram without
+reading it).
 
 Examples:
   npx socket-activate run -l 8080 -- node server.js
