@@ -42,8 +42,11 @@ export class Notifier {
   #status = "";
   #warned = false;
 
-  /** Whether a service manager listens (NOTIFY_SOCKET is set). */
-  readonly enabled = (getRuntime().getEnv("NOTIFY_SOCKET") ?? "") !== "";
+  /**
+   * Whether a service manager listens (NOTIFY_SOCKET is set), and this
+   * process still speaks for the service (not after a reload handed it over).
+   */
+  enabled = (getRuntime().getEnv("NOTIFY_SOCKET") ?? "") !== "";
 
   send(state: string): Promise<unknown> {
     if (!this.enabled) return this.#chain;

@@ -79,7 +79,8 @@ Options:
 
 COMMAND gets a clean environment, as under systemd-socket-activate: TERM,
 COLORTERM, NO_COLOR, PATH, USER and HOME, the LISTEN_ variables and what -E
-adds. SIGINT and SIGTERM go to COMMAND (to every COMMAND with --accept).
+adds, and SOCKET_ACTIVATE_RUN=1 (the package then leaves SIGHUP to the
+launcher). SIGINT and SIGTERM go to COMMAND (to every COMMAND with --accept).
 SIGHUP restarts COMMAND with --restart or --watch (as --reload says) and is
 passed on otherwise (to every COMMAND with --accept). No COMMAND outlives the
 launcher: each starts under setpriv --pdeathsig KILL where util-linux's setpriv
@@ -444,6 +445,8 @@ class Supervisor {
     const own = this.l.environment();
     const env: Record<string, string> = {};
     for (const k of PASSED_ENV) if (own[k] !== undefined) env[k] = own[k];
+    // The launcher reloads COMMAND: the package in COMMAND leaves SIGHUP alone (src/_signals.ts).
+    env.SOCKET_ACTIVATE_RUN = "1";
     for (const [k, v] of this.o.setenv) {
       if (v !== undefined) env[k] = v;
       else if (own[k] !== undefined) env[k] = own[k];
