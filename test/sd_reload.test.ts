@@ -95,7 +95,7 @@ test(
         ...cliCommand(),
         "unit",
         "app",
-        ...["-l", `127.0.0.1:${port}`, "--reload", "--watchdog", "1", "-E", `RELOAD_FAIL=${fail}`],
+        ...["-l", `127.0.0.1:${port}`, "--reload", "--watchdog", "2", "-E", `RELOAD_FAIL=${fail}`],
         "--",
         // Deno with what `unit` adds, not -A (the fixture reads RELOAD_FAIL's file).
         ...(RUNTIME === "deno"
@@ -180,8 +180,14 @@ test(
         `for i in $(seq 300); do kill -0 ${old} 2>/dev/null || exit 0; sleep 0.05; done; exit 1`,
       ]);
       assert.equal(await gone.exited(30000), 0, `PID ${old} to exit:\n${log()}`);
-      // The successor is the main process now: its pings keep WatchdogSec=1 from ending it.
-      await new Promise((r) => setTimeout(r, 1500));
+      // The successor is the main process now: systemd takes its watchdog pings (a main PID's only).
+      const pinged = await show("WatchdogTimestampMonotonic");
+      await pollUntil(
+        () => show("WatchdogTimestampMonotonic"),
+        (t) => t !== pinged,
+        10000,
+        () => `a ping:\n${log()}`,
+      );
       assert.equal(await show("MainPID"), main, log());
       assert.equal(await show("NRestarts"), "0", log());
       assert.match(log(), new RegExp(`SIGHUP: reloaded: PID ${main} is ready and serves; PID ${old} drains`));
