@@ -32,6 +32,7 @@ import {
   SSA,
   start,
   tempDir,
+  until,
 } from "./_util.ts";
 
 const enc = new TextEncoder();
@@ -434,6 +435,54 @@ test("Node 22 and 24 in a container holding only node: notify() says what is mis
   }
 });
 
+test(
+  "Node 22 and 24 in a full image with systemd-notify: READY=1 and STATUS= reach the mounted notify socket",
+  {
+    skip: NO_PODMAN || (!nodeNotify && "Node 26 sends sd_notify itself (the test above), Deno and Bun too") ||
+      (!fs.existsSync("/usr/bin/systemd-notify") && "no /usr/bin/systemd-notify (Debian package systemd)"),
+  },
+  async () => {
+    const port = await freePort();
+    const dir = tempDir();
+    const address = path.join(dir, "notify");
+    const recv = start(["/usr/bin/python3", path.join(ROOT, "test", "_notify_receiver.py"), address, "25"]);
+    const root = fullRootfs();
+    await until(() => recv.stdout().startsWith("ready\n"), MS, () => `the receiver: ${recv.stderr()}`);
+    const messages = () => recv.stdout().split("\n").slice(1).filter(Boolean).map((l) => JSON.parse(l).data);
+    const r = start([
+      SSA,
+      "-l",
+      `127.0.0.1:${port}`,
+      ...podman(
+        ["--network=none", "-v", `${dir}:${dir}`, "-e", `NOTIFY_SOCKET=${address}`, ...root.options],
+        root.dir,
+        [...root.runtime, ...echoEntry()],
+      ),
+    ]);
+    try {
+      const s = await connect({ port }, MS);
+      assert.equal(
+        new TextDecoder().decode(await exchange(s, enc.encode("hi\n"), 65536, MS)),
+        "OHAI! systemd socket: true\nHI\n",
+      );
+      await until(
+        () => messages().includes("STATUS=1 connection(s) served"),
+        MS,
+        () => `${messages()}\n${r.stderr()}`,
+      );
+      assert.equal(messages()[0], "READY=1", r.stderr());
+      assert.doesNotMatch(r.stderr(), /cannot notify/);
+      await stop(r);
+    } finally {
+      if (r.child.exitCode === null) {
+        r.child.kill("SIGKILL");
+      }
+      recv.child.kill("SIGKILL");
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
+
 /** The fenced block after the first line of `doc` that contains `marker`. */
 function block(doc: string, marker: string): string {
   const text = fs.readFileSync(path.join(ROOT, doc), "utf8");
@@ -449,10 +498,7 @@ function block(doc: string, marker: string): string {
 // podman through test/podrun.sh, node and its libraries mounted where the
 // base image has them), the README's echo server.
 test("docs/containers.md: the Containerfile builds, and its image serves under systemd-socket-activate", {
-  skip: NO_PODMAN ||
-    (RUNTIME !== "node" &&
-      "the recipe's image is Node's (Deno's and Bun's differ only in CMD, tested above)") ||
-    oneNode,
+  skip: NO_PODMAN || oneNode,
 }, async () => {
   const dir = tempDir();
   const tag = `localhost/sa-test-${path.basename(dir).toLowerCase()}`;
@@ -461,20 +507,36 @@ test("docs/containers.md: the Containerfile builds, and its image serves under s
     assert.equal(r.status, 0, `podman ${args.join(" ")}: ${r.stderr}`);
   };
   try {
-    // The base: scratch (an empty image), with node and its libraries mounted where
-    // node:24-slim has node (mounts cost nothing; an image holding node takes seconds to build).
-    const baseFiles = runtimeMounts(process.execPath, "/usr/local/bin/node");
-    // The project: the package as npm installs it (package.json and dist/), and the README's echo.mjs.
+    // The base: scratch (an empty image), with the runtime and its libraries mounted where
+    // the runtime's image has it in PATH (mounts cost nothing; an image holding it takes
+    // seconds to build); for Deno a writable DENO_DIR, as denoland/deno sets one.
+    const baseFiles = [
+      ...runtimeMounts(HOST_RUNTIME, `/usr/local/bin/${RUNTIME}`),
+      ...(RUNTIME === "deno" ? ["--tmpfs", "/tmp", "-e", "DENO_DIR=/tmp/deno"] : []),
+    ];
+    // The project: package.json, the package as npm installs it, and the README's echo server.
     const project = path.join(dir, "project");
     const pkg = path.join(project, "node_modules", "socket-activate");
     fs.mkdirSync(pkg, { recursive: true });
+    const version = JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8")).version;
+    fs.writeFileSync(
+      path.join(project, "package.json"),
+      JSON.stringify({ name: "echo", private: true, dependencies: { "socket-activate": `^${version}` } }),
+    );
     fs.copyFileSync(path.join(ROOT, "package.json"), path.join(pkg, "package.json"));
     fs.cpSync(path.join(ROOT, "dist"), path.join(pkg, "dist"), { recursive: true });
-    fs.writeFileSync(path.join(project, "echo.mjs"), block("README.md", "<!-- test: file echo.mjs"));
-    fs.writeFileSync(
-      path.join(project, "Containerfile"),
-      block("docs/containers.md", "<!-- test: skip: test/containers.test.ts builds it"),
-    );
+    const file = RUNTIME === "node" ? "echo.mjs" : "echo.ts";
+    fs.writeFileSync(path.join(project, file), block("README.md", "<!-- test: file echo.mjs"));
+    let containerfile = block("docs/containers.md", "<!-- test: skip: test/containers.test.ts builds it");
+    if (RUNTIME !== "node") {
+      // The text's own changes for Deno and Bun: echo.ts, and the CMD it gives.
+      const text = fs.readFileSync(path.join(ROOT, "docs", "containers.md"), "utf8");
+      const cmd = new RegExp(`\`(CMD \\["${RUNTIME}", [^\`]*\])\``).exec(text)?.[1];
+      assert.ok(cmd, `docs/containers.md gives no CMD for ${RUNTIME}`);
+      assert.ok(cmd.endsWith('"echo.ts"]') && text.includes("copy `echo.ts` in place of `echo.mjs`"));
+      containerfile = containerfile.replace("COPY echo.mjs ./", "COPY echo.ts ./").replace(/^CMD .*$/m, cmd);
+    }
+    fs.writeFileSync(path.join(project, "Containerfile"), containerfile);
     const [build, run] = block("docs/containers.md", "<!-- test: skip: test/containers.test.ts runs it")
       .trim().split("\n");
     assert.equal(build, "podman build -t echo .");
@@ -495,6 +557,43 @@ test("docs/containers.md: the Containerfile builds, and its image serves under s
   } finally {
     spawnSync("podman", ["rmi", "-f", tag]);
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// The docs' unit commands as pasted (printing, no --out; podman found in PATH,
+// /usr/bin/podman where Debian puts it, as the docs show).
+const podmanAt = (process.env.PATH ?? "").split(":").map((d) => path.join(d, "podman")).find((f) =>
+  fs.existsSync(f)
+);
+test("docs/containers.md: its `socket-activate unit` commands print the units it shows", {
+  skip: !podmanAt ? "podman is not installed (Debian package podman)" : oneNode,
+}, async () => {
+  const text = fs.readFileSync(path.join(ROOT, "docs", "containers.md"), "utf8");
+  const prose = text.replace(/```[\s\S]*?```/g, "");
+  const spans = [...prose.matchAll(/`([^`]+)`/g)].map((m) => m[1].replace(/\s+/g, " "));
+  const commands = spans.filter((c) => c.startsWith("socket-activate unit echo "));
+  assert.equal(commands.length, 2, commands.join("\n"));
+  const print = async (cmd: string) => {
+    const r = start([...cliCommand(), ...cmd.split(" ").slice(1)]);
+    assert.equal(await r.exited(), 0, r.stderr());
+    return r.stdout().replaceAll(podmanAt!, "/usr/bin/podman");
+  };
+  const [plain, notify] = commands;
+  const simple = await print(plain);
+  assert.match(simple, /^# echo\.socket\n[\s\S]*^ListenStream=8888$[\s\S]*^# echo\.service$/m);
+  const exec = spans.find((c) => c.startsWith("ExecStart=/usr/bin/podman run --rm --network=none"))!;
+  assert.ok(simple.split("\n").includes(exec), `${exec}\nis not in\n${simple}`);
+  // "with `--accept` it writes `Accept=yes` and an `echo@.service`"
+  const accept = await print(`${plain} --accept`);
+  assert.match(accept, /^Accept=yes$[\s\S]*^# echo@\.service$/m);
+  assert.ok(accept.split("\n").includes(exec), accept);
+  const service = await print(notify);
+  for (
+    const line of block("docs/containers.md", "holds it to what unit --podman --notify writes").trim().split(
+      "\n",
+    )
+  ) {
+    assert.ok(service.split("\n").includes(line), `the docs' ${line} is not in:\n${service}`);
   }
 });
 
