@@ -365,10 +365,10 @@ test(
       // --cgroups=split: the container in a cgroup below the service's.
       "$NSENTER sh -c 'ls -d /sys/fs/cgroup/system.slice/echo.service/libpod-payload-* | wc -l'; " +
       `$SYSTEMCTL show -P ActiveState plain.service; printf 'hi\\n' | timeout 20 nc -N 127.0.0.1 ${plainPort}; ` +
-      // Stopped before the boot ends: quiet's new container may be starting, and
-      // run-units.sh's forced exit leaves crun (which waits out SIGTERM) to
-      // systemd-shutdown's 90 s; a stop kills it after TimeoutStopSec=2.
-      "$SYSTEMCTL stop quiet.service";
+      // Killed before the boot ends: quiet's new container may be starting, and
+      // run-units.sh's forced exit leaves crun (which outlives SIGTERM there) to
+      // systemd-shutdown's 90 s wait.
+      "$SYSTEMCTL kill --signal=SIGKILL quiet.service";
     const r = start([
       "/bin/bash",
       path.join(ROOT, "test", "real-systemd", "run-units.sh"),
@@ -566,7 +566,10 @@ const podmanAt = (process.env.PATH ?? "").split(":").map((d) => path.join(d, "po
   fs.existsSync(f)
 );
 test("docs/containers.md: its `socket-activate unit` commands print the units it shows", {
-  skip: !podmanAt ? "podman is not installed (Debian package podman)" : oneNode,
+  skip: !podmanAt
+    ? "podman is not installed (Debian package podman)"
+    : (RUNTIME !== "node" && "the CLI's output for --podman is the same in every runtime (Node runs it)") ||
+      oneNode,
 }, async () => {
   const text = fs.readFileSync(path.join(ROOT, "docs", "containers.md"), "utf8");
   const prose = text.replace(/```[\s\S]*?```/g, "");
