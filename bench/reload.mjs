@@ -5,7 +5,9 @@
 // the greeting's first byte; failed = refused, reset, or no greeting within
 // 10 s. The two reload modes side by side, interleaved per runtime:
 // --reload=stop-first (SIGTERM, exit, start) and --reload=overlap (the new
-// COMMAND first; the old one gets SIGTERM once the new one is ready).
+// COMMAND first; the old one gets SIGTERM once the new one is ready), and
+// --workers 3 (a rolling reload: the three workers replaced one at a time, the
+// same way; the next SIGHUP 1.5 s after the last old worker got its SIGTERM).
 //
 //   node bench/reload.mjs [RELOADS=20]   -> a markdown table on stdout
 import { spawn } from "node:child_process";
@@ -52,7 +54,7 @@ async function measure(rt, mode) {
     "run",
     "--now",
     "--restart",
-    `--reload=${mode}`,
+    ...(mode === "workers 3" ? ["--workers", "3"] : [`--reload=${mode}`]),
     "-l",
     `127.0.0.1:${port}`,
     "--",
@@ -72,9 +74,12 @@ async function measure(rt, mode) {
       else failures.push(r);
     }
   });
+  const stopped = () => (err.match(/: SIGTERM to PID/g) ?? []).length;
   for (let i = 0; i < RELOADS; i++) {
     await new Promise((r) => setTimeout(r, 1500));
+    const before = stopped();
     p.kill("SIGHUP");
+    if (mode === "workers 3") { while (stopped() < before + 3) await new Promise((r) => setTimeout(r, 20)); }
   }
   await new Promise((r) => setTimeout(r, 1500));
   going = false;
@@ -89,7 +94,7 @@ async function measure(rt, mode) {
 const rows = [];
 for (const rt of ["node", "deno", "bun"]) {
   const got = {};
-  for (const mode of ["stop-first", "overlap"]) {
+  for (const mode of ["stop-first", "overlap", "workers 3"]) {
     console.error(`reload bench: ${rt} ${mode} (${RELOADS} reloads)`);
     got[mode] = await measure(rt, mode);
   }

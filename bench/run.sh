@@ -63,15 +63,11 @@
 #    and serve() against the runtime's own HTTP server; about 6 minutes.
 # 7. Latency during reloads (bench/reload.mjs, which explains it): 20 SIGHUPs
 #    to `socket-activate run` under a steady client load, --reload=stop-first
-#    against --reload=overlap, each runtime's launcher; about 4 minutes.
+#    against --reload=overlap and --workers 3, each runtime's launcher; about 7 minutes.
 #
 # 7. WebSocket echo messages/s (bench/ws.mjs): serve() with upgradeWebSocket()
 #    against the `ws` library on node:http, in Node 26, interleaved; 1 KiB
 #    messages over 64 sockets; about 1 minute.
-#
-# 8. notify() per message (bench/notify.mjs): Node 26 over node:ffi against
-#    Deno and Bun (and Node 22's systemd-notify, for scale), interleaved;
-#    about 1 minute.
 #
 # Every process is started by the driver (bench/bench.mjs) and stopped by PID
 # (SIGTERM, bounded wait, SIGKILL); systemd-socket-activate execs the program,
@@ -91,8 +87,7 @@ fi
 
 start=$(date +%s)
 status=0
-# Part 1's Node is the newest supported line (node:ffi); BENCH_NODE=... picks another.
-BENCH_NODE=${BENCH_NODE:-node_modules/node26/bin/node} timeout -k 10 330 node bench/bench.mjs || status=$?
+timeout -k 10 330 node bench/bench.mjs || status=$?
 [ "$status" -ne 124 ] || echo "bench: timed out after 330 s" >&2
 if [ "$status" -eq 0 ]; then
   echo
@@ -124,18 +119,13 @@ if [ "$status" -eq 0 ]; then
 fi
 if [ "$status" -eq 0 ]; then
   echo
-  timeout -k 10 120 node bench/notify.mjs || status=$?
-  [ "$status" -ne 124 ] || echo "bench: notify timed out after 120 s" >&2
-fi
-if [ "$status" -eq 0 ]; then
-  echo
   timeout -k 10 600 node --import tsx bench/idle.ts || status=$?
   [ "$status" -ne 124 ] || echo "bench: idle timed out after 600 s" >&2
 fi
 if [ "$status" -eq 0 ]; then
   echo
-  timeout -k 10 420 node bench/reload.mjs || status=$?
-  [ "$status" -ne 124 ] || echo "bench: reload timed out after 420 s" >&2
+  timeout -k 10 720 node bench/reload.mjs || status=$?
+  [ "$status" -ne 124 ] || echo "bench: reload timed out after 720 s" >&2
 fi
 echo "bench: took $(( $(date +%s) - start )) s" >&2
 exit "$status"

@@ -16,7 +16,8 @@ import {
 
 export const RUN_USAGE =
   "usage: socket-activate run [-l ADDR]... [-d] [-a] [--inetd] [--fdname NAME[:NAME...]] [-E NAME[=VALUE]]... " +
-  "[--now] [--restart[=MODE]] [--watch PATH]... [--reload=MODE] [--grace SEC] [--timeout-stop SEC] [--] COMMAND [ARGS...]";
+  "[--now] [--restart[=MODE]] [--watch PATH]... [--reload=MODE] [--grace SEC] [--timeout-stop SEC] [--workers N] " +
+  "[--] COMMAND [ARGS...]";
 
 export const RUN_HELP = `${RUN_USAGE}
 
@@ -75,12 +76,20 @@ Options:
                           no unix datagram socket (default 1)
       --timeout-stop SEC  SIGKILL a COMMAND that still runs SEC seconds after
                           SIGTERM (default 10), as systemd's TimeoutStopSec=
+      --workers N         run N copies of COMMAND on the same sockets (prefork:
+                          the kernel spreads the connections), each with its
+                          own LISTEN_PID (and NOTIFY_SOCKET, Deno and Bun),
+                          all started by the first connection (or --now). A worker that fails is
+                          replaced, backed off as --restart says (on-failure
+                          unless --restart=always); when every worker has
+                          exited cleanly, the next connection starts N again.
+                          SIGHUP and --watch replace them one at a time, each
+                          new one ready before an old one gets SIGTERM
   -h, --help              this help
 
 COMMAND gets a clean environment, as under systemd-socket-activate: TERM,
 COLORTERM, NO_COLOR, PATH, USER and HOME, the LISTEN_ variables and what -E
-adds, and SOCKET_ACTIVATE_RUN=1 (the package then leaves SIGHUP to the
-launcher). SIGINT and SIGTERM go to COMMAND (to every COMMAND with --accept).
+adds. SIGINT and SIGTERM go to COMMAND (to every COMMAND with --accept).
 SIGHUP restarts COMMAND with --restart or --watch (as --reload says) and is
 passed on otherwise (to every COMMAND with --accept). No COMMAND outlives the
 launcher: each starts under setpriv --pdeathsig KILL where util-linux's setpriv
@@ -88,18 +97,18 @@ is installed, so even a SIGKILL of the launcher ends them.
 
 Exit status: 0 when COMMAND exits 0 (with --accept, or while no COMMAND
 runs: 0 once stopped by SIGINT or SIGTERM), else COMMAND's status (128 + the signal number when a
-signal killed it); 1 a socket could not be opened; 2 bad arguments; 127
+signal killed it; with --workers, the highest of theirs, a death by the stop signal counting as 0); 1 a socket could not be opened; 2 bad arguments; 127
 COMMAND not found, or no /bin/sh to start it through.
 
 Runtimes: Node holds the sockets in a worker thread that never polls them;
-Deno (with --allow-ffi, as -A grants) and Bun open them through libc, and so
-does Node 26 (node:ffi) for unix datagram sockets, which Node 22 and 24 cannot
-open. Node starts a -d COMMAND at once (it cannot wait for a datagram without
-reading it).
+Deno (with --allow-ffi, as -A grants) and Bun open them through libc. Node
+cannot open unix datagram sockets, and starts a -d COMMAND at once (it cannot
+wait for a datagram without reading it).
 
 Examples:
   npx socket-activate run -l 8080 -- node server.js
   npx socket-activate run -l 8080 --restart --watch src -- node server.js
+  npx socket-activate run -l 8080 --workers 4 -- node server.js  # 4 processes, one socket
   npx socket-activate run -l 127.0.0.1:8080 -l /tmp/admin.sock --fdname web:admin -- deno run -A app.ts
   npx socket-activate run -d -l 5353 -- bun run dns.ts
   npx socket-activate run -a -l 2000 -- node echo.mjs     # one echo.mjs per connection, on fd 3
@@ -130,6 +139,8 @@ export interface RunOptions {
   /** How long a new COMMAND that sends no READY=1 runs before it counts as ready, in ms. */
   graceMs: number;
   stopTimeoutMs: number;
+  /** --workers N: N copies of COMMAND at once; 0 without the option. */
+  workers: number;
   watch: string[];
   command: string[];
 }
@@ -148,6 +159,7 @@ export function parseRunArgs(args: string[]): RunOptions | "help" {
     reload: "overlap",
     graceMs: 1000,
     stopTimeoutMs: STOP_TIMEOUT_MS,
+    workers: 0,
     watch: [],
     command: [],
   };
@@ -197,6 +209,13 @@ export function parseRunArgs(args: string[]): RunOptions | "help" {
         throw new UsageError(`--timeout-stop "${v}" is not a number of seconds (above 0, at most 3600)`);
       }
       o.stopTimeoutMs = sec * 1000;
+    } else if (name === "--workers") {
+      const v = value();
+      const n = /^\d{1,4}$/.test(v) ? Number(v) : NaN;
+      if (!(n >= 1 && n <= 1024)) {
+        throw new UsageError(`--workers "${v}" is not a number of workers (1-1024)`);
+      }
+      o.workers = n;
     } else if (name === "--restart") {
       const mode = eq > 0 ? a.slice(eq + 1) : "on-failure";
       if (!RESTART_MODES.includes(mode)) {
@@ -229,6 +248,18 @@ export function parseRunArgs(args: string[]): RunOptions | "help" {
   if (o.accept && (o.restart !== "no" || o.watch.length > 0 || o.now)) {
     throw new UsageError(
       `${accept} starts a COMMAND per connection: --restart, --watch and --now have no meaning with it`,
+    );
+  }
+  if (o.accept && o.workers > 0) {
+    throw new UsageError(
+      `--workers and ${accept} do not go together: ${accept} starts a COMMAND per connection, ` +
+        "--workers N COMMANDs that accept on the sockets; pick one",
+    );
+  }
+  if (o.workers > 0 && o.reload === "stop-first") {
+    throw new UsageError(
+      "--workers and --reload=stop-first do not go together: workers run side by side, and a reload " +
+        "replaces them one at a time, each new one ready before an old one stops",
     );
   }
   if (o.accept && o.fdnames.length > 0) {
@@ -394,6 +425,8 @@ class Supervisor {
   /** The new COMMAND of a reload, until it is ready. */
   private pending: ChildProc | undefined;
   private reloadAgain: string | undefined;
+  /** Called once by the first stop signal (the worker pool waits on it). */
+  private onStop: (() => void) | undefined;
   private setpriv: string | undefined;
   private currentStarted = 0;
   private childEnv: Record<string, string> = {};
@@ -445,8 +478,6 @@ class Supervisor {
     const own = this.l.environment();
     const env: Record<string, string> = {};
     for (const k of PASSED_ENV) if (own[k] !== undefined) env[k] = own[k];
-    // The launcher reloads COMMAND: the package in COMMAND leaves SIGHUP alone (src/_signals.ts).
-    env.SOCKET_ACTIVATE_RUN = "1";
     for (const [k, v] of this.o.setenv) {
       if (v !== undefined) env[k] = v;
       else if (own[k] !== undefined) env[k] = own[k];
@@ -504,7 +535,7 @@ class Supervisor {
     this.childEnv = env;
     this.fds = fds;
     try {
-      return await this.loop(held);
+      return await (o.workers > 0 ? this.pool(held) : this.loop(held));
     } finally {
       // No COMMAND outlives the launcher: wait for the draining ones too.
       await Promise.all([...this.live].map((c) => c.exited));
@@ -580,6 +611,174 @@ class Supervisor {
     }
   }
 
+  /**
+   * --workers N: N COMMANDs on the same sockets, each in a slot of its own.
+   * A slot's worker that fails is replaced after the backoff of --restart; a
+   * clean exit leaves the slot empty (unless --restart=always), and once every
+   * slot is empty the next connection starts all N again. A reload replaces
+   * the workers one slot at a time (rollWorkers). As gunicorn's and puma's
+   * arbiters do, the launcher only forks, counts and signals: the kernel
+   * spreads the connections among the processes that accept.
+   */
+  private async pool(held: HeldSocket[]): Promise<number> {
+    const o = this.o;
+    const n = o.workers;
+    const slots: Slot[] = Array.from({ length: n }, () => ({ failures: 0, started: 0 }));
+    let settle: ((how: "stop" | "idle") => void) | undefined;
+    let worst = 0;
+    const label = (i: number) => `worker ${i + 1}/${n}: `;
+    const idle = () => slots.every((s) => !s.child && !s.next && s.timer === undefined);
+    const start = (i: number) => {
+      const slot = slots[i];
+      const { proc } = this.startChild(label(i));
+      slot.child = proc;
+      slot.started = Date.now();
+      void proc.exited.then((e) => exited(i, proc, e));
+      return proc;
+    };
+    const exited = (i: number, proc: ChildProc, e: ChildExit) => {
+      const slot = slots[i];
+      // Stopped: the worst status, where dying of the stop signal itself is
+      // clean (a worker still starting has no handler for it yet).
+      if (this.stopSignal !== undefined && e.signal !== this.stopSignal) {
+        worst = Math.max(worst, exitStatus(e));
+      }
+      if (slot.child !== proc) return; // replaced by a reload, or a new one that never got ready
+      slot.child = undefined;
+      this.log(`socket-activate run: PID ${proc.pid} (${label(i).slice(0, -2)}) ${describeExit(e)}\n`);
+      if (this.stopSignal !== undefined || slot.next) return; // a reload's new worker takes the slot
+      replace(i, e);
+    };
+    const replace = (i: number, e: ChildExit) => {
+      const slot = slots[i];
+      if (isFailure(e)) {
+        // --restart's backoff, per slot: failures in a row, each within 10 s of its start.
+        slot.failures = Date.now() - slot.started < 10_000 ? slot.failures + 1 : 1;
+        const delay = Math.min(5000, 100 * 2 ** (slot.failures - 1));
+        this.log(`socket-activate run: restarting ${label(i).slice(0, -2)} in ${delay} ms\n`);
+        slot.timer = setTimeout(() => {
+          slot.timer = undefined;
+          if (this.stopSignal === undefined && !slot.child) start(i);
+        }, delay);
+        return;
+      }
+      slot.failures = 0;
+      if (o.restart === "always") start(i);
+      else if (idle()) settle?.("idle");
+    };
+    this.rollWorkers = (why) => this.roll(why, slots, label, exited, replace);
+
+    const offs = [
+      this.l.onSignal("SIGINT", () => this.stop("SIGINT")),
+      this.l.onSignal("SIGTERM", () => this.stop("SIGTERM")),
+      this.l.onSignal("SIGHUP", () => this.requestRoll("SIGHUP", slots)),
+    ];
+    this.onStop = () => {
+      for (const s of slots) clearTimeout(s.timer);
+      settle?.("stop");
+    };
+    let debounce: ReturnType<typeof setTimeout> | undefined;
+    const unwatch = o.watch.length === 0 ? undefined : this.l.watch(o.watch, (path) => {
+      clearTimeout(debounce);
+      debounce = setTimeout(() => this.requestRoll(`a change in ${path}`, slots), 150);
+    });
+    try {
+      let now = o.now;
+      for (;;) {
+        if (!now && (await this.untilTraffic(held)) === "stop") return 0;
+        now = false;
+        if (this.stopSignal !== undefined) return 0;
+        const settled = new Promise<"stop" | "idle">((r) => (settle = r));
+        for (let i = 0; i < n; i++) start(i);
+        if ((await settled) === "stop") {
+          await Promise.all([...this.live].map((c) => c.exited));
+          return worst;
+        }
+        settle = undefined;
+        this.log(`socket-activate run: every worker exited cleanly: the next connection starts ${n} again\n`);
+      }
+    } finally {
+      clearTimeout(debounce);
+      unwatch?.();
+      for (const off of offs) off();
+      this.onStop = undefined;
+    }
+  }
+
+  private rollWorkers: ((why: string) => Promise<void>) | undefined;
+  private rolling = false;
+
+  private requestRoll(why: string, slots: Slot[]): void {
+    if (this.stopSignal !== undefined) return;
+    if (slots.every((s) => !s.child)) {
+      this.log(`socket-activate run: ${why}: no worker runs; the next one starts with what is on disk\n`);
+      return;
+    }
+    if (this.rolling) {
+      this.log(`socket-activate run: ${why}: a reload is under way; another follows it\n`);
+      this.reloadAgain = why;
+      return;
+    }
+    this.rolling = true;
+    void this.rollWorkers!(why).finally(() => {
+      this.rolling = false;
+      const again = this.reloadAgain;
+      this.reloadAgain = undefined;
+      if (again !== undefined) this.requestRoll(again, slots);
+    });
+  }
+
+  /**
+   * A rolling reload: slot by slot, a new worker starts beside the old one;
+   * once it is ready it takes the slot and the old one gets SIGTERM and
+   * drains. A new worker that exits before it is ready ends the reload: the
+   * old workers left keep serving.
+   */
+  private async roll(
+    why: string,
+    slots: Slot[],
+    label: (i: number) => string,
+    exited: (i: number, proc: ChildProc, e: ChildExit) => void,
+    replace: (i: number, e: ChildExit) => void,
+  ): Promise<void> {
+    this.log(`socket-activate run: ${why}: replacing ${slots.length} workers one at a time\n`);
+    for (const [i, slot] of slots.entries()) {
+      if (this.stopSignal !== undefined) return;
+      const old = slot.child;
+      if (!old) continue; // empty (a clean exit) or waiting out a backoff: it starts anew by itself
+      const { proc: next, ready } = this.startChild(label(i));
+      slot.next = next;
+      void next.exited.then((e) => exited(i, next, e));
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const grace = new Promise<string>((r) => {
+        timer = setTimeout(() => r(`no READY=1 after ${this.o.graceMs / 1000} s`), this.o.graceMs);
+      });
+      const outcome = await Promise.race([ready, grace, next.exited]);
+      clearTimeout(timer);
+      slot.next = undefined;
+      if (this.stopSignal !== undefined) return;
+      if (typeof outcome !== "string") {
+        const left = slots.filter((s) => s.child).map((s) => s.child!.pid);
+        this.log(
+          `socket-activate run: the new ${label(i).slice(0, -2)}, PID ${next.pid}, ${
+            describeExit(outcome)
+          } ` +
+            `before it was ready: the reload stops there; PID ${left.join(", ") || "-"} keep serving\n`,
+        );
+        if (!slot.child) replace(i, outcome); // the old one died meanwhile: the slot is empty
+        return;
+      }
+      slot.child = next;
+      slot.started = Date.now();
+      if (!this.live.has(old)) continue;
+      this.log(`socket-activate run: PID ${next.pid} is ready (${outcome}): SIGTERM to PID ${old.pid}\n`);
+      void old.exited.then((e) =>
+        this.log(`socket-activate run: PID ${old.pid} (replaced) ${describeExit(e)}\n`)
+      );
+      this.terminate(old);
+    }
+  }
+
   private reloadQueued(): void {
     const why = this.reloadAgain;
     this.reloadAgain = undefined;
@@ -602,7 +801,7 @@ class Supervisor {
   }
 
   /** Starts COMMAND on the held sockets, with a NOTIFY_SOCKET of its own where the runtime has one. */
-  private startChild(): { proc: ChildProc; ready: Promise<string> } {
+  private startChild(label = ""): { proc: ChildProc; ready: Promise<string> } {
     const channel = this.l.notifySocket?.();
     const env = channel ? { ...this.childEnv, NOTIFY_SOCKET: channel.address } : this.childEnv;
     let isReady!: (how: string) => void;
@@ -626,7 +825,7 @@ class Supervisor {
       clearTimeout(this.killTimers.get(proc.pid));
       this.killTimers.delete(proc.pid);
     });
-    this.log(`socket-activate run: started ${this.o.command.join(" ")} as PID ${proc.pid}\n`);
+    this.log(`socket-activate run: started ${label}${this.o.command.join(" ")} as PID ${proc.pid}\n`);
     return { proc, ready };
   }
 
@@ -783,6 +982,7 @@ class Supervisor {
       else this.l.kill(c.pid, signal);
     }
     if (!this.child && first) this.wake?.();
+    if (first) this.onStop?.();
   }
 
   private async runAccept(): Promise<number> {
@@ -833,6 +1033,17 @@ class Supervisor {
     for (const off of offs) off();
     return 0;
   }
+}
+
+/** One worker's place in the pool. */
+interface Slot {
+  child?: ChildProc;
+  /** A reload's new worker, until it is ready. */
+  next?: ChildProc;
+  /** A backoff before the next start. */
+  timer?: ReturnType<typeof setTimeout>;
+  started: number;
+  failures: number;
 }
 
 function formatPeer(addr: string, port: number | undefined): string {
