@@ -39,6 +39,8 @@ const utf8 = (b: Buffer): string =>
     ? b.toString("utf8", 3)
     : b.toString("utf8");
 
+const parseJson = (b: Buffer): unknown => JSON.parse(utf8(b));
+
 const unusable = () => new TypeError("Body is unusable: Body has already been read");
 
 /**
@@ -84,33 +86,50 @@ export function bodyStream(
   });
 }
 
-/** The whole body of an IncomingMessage, read directly (no web stream), within `limit` bytes. */
-function readAll(
+/**
+ * The whole body of an IncomingMessage, read directly (no web stream), within
+ * `limit` bytes. Three listeners and no `once()` wrappers: this runs for
+ * every request whose handler reads the body. No 'error' listener: node:http
+ * destroys a request whose client goes away with an error only where one
+ * listens (IncomingMessage's _destroy), and 'close' before the end says so.
+ */
+function readAll<T>(
   req: Http.IncomingMessage,
   res: Http.ServerResponse,
   limit: number,
   tooLarge: TooLarge,
-): Promise<Buffer> {
+  as: (b: Buffer) => T,
+): Promise<T> {
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
+    let first: Buffer | undefined;
+    let chunks: Buffer[] | undefined;
     let seen = 0;
-    const onData = (d: Buffer) => {
+    let over = false;
+    req.on("data", (d: Buffer) => {
+      if (over) return;
       seen += d.byteLength;
       if (seen > limit) {
-        req.off("data", onData);
-        req.resume(); // the rest is dropped while the 413 goes out
+        over = true;
+        first = chunks = undefined;
         reject(new RangeError(BODY_TOO_LARGE));
-        tooLarge(res);
+        tooLarge(res); // the rest is read and dropped while the 413 goes out
         return;
       }
-      chunks.push(d);
-    };
-    req.on("data", onData);
-    req.once("end", () => resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, seen)));
-    req.once("error", reject);
+      if (first === undefined) first = d;
+      else (chunks ??= [first]).push(d);
+    });
+    req.on("end", () => {
+      if (over) return;
+      // Turned into what the handler asked for here, not in a then(): a promise and a tick less.
+      try {
+        resolve(as(chunks !== undefined ? Buffer.concat(chunks, seen) : first ?? Buffer.alloc(0)));
+      } catch (e) {
+        reject(e);
+      }
+    });
     // The client went away before the body was all there.
-    req.once("close", () => {
-      if (!req.complete) {
+    req.on("close", () => {
+      if (!req.complete && !over) {
         reject(Object.assign(new Error("The client closed the connection"), { code: "ECONNRESET" }));
       }
     });
@@ -209,35 +228,40 @@ function makeViewClass(): ViewClass {
     get bodyUsed(): boolean {
       return this.#real !== undefined ? this.#real.bodyUsed : this.#used;
     }
-    #bytes(): Promise<Buffer> {
+    /** The body read whole and turned by `as`, once. */
+    #read<T>(as: (b: Buffer) => T): Promise<T> {
       if (this.#used) return Promise.reject(unusable());
       this.#used = true;
-      if (NO_BODY.has(this.#method)) return Promise.resolve(Buffer.alloc(0));
-      return readAll(this.#req, this.#res, this.#limit, this.#tooLarge);
+      if (NO_BODY.has(this.#method)) {
+        try {
+          return Promise.resolve(as(Buffer.alloc(0)));
+        } catch (e) {
+          return Promise.reject(e);
+        }
+      }
+      return readAll(this.#req, this.#res, this.#limit, this.#tooLarge, as);
     }
     text(): Promise<string> {
       if (this.#real !== undefined) return this.#real.text();
-      return this.#bytes().then(utf8);
+      return this.#read(utf8);
     }
     json(): Promise<unknown> {
       if (this.#real !== undefined) return this.#real.json();
-      return this.#bytes().then((b) => JSON.parse(utf8(b)));
+      return this.#read(parseJson);
     }
     arrayBuffer(): Promise<ArrayBuffer> {
       if (this.#real !== undefined) return this.#real.arrayBuffer();
       // A copy: a small Buffer is a view of node:http's shared pool.
-      return this.#bytes().then((b) => new Uint8Array(b).buffer);
+      return this.#read((b) => new Uint8Array(b).buffer);
     }
     bytes(): Promise<Uint8Array> {
       if (this.#real !== undefined) return (this.#real as Request & { bytes(): Promise<Uint8Array> }).bytes();
-      return this.#bytes().then((b) => new Uint8Array(b));
+      return this.#read((b) => new Uint8Array(b));
     }
     blob(): Promise<Blob> {
       if (this.#real !== undefined) return this.#real.blob();
-      const type = this.#req.headers["content-type"] ?? "";
-      return this.#bytes().then((b) =>
-        new Blob([b as Uint8Array<ArrayBuffer>], { type: type.toLowerCase() })
-      );
+      const type = (this.#req.headers["content-type"] ?? "").toLowerCase();
+      return this.#read((b) => new Blob([b as Uint8Array<ArrayBuffer>], { type }));
     }
     clone(): Request {
       if (this.#real === undefined && this.#used) throw unusable();
