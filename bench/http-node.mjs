@@ -21,7 +21,8 @@
 //
 // Knobs: BRIDGE_NODES (default "node22 node24 node26", node_modules/<line>),
 // BRIDGE_CASES ("hello echo"), BRIDGE_VARIANTS ("node-http serve serve-fast srvx hono";
-// node-http always runs), BRIDGE_ROUNDS (5), BRIDGE_SECONDS (2), BRIDGE_CONNS (64).
+// node-http always runs; "response", a plain Response built and read with no
+// bridge, on request), BRIDGE_ROUNDS (5), BRIDGE_SECONDS (2), BRIDGE_CONNS (64).
 import { execFile, spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import net from "node:net";

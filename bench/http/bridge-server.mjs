@@ -5,7 +5,10 @@
 // package's serve(), a plain `new Response`), serve-fast (serve() answering
 // with the package's FastResponse), srvx (srvx's toNodeHandler
 // with its FastResponse), hono (@hono/node-server v2's getRequestListener, its
-// defaults: it replaces the global Request and Response with its own).
+// defaults: it replaces the global Request and Response with its own),
+// response (node:http building and reading a plain Response, no bridge: the
+// floor of serve()'s `new Response` case; not run unless BRIDGE_VARIANTS
+// names it).
 // Cases: hello (GET -> "Hello, World!", text/plain) and echo (a JSON POST
 // body parsed and answered as JSON).
 import * as http from "node:http";
@@ -36,7 +39,31 @@ function nodeHandler(req, res) {
 const onFd = (listener) => http.createServer(listener).listen({ fd: 3 });
 const ready = () => process.stderr.write("ready\n");
 
-if (variant === "node-http") {
+if (variant === "response") {
+  // What a plain `new Response(text)` costs any bridge in Node 24 and 26,
+  // whose undici keeps the text out of reach: node:http's handler builds
+  // the Response, reads its headers and its body stream, and sends what it
+  // read as node:http's own handler does (no bridge around it); for echo,
+  // `Response.json()` of the body node:http read.
+  const body = (req) =>
+    new Promise((ok) => {
+      const chunks = [];
+      req.on("data", (d) => chunks.push(d));
+      req.on("end", () => ok(JSON.parse(Buffer.concat(chunks).toString())));
+    });
+  onFd(async (req, res) => {
+    const r = kase === "hello" ? new Response(BODY) : Response.json(await body(req));
+    const h = {};
+    r.headers.forEach((v, k) => (h[k] = v));
+    const reader = r.body.getReader();
+    const { value } = await reader.read();
+    await reader.read();
+    h["content-length"] = String(value.byteLength);
+    res.writeHead(200, h);
+    res.end(Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString("latin1"), "latin1");
+  });
+  ready();
+} else if (variant === "node-http") {
   onFd(nodeHandler);
   ready();
 } else if (variant === "serve") {
