@@ -4,7 +4,8 @@
 // Environment knobs: BENCH_STARTUP_SAMPLES (default 41, min 15),
 // BENCH_ROUNDS (throughput rounds, default 11, min 3), BENCH_MIB (MiB per
 // connection, default 32), BENCH_CONNS (default 8), BENCH_RUNTIMES (default
-// "node deno bun").
+// "node deno bun"), BENCH_NODE (the node binary, default the one running this;
+// bench/run.sh passes Node 26's).
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import net from "node:net";
@@ -30,7 +31,7 @@ const CONNS = intEnv("BENCH_CONNS", 8, 1);
 const RUNTIMES = (process.env.BENCH_RUNTIMES ?? "node deno bun").split(/\s+/).filter(Boolean);
 
 const BIN = {
-  node: process.execPath,
+  node: process.env.BENCH_NODE ? resolve(process.env.BENCH_NODE) : process.execPath,
   deno: resolve(ROOT, "node_modules/.bin/deno"),
   bun: resolve(ROOT, "node_modules/.bin/bun"),
 };
@@ -370,7 +371,7 @@ async function main() {
   log(` ${((tEnd - tStartup) / 1000).toFixed(0)} s\n`);
 
   // Tables.
-  const version = (rt) => ({ node: process.version, deno: denoVersion, bun: bunVersion })[rt];
+  const version = (rt) => ({ node: nodeVersion, deno: denoVersion, bun: bunVersion })[rt];
   const out = [];
   out.push(`# socket-activate benchmark`, "");
   out.push(
@@ -475,8 +476,9 @@ async function versionOf(argv) {
   return p.out.split("\n")[0].replace(/^(deno|bun)\s*/, "").replace(/\s*\(.*$/, "").trim();
 }
 
-let denoVersion = "", bunVersion = "";
+let denoVersion = "", bunVersion = "", nodeVersion = process.version;
 try {
+  if (RUNTIMES.includes("node")) nodeVersion = await versionOf([BIN.node, "--version"]);
   if (RUNTIMES.includes("deno")) denoVersion = await versionOf([BIN.deno, "--version"]);
   if (RUNTIMES.includes("bun")) bunVersion = await versionOf([BIN.bun, "--version"]);
   await main();

@@ -3,7 +3,9 @@
 // server started by systemd-socket-activate on the first connection:
 //   (a) bare: the runtime exec'd by systemd-socket-activate;
 //   (b) container: `podman run --rm --network=none` of a root file system that holds only the
-//       runtime's binary and its libraries (as test/_podman.ts builds it), through test/podrun.sh.
+//       runtime's binary and its libraries (as test/_podman.ts builds it), through test/podrun.sh;
+//   (c) full: the same with a full root file system, the host's own behind an overlay (--rootfs /:O,
+//       as test/_podman.ts's fullRootfs()), the runtime at its path on the host.
 // Measured: connect() -> the first byte of the greeting, cold (the connection starts it), a fresh
 // activator and port per sample, variants interleaved (a b a b ...) because the machine is noisy;
 // medians, the spread, and the ratio (b)/(a). Every greeting and one echo are checked; every wait is
@@ -20,6 +22,8 @@ const RUNTIMES = (process.env.BENCH_RUNTIMES ?? "node deno bun").split(/\s+/).fi
 const HOST = "127.0.0.1";
 const GREETING = "OHAI! systemd socket: true\n";
 const RT = "/runtime";
+const VARIANTS = ["bare", "container", "full"];
+const LOAD_AT_START = os.loadavg()[0];
 
 const binary = {
   node: path.join(ROOT, "node_modules/node26/bin/node"),
@@ -47,17 +51,32 @@ function rootfsOptions(bin) {
 }
 
 const rootfs = fs.mkdtempSync(path.join(os.tmpdir(), "bench-rootfs-"));
+const checkout = () => {
+  const nm = path.join(ROOT, "node_modules"), nmReal = fs.realpathSync(nm);
+  return ["-v", `${ROOT}:${ROOT}:ro`, ...(nmReal !== nm ? ["-v", `${nmReal}:${nmReal}:ro`] : [])];
+};
 const command = (variant, rt) =>
-  variant === "bare" ? [binary[rt], ...args[rt]] : [
-    "/bin/bash",
-    path.join(ROOT, "test/podrun.sh"),
-    "--network=none",
-    ...rootfsOptions(binary[rt]),
-    "--rootfs",
-    rootfs,
-    RT,
-    ...args[rt],
-  ];
+  variant === "bare" ? [binary[rt], ...args[rt]] : variant === "full"
+    ? [
+      "/bin/bash",
+      path.join(ROOT, "test/podrun.sh"),
+      "--network=none",
+      ...checkout(),
+      "--rootfs",
+      "/:O",
+      fs.realpathSync(binary[rt]),
+      ...args[rt],
+    ]
+    : [
+      "/bin/bash",
+      path.join(ROOT, "test/podrun.sh"),
+      "--network=none",
+      ...rootfsOptions(binary[rt]),
+      "--rootfs",
+      rootfs,
+      RT,
+      ...args[rt],
+    ];
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -145,12 +164,12 @@ const f0 = (x) => x.toFixed(0);
 const results = {};
 try {
   for (const rt of RUNTIMES) {
-    results[rt] = { bare: [], container: [] };
+    results[rt] = { bare: [], container: [], full: [] };
     // One unmeasured warm-up each: the page cache, podman's storage.
-    await sample("bare", rt);
-    await sample("container", rt);
+    for (const v of VARIANTS) await sample(v, rt);
     for (let i = 0; i < SAMPLES; i++) {
-      for (const v of i % 2 ? ["container", "bare"] : ["bare", "container"]) {
+      // Rotated, so that no variant always follows the same one.
+      for (const v of VARIANTS.map((_, j) => VARIANTS[(i + j) % VARIANTS.length])) {
         results[rt][v].push(await sample(v, rt));
       }
       process.stderr.write(".");
@@ -166,18 +185,19 @@ const out = [
   "",
   `${new Date().toISOString().slice(0, 10)}, podman ${
     execFileSync("podman", ["--version"], { encoding: "utf8" }).trim().split(" ").pop()
-  }, ${os.cpus().length} cores, load average ${os.loadavg()[0].toFixed(1)} at the end`,
+  }, ${os.cpus().length} cores, load average ${LOAD_AT_START.toFixed(1)} at the start, ${
+    os.loadavg()[0].toFixed(1)
+  } at the end`,
   "",
-  "| runtime | bare process (p25-p75) | container (p25-p75) | container − bare | ratio |",
-  "| ------- | ---------------------- | ------------------- | ---------------- | ----- |",
+  "| runtime | bare process (p25-p75) | container (p25-p75) | container − bare | ratio | full root fs (p25-p75) |",
+  "| ------- | ---------------------- | ------------------- | ---------------- | ----- | ---------------------- |",
 ];
+const cell = (xs) => `${f0(q(xs, 0.5))} ms (${f0(q(xs, 0.25))}-${f0(q(xs, 0.75))})`;
 for (const rt of RUNTIMES) {
-  const b = results[rt].bare, c = results[rt].container;
+  const { bare: b, container: c, full } = results[rt];
   const mb = q(b, 0.5), mc = q(c, 0.5);
   out.push(
-    `| ${rt} | ${f0(mb)} ms (${f0(q(b, 0.25))}-${f0(q(b, 0.75))}) | ${f0(mc)} ms (${f0(q(c, 0.25))}-${
-      f0(q(c, 0.75))
-    }) | ${f0(mc - mb)} ms | ${(mc / mb).toFixed(1)} |`,
+    `| ${rt} | ${cell(b)} | ${cell(c)} | ${f0(mc - mb)} ms | ${(mc / mb).toFixed(1)} | ${cell(full)} |`,
   );
 }
 console.log(out.join("\n"));

@@ -17,7 +17,7 @@
 // see test/_idle.ts. The time to open and exchange on them is reported too.
 // The fd limit here must allow IDLE_CONNS + a few in this process and each server.
 // Knobs: IDLE_CONNS, IDLE_WARM, IDLE_ROUNDS (default 3), BENCH_RUNTIMES, IDLE_VARIANTS (names, comma-separated:
-// a diagnostic; the table needs all four).
+// a diagnostic; the others read "-").
 import * as path from "node:path";
 import { idleCost, type IdleServer } from "../test/_idle.ts";
 
@@ -38,24 +38,32 @@ const run: Record<string, (f: string) => string[]> = {
   bun: (f) => [BIN.bun, "run", path.join(ROOT, f)],
 };
 const HTTP = "bench/http/server.mjs";
+// Keep-alive connections stay open only while they send a request now and
+// then: node:http closes one quiet for 5 s (keepAliveTimeout, the default
+// serve() keeps), Bun.serve one quiet for 10 s (idleTimeout). Each http
+// connection sends a GET once quiet for PING[runtime] ms, the package and
+// the own server alike (the own node:http server's keepAliveTimeout is 60 s:
+// the pings keep both open, whatever their timeouts). Deno's servers close
+// no idle connection.
+const PING: Record<string, number | undefined> = { node: 3000, bun: 6000, deno: undefined };
 const VARIANTS: Record<string, Record<string, IdleServer>> = {
   node: {
     "listen()": { kind: "echo", cmd: [...run.node("dist/cli.cjs"), "--quiet"] },
     greeter: { kind: "echo", cmd: run.node("bench/greeter-node.cjs") },
-    "serve()": { kind: "http", cmd: [...run.node(HTTP), "pkg-serve"] },
-    "own HTTP": { kind: "http", cmd: [...run.node(HTTP), "node-http-fd"] },
+    "serve()": { kind: "http", cmd: [...run.node(HTTP), "pkg-serve"], ping: PING.node },
+    "own HTTP": { kind: "http", cmd: [...run.node(HTTP), "node-http-fd"], ping: PING.node },
   },
   deno: {
     "listen()": { kind: "echo", cmd: [...run.deno("mod.ts"), "--quiet"] },
     greeter: { kind: "echo", cmd: run.deno("bench/greeter-deno.mjs") },
-    "serve()": { kind: "http", cmd: [...run.deno(HTTP), "pkg-serve"] },
-    "own HTTP": { kind: "http", cmd: [...run.deno(HTTP), "deno-serve-port"], port: true },
+    "serve()": { kind: "http", cmd: [...run.deno(HTTP), "pkg-serve"], ping: PING.deno },
+    "own HTTP": { kind: "http", cmd: [...run.deno(HTTP), "deno-serve-port"], port: true, ping: PING.deno },
   },
   bun: {
     "listen()": { kind: "echo", cmd: [...run.bun("mod.ts"), "--quiet"] },
     greeter: { kind: "echo", cmd: run.bun("bench/greeter-bun.mjs") },
-    "serve()": { kind: "http", cmd: [...run.bun(HTTP), "pkg-serve"] },
-    "own HTTP": { kind: "http", cmd: [...run.bun(HTTP), "bun-serve-port"], port: true },
+    "serve()": { kind: "http", cmd: [...run.bun(HTTP), "pkg-serve"], ping: PING.bun },
+    "own HTTP": { kind: "http", cmd: [...run.bun(HTTP), "bun-serve-port"], port: true, ping: PING.bun },
   },
 };
 
@@ -90,14 +98,15 @@ const out = [
   "| runtime | listen() echo | greeter | ratio | serve() keep-alive | own HTTP server | ratio | time to open and exchange, listen() / greeter / serve() / own |",
   "|---|---|---|---|---|---|---|---|",
 ];
+// A variant left out (IDLE_VARIANTS) reads "-".
 for (const rt of RUNTIMES) {
-  const m = (v: string) => median(results[`${rt} ${v}`].perConn);
-  const t = (v: string) => `${median(results[`${rt} ${v}`].ms).toFixed(0)}`;
+  const m = (v: string) => results[`${rt} ${v}`] ? median(results[`${rt} ${v}`].perConn) : NaN;
+  const t = (v: string) => results[`${rt} ${v}`] ? `${median(results[`${rt} ${v}`].ms).toFixed(0)}` : "-";
+  const k = (v: string) => Number.isNaN(m(v)) ? "-" : kib(m(v));
+  const ratio = (a: string, b: string) => Number.isNaN(m(a) / m(b)) ? "-" : (m(a) / m(b)).toFixed(2);
   out.push(
-    `| ${rt} | ${kib(m("listen()"))} | ${kib(m("greeter"))} | ${
-      (m("listen()") / m("greeter")).toFixed(2)
-    } | ` +
-      `${kib(m("serve()"))} | ${kib(m("own HTTP"))} | ${(m("serve()") / m("own HTTP")).toFixed(2)} | ` +
+    `| ${rt} | ${k("listen()")} | ${k("greeter")} | ${ratio("listen()", "greeter")} | ` +
+      `${k("serve()")} | ${k("own HTTP")} | ${ratio("serve()", "own HTTP")} | ` +
       `${t("listen()")} / ${t("greeter")} / ${t("serve()")} / ${t("own HTTP")} ms |`,
   );
 }

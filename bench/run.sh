@@ -69,6 +69,10 @@
 #    against the `ws` library on node:http, in Node 26, interleaved; 1 KiB
 #    messages over 64 sockets; about 1 minute.
 #
+# 8. notify() per message (bench/notify.mjs): Node 26 over node:ffi against
+#    Deno and Bun (and Node 22's systemd-notify, for scale), interleaved;
+#    about 1 minute.
+#
 # Every process is started by the driver (bench/bench.mjs) and stopped by PID
 # (SIGTERM, bounded wait, SIGKILL); systemd-socket-activate execs the program,
 # so it is the same PID. Every wait is bounded; a server that fails to start
@@ -87,7 +91,8 @@ fi
 
 start=$(date +%s)
 status=0
-timeout -k 10 330 node bench/bench.mjs || status=$?
+# Part 1's Node is the newest supported line (node:ffi); BENCH_NODE=... picks another.
+BENCH_NODE=${BENCH_NODE:-node_modules/node26/bin/node} timeout -k 10 330 node bench/bench.mjs || status=$?
 [ "$status" -ne 124 ] || echo "bench: timed out after 330 s" >&2
 if [ "$status" -eq 0 ]; then
   echo
@@ -116,6 +121,11 @@ if [ "$status" -eq 0 ]; then
   echo
   timeout -k 10 180 node bench/ws.mjs || status=$?
   [ "$status" -ne 124 ] || echo "bench: ws timed out after 180 s" >&2
+fi
+if [ "$status" -eq 0 ]; then
+  echo
+  timeout -k 10 120 node bench/notify.mjs || status=$?
+  [ "$status" -ne 124 ] || echo "bench: notify timed out after 120 s" >&2
 fi
 if [ "$status" -eq 0 ]; then
   echo

@@ -134,14 +134,14 @@ export interface Runtime {
   /** Lets the process exit although the timer is pending. */
   unrefTimer(timer: unknown): void;
   /** Calls `fn` on a signal; returns a function that removes the listener. */
-  onSignal(signal: "SIGTERM" | "SIGINT", fn: () => void): () => void;
+  onSignal(signal: "SIGTERM" | "SIGINT" | "SIGHUP", fn: () => void): () => void;
   /**
    * Calls `fn` on a signal that no handler of the program's own takes: one
    * added with process.on or process.once and present when the signal
    * arrives (a once handler that runs in the same dispatch still counts).
    * Deno's Deno.addSignalListener cannot be counted. Returns the remover.
    */
-  onDefaultSignal(signal: "SIGTERM" | "SIGINT", fn: () => void): () => void;
+  onDefaultSignal(signal: "SIGTERM" | "SIGINT" | "SIGHUP", fn: () => void): () => void;
   /** A readable stream of an inherited FIFO fd. */
   fifoReadable(fd: number): Promise<ReadableStream<Uint8Array>>;
   /** The datagram adapter, loaded on first use. */

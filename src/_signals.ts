@@ -2,10 +2,14 @@
 // for every server the package serves in this process, one drain for all.
 // A program with a handler of its own for a signal keeps it (the runtime
 // shim tells, when the signal arrives: Runtime.onDefaultSignal); `signals:
-// false` on a server keeps the package away from every signal. SIGHUP is
-// the launcher's (reload), not this module's.
+// false` on a server keeps the package away from every signal. SIGHUP
+// reloads with no gap (src/_reload.ts) where a service manager can take the
+// handover: activated, with NOTIFY_SOCKET, and not under `socket-activate
+// run`, whose launcher reloads COMMAND itself; elsewhere it is left alone.
+import { remembered } from "./listen_fds.ts";
 import { getRuntime } from "./_runtime.ts";
 import { notify } from "./notify.ts";
+import { tellParent } from "./_successor.ts";
 
 /** A server as the drain sees it. */
 export interface Drainable {
@@ -25,7 +29,26 @@ const SAY_AFTER = 200;
 
 const servers = new Set<Drainable>();
 let offs: (() => void)[] | undefined;
-let stopping: Sig | undefined;
+let stopping: Sig | "SIGHUP" | undefined;
+
+/** Set by `socket-activate run` in COMMAND's environment: its launcher reloads. */
+export const RUN_ENV = "SOCKET_ACTIVATE_RUN";
+
+/**
+ * Whether SIGHUP may reload this process: it was activated (its successor
+ * gets the same fds), a service manager listens (it must learn the new
+ * MAINPID=), and no `socket-activate run` launcher does the reload instead.
+ */
+export function mayReload(): boolean {
+  const rt = getRuntime();
+  const r = remembered();
+  if (!r || !("fds" in r) || r.fds.length === 0) return false;
+  try {
+    return (rt.getEnv("NOTIFY_SOCKET") ?? "") !== "" && rt.getEnv(RUN_ENV) === undefined;
+  } catch {
+    return false; // Deno with a scoped --allow-env
+  }
+}
 
 /**
  * Puts `server` under the default stop (unless `signals` is false); returns
@@ -33,11 +56,19 @@ let stopping: Sig | undefined;
  * gives the signals back to the runtime's defaults.
  */
 export function guard(server: Drainable, signals: boolean | undefined): () => void {
+  // A successor that never notifies is ready once it serves (src/_successor.ts).
+  tellParent("listening");
   if (signals === false) return () => {};
   servers.add(server);
   if (offs === undefined) {
     const rt = getRuntime();
     offs = (Object.keys(SIGNO) as Sig[]).map((sig) => rt.onDefaultSignal(sig, () => stop(sig)));
+    if (mayReload()) {
+      offs.push(rt.onDefaultSignal("SIGHUP", () => {
+        if (stopping !== undefined) return;
+        void import("./_reload.ts").then((m) => m.reload((pid) => stop("SIGHUP", pid)));
+      }));
+    }
   }
   return () => {
     servers.delete(server);
@@ -59,10 +90,17 @@ export function checkSignals(signals: unknown, where: string): void {
   }
 }
 
-function stop(sig: Sig): void {
+/**
+ * The drain: on SIGTERM or SIGINT, or after a reload handed the service over
+ * to `successor` (SIGHUP), which tells the service manager nothing more (the
+ * successor is the main process now) and exits once every server closed.
+ */
+function stop(sig: Sig | "SIGHUP", successor?: number): void {
   const rt = getRuntime();
   const say = (text: string) => rt.write("stderr", `socket-activate: ${text}\n`);
-  if (stopping !== undefined) {
+  if (sig === "SIGHUP") {
+    if (stopping !== undefined) return;
+  } else if (stopping !== undefined) {
     say(`${sig} while stopping after ${stopping}: exiting now`);
     rt.exit(128 + SIGNO[sig]);
   }
@@ -76,13 +114,14 @@ function stop(sig: Sig): void {
   const slow = setTimeout(() => {
     said = true;
     const left = all.reduce((n, s) => n + s.busy(), 0);
-    say(`${sig}: stopping: ${left} connection(s) still in flight, given up to ${timeout} ms`);
+    const what = successor === undefined ? "stopping" : `handed over to PID ${successor}, draining`;
+    say(`${sig}: ${what}: ${left} connection(s) still in flight, given up to ${timeout} ms`);
   }, SAY_AFTER);
   rt.unrefTimer(slow);
   // A service cannot see its TimeoutStopSec=: with work in flight it asks
   // for the drain's time (and a second, to exit), counted from now.
   const extend = busy > 0 ? `\nEXTEND_TIMEOUT_USEC=${(timeout + 1000) * 1000}` : "";
-  const notified = (rt.getEnv("NOTIFY_SOCKET") ?? "") === ""
+  const notified = successor !== undefined || (rt.getEnv("NOTIFY_SOCKET") ?? "") === ""
     ? Promise.resolve()
     : notify(`STOPPING=1${extend}`).then(
       () => {},
@@ -100,5 +139,7 @@ function stop(sig: Sig): void {
     clearTimeout(slow);
     await notified;
     if (said) say(`stopped: every server closed in ${Date.now() - started} ms`);
+    // The successor serves: what else this process holds (a timer, a pool) has no use.
+    if (successor !== undefined) rt.exit(0);
   });
 }

@@ -1,5 +1,6 @@
 import { ActivationError } from "./errors.ts";
 import { getRuntime } from "./_runtime.ts";
+import { tellParent } from "./_successor.ts";
 
 /**
  * Options for {@linkcode notify}.
@@ -80,6 +81,12 @@ export async function notify(state: string, options: NotifyOptions = {}): Promis
   const value = notifySocket(options);
   if (options.unsetEnv) options.env ? delete options.env.NOTIFY_SOCKET : rt.deleteEnv("NOTIFY_SOCKET");
   if (value === undefined) return false;
+  // A reload's successor leaves READY=1 to the process that started it, which
+  // sends it with MAINPID= (src/_reload.ts).
+  if (options.env === undefined && /^READY=1$/m.test(state) && tellParent("ready")) {
+    state = state.split("\n").filter((line) => line !== "READY=1").join("\n");
+    if (state.replace(/\n/g, "") === "") return true;
+  }
   await rt.notifySend(notifyAddress(value), state, value);
   return true;
 }

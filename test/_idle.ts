@@ -20,6 +20,18 @@ export interface IdleServer {
   cmd: string[];
   port?: boolean;
   env?: Record<string, string>;
+  /**
+   * "http" only: every connection sends another GET when it has been quiet
+   * this long (ms), so that a server's keep-alive timeout (node:http's 5 s,
+   * Bun.serve's 10 s) does not close it while the others open. Give the
+   * package and its reference the same.
+   */
+  ping?: number;
+  /**
+   * Whether the command has test/fixtures/gc_on_signal.mjs preloaded: each
+   * RSS is then read after a full garbage collection (SIGUSR2).
+   */
+  gc?: boolean;
 }
 
 export interface IdleCost {
@@ -28,6 +40,11 @@ export interface IdleCost {
   /** RSS (bytes) with `warm` and with `n` connections open. */
   rssWarm: number;
   rssFull: number;
+  /**
+   * With `gc`: the growth per connection of the live bytes the server reports
+   * after the collection (heap in use and external memory).
+   */
+  heapPerConn?: number;
   /** Milliseconds to open and exchange on the connections from `warm` to `n`. */
   acceptMs: number;
 }
@@ -87,12 +104,33 @@ function openOne(port: number, kind: "echo" | "http", ms: number): Promise<net.S
       s.removeAllListeners("error");
       s.on("error", () => {});
       s.on("close", () => closedEarly++);
+      if (kind === "http") lastSent.set(s, performance.now());
       resolve(s);
     };
   });
 }
 
 let closedEarly = 0;
+/** When each open http connection last sent a request (for IdleServer.ping). */
+const lastSent = new Map<net.Socket, number>();
+
+/**
+ * Sends a GET on every connection of `socks` quiet for `ms`, every `ms / 8`;
+ * the answers are read and dropped (the sockets flow with no 'data' listener).
+ * Returns the stop.
+ */
+function pinging(socks: net.Socket[], ms: number): () => void {
+  const timer = setInterval(() => {
+    const now = performance.now();
+    for (const s of socks) {
+      const t = lastSent.get(s);
+      if (t === undefined || now - t < ms) continue;
+      lastSent.set(s, now);
+      s.write(HTTP_GET);
+    }
+  }, ms / 8);
+  return () => clearInterval(timer);
+}
 
 /** Opens `count` connections, `parallel` at a time. */
 async function openMany(
@@ -160,6 +198,9 @@ export async function idleCosts(
   const runs: { run: Run; port: number; pid: () => number }[] = [];
   const socks: net.Socket[] = [];
   closedEarly = 0;
+  lastSent.clear();
+  const pings = servers.map((s) => s.ping).filter((p): p is number => p !== undefined);
+  const stopPinging = pings.length > 0 ? pinging(socks, Math.min(...pings)) : () => {};
   try {
     for (const server of servers) runs.push(await startServer(server));
     // The first connection starts the program (or waits for it to listen).
@@ -189,22 +230,25 @@ export async function idleCosts(
       }
     };
     await open(1, warm);
-    const rssWarm = await settledAll(runs.map((r) => r.pid()), settle);
+    const rssWarm = await settledAll(runs, servers, settle);
     ms.fill(0);
     await open(warm, n);
-    const rssFull = await settledAll(runs.map((r) => r.pid()), settle, rssWarm);
+    const rssFull = await settledAll(runs, servers, settle, rssWarm);
     if (closedEarly > 0) {
       throw new Error(
         `the servers closed ${closedEarly} of ${n * servers.length} idle connections while measuring`,
       );
     }
-    return runs.map((_, i) => ({
+    return runs.map(({ run }, i) => ({
       perConn: (rssFull[i] - rssWarm[i]) / (n - warm),
+      heapPerConn: servers[i].gc ? (heaps(run).at(-1)! - heaps(run).at(-2)!) / (n - warm) : undefined,
       rssWarm: rssWarm[i],
       rssFull: rssFull[i],
       acceptMs: ms[i],
     }));
   } finally {
+    stopPinging();
+    lastSent.clear();
     for (const s of socks) s.destroy();
     for (const { run } of runs) {
       run.signal("SIGKILL");
@@ -213,10 +257,30 @@ export async function idleCosts(
   }
 }
 
-/** settled() for several processes at once. */
-async function settledAll(pids: number[], min: number, base?: number[]): Promise<number[]> {
+/** settled() for several servers at once, each after a garbage collection where it has gc_on_signal.mjs. */
+async function settledAll(
+  runs: { run: Run; pid: () => number }[],
+  servers: IdleServer[],
+  min: number,
+  base?: number[],
+): Promise<number[]> {
   await new Promise((r) => setTimeout(r, min));
-  return Promise.all(pids.map((pid, i) => settled(pid, base?.[i] ?? rss(pid), 0)));
+  await Promise.all(runs.map(({ run }, i) => servers[i].gc ? collected(run) : undefined));
+  return Promise.all(runs.map(({ pid }, i) => settled(pid(), base?.[i] ?? rss(pid()), 0)));
+}
+
+/** The live bytes of each `idle-gc N heap BYTES` line the server has written. */
+const heaps = (run: Run) => [...run.stderr().matchAll(/^idle-gc \d+ heap (\d+)$/gm)].map((m) => Number(m[1]));
+
+/** Asks a server with gc_on_signal.mjs for a full garbage collection and waits for it (at most 10 s). */
+async function collected(run: Run): Promise<void> {
+  const before = heaps(run).length;
+  run.signal("SIGUSR2");
+  const deadline = Date.now() + 10_000;
+  while (heaps(run).length === before) {
+    if (Date.now() > deadline) throw new Error(`no garbage collection within 10 s; stderr:\n${run.stderr()}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 /** One server alone: idleCosts() of one. */

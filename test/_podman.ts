@@ -45,7 +45,7 @@ export function runtimeMounts(binary: string, at = RT): string[] {
 /** The podman options that make an empty directory a root file system holding `binary` and its libraries. */
 export function minimalRootfs(
   binary = g.Deno?.execPath() ?? process.execPath,
-): { dir: string; options: string[] } {
+): { dir: string; options: string[]; runtime: string[] } {
   const options = runtimeMounts(binary);
   // The checkout, and node_modules where it is a link (a worktree's).
   options.push("-v", `${ROOT}:${ROOT}:ro`);
@@ -54,7 +54,26 @@ export function minimalRootfs(
   if (nmReal !== nm) options.push("-v", `${nmReal}:${nmReal}:ro`);
   // Deno writes its cache; nothing else here may be written.
   options.push("--tmpfs", "/tmp", "-e", "DENO_DIR=/tmp/deno", "-e", "HOME=/tmp");
-  return { dir: tempDir(), options };
+  return { dir: tempDir(), options, runtime: containerRuntime() };
+}
+
+/** The runtime running this file, as the host has it (its binary's real path). */
+export const HOST_RUNTIME = fs.realpathSync(g.Deno?.execPath() ?? process.execPath);
+
+/**
+ * A full root file system: the host's own, behind a throw-away overlay
+ * (--rootfs /:O), as a distribution's image is (a shell, coreutils, the
+ * distribution's libraries), with the runtime at its path on the host. An
+ * overlay mount, nothing copied: a start costs what the minimal one does.
+ * The checkout is mounted too, for a checkout on a file system of its own
+ * (the overlay holds only the root file system's).
+ */
+export function fullRootfs(): { dir: string; options: string[]; runtime: string[] } {
+  const options = ["-v", `${ROOT}:${ROOT}:ro`];
+  const nm = path.join(ROOT, "node_modules");
+  const nmReal = fs.realpathSync(nm);
+  if (nmReal !== nm) options.push("-v", `${nmReal}:${nmReal}:ro`);
+  return { dir: "/:O", options, runtime: [HOST_RUNTIME, ...containerRuntime().slice(1)] };
 }
 
 /** `podman run --rm ARGS...`, through test/podrun.sh. */

@@ -11,7 +11,16 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
-import { containerRuntime, minimalRootfs, NO_PODMAN, podman, podrun, runtimeMounts } from "./_podman.ts";
+import {
+  containerRuntime,
+  fullRootfs,
+  HOST_RUNTIME,
+  minimalRootfs,
+  NO_PODMAN,
+  podman,
+  podrun,
+  runtimeMounts,
+} from "./_podman.ts";
 import {
   cliCommand,
   connect,
@@ -23,6 +32,7 @@ import {
   SSA,
   start,
   tempDir,
+  until,
 } from "./_util.ts";
 
 const enc = new TextEncoder();
@@ -40,19 +50,28 @@ async function stop(r: Run): Promise<void> {
   assert.equal(await r.exited(MS), 0, r.stderr());
 }
 
-test(
-  "the echo server in a --network=none container holding only the runtime, under systemd-socket-activate",
-  {
+// Each in two root file systems: one holding only the runtime (a distroless
+// image) and a full one (a distribution's image, with a shell).
+const roots = [
+  { kind: "holding only the runtime", make: minimalRootfs },
+  { kind: "with a full root file system", make: fullRootfs },
+];
+/** Removes a minimal root file system's directory (the full one is the host's root, behind an overlay). */
+const removeRoot = (root: { dir: string }) => {
+  if (root.dir.startsWith(path.sep + "tmp")) fs.rmSync(root.dir, { recursive: true, force: true });
+};
+
+for (const { kind, make } of roots) {
+  test(`the echo server in a --network=none container ${kind}, under systemd-socket-activate`, {
     skip: NO_PODMAN || oneNode,
-  },
-  async () => {
+  }, async () => {
     const port = await freePort();
-    const root = minimalRootfs();
+    const root = make();
     const r = start([
       SSA,
       "-l",
       `127.0.0.1:${port}`,
-      ...podman(["--network=none", ...root.options], root.dir, [...containerRuntime(), ...echoEntry()]),
+      ...podman(["--network=none", ...root.options], root.dir, [...root.runtime, ...echoEntry()]),
     ]);
     try {
       const s = await connect({ port }, MS);
@@ -65,99 +84,158 @@ test(
       await stop(r);
     } finally {
       if (r.child.exitCode === null) r.child.kill("SIGKILL");
-      fs.rmSync(root.dir, { recursive: true, force: true });
+      removeRoot(root);
     }
-  },
-);
-
-test("--init, two named sockets: serve() on one, listen() on the other, in a --network=none container", {
-  skip: NO_PODMAN || oneNode,
-}, async () => {
-  const [web, admin] = [await freePort(), await freePort()];
-  // What --network=none takes away: the host's loopback. A server of the
-  // host's listens here; from the container it is refused.
-  const host = net.createServer((c) => c.end("host\n"));
-  await new Promise<void>((r) => host.listen(0, "127.0.0.1", r));
-  const hostPort = (host.address() as net.AddressInfo).port;
-  const root = minimalRootfs();
-  const fixture = path.join(ROOT, "test", "fixtures", "container.ts");
-  const r = start([
-    SSA,
-    "-l",
-    `127.0.0.1:${web}`,
-    "-l",
-    `127.0.0.1:${admin}`,
-    "--fdname=web:admin",
-    ...podman(
-      ["--init", "--network=none", "-e", `PROBE_PORT=${hostPort}`, ...root.options],
-      root.dir,
-      [...containerRuntime(), fixture],
-    ),
-  ]);
-  try {
-    await r.stderrMatch(new RegExp(`Listening on 127\\.0\\.0\\.1:${admin} as 4`), MS);
-    const res = await fetch(`http://127.0.0.1:${web}/x`, { signal: AbortSignal.timeout(MS) });
-    assert.equal(await res.text(), "web /x\n", r.stderr());
-    const s = await connect({ port: admin }, MS);
-    assert.equal(new TextDecoder().decode(await exchange(s, new Uint8Array(0), 65536, MS)), "admin\n");
-    // catatonit is PID 1 and hands the sockets on to its child, LISTEN_PID rewritten.
-    await r.stderrMatch(/^ready web=3 admin=4 pid=2$/m, MS);
-    await r.stderrMatch(/^probe 127\.0\.0\.1:\d+: ECONNREFUSED$/m, MS);
-    await stop(r);
-  } finally {
-    if (r.child.exitCode === null) r.child.kill("SIGKILL");
-    host.close();
-    fs.rmSync(root.dir, { recursive: true, force: true });
-  }
-});
-
-test("a wrapper inside a container (an entrypoint without exec) is ESRCH naming the container case", {
-  skip: NO_PODMAN || oneNode,
-}, async () => {
-  const port = await freePort();
-  const dir = tempDir();
-  // The host's own root, behind a throw-away overlay: a full image with a
-  // shell, whose entrypoint starts the server through a start script, as
-  // `npm start` does, without exec.
-  const entry = path.join(dir, "entrypoint.sh");
-  const onHost = (globalThis as { Deno?: { execPath(): string } }).Deno?.execPath() ?? process.execPath;
-  const server = [onHost, ...containerRuntime().slice(1), ...echoEntry()].map((a) => `'${a}'`).join(" ");
-  fs.writeFileSync(entry, `#!/bin/sh\nsh -c "${server}; echo the server exited"\necho entrypoint done\n`, {
-    mode: 0o755,
   });
-  const r = start([
-    SSA,
-    "-l",
-    `127.0.0.1:${port}`,
-    ...podman(["--network=none", "-v", `${dir}:${dir}:ro`], "/:O", [entry]),
-  ]);
-  try {
-    // The client is closed, never left waiting for a server that listens elsewhere.
-    const s = await connect({ port }, MS);
-    const fate = await new Promise<string>((resolve) => {
-      s.on("data", (d) => resolve(`answered ${d}`));
-      s.on("close", () => resolve("closed"));
-      s.on("error", () => resolve("closed"));
-      const timer = setTimeout(() => resolve("left waiting"), MS);
-      s.on("close", () => clearTimeout(timer));
-    });
-    s.destroy();
-    assert.equal(fate, "closed", r.stderr());
-    assert.equal(await r.exited(MS), 0, r.stderr()); // the entrypoint's status
-    assert.match(
-      r.stderr(),
-      /socket-activate: ESRCH: LISTEN_PID="1" is the container's command, PID 1 \("\/bin\/sh .*entrypoint\.sh"\), which is an ancestor of this process, 2 generations up, not this process \(PID \d+\): in a container the sockets go to its command/,
-    );
-    assert.match(
-      r.stderr(),
-      /in exec form \(CMD \["node", "server\.js"\]\), or end the entrypoint script with exec/,
-    );
-    assert.doesNotMatch(r.stderr(), /echo: listening/);
-  } finally {
-    if (r.child.exitCode === null) r.child.kill("SIGKILL");
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-});
+
+  test(
+    `--init, two named sockets: serve() on one, listen() on the other, in a --network=none container ${kind}`,
+    {
+      skip: NO_PODMAN || oneNode,
+    },
+    async () => {
+      const [web, admin] = [await freePort(), await freePort()];
+      // What --network=none takes away: the host's loopback. A server of the
+      // host's listens here; from the container it is refused.
+      const host = net.createServer((c) => c.end("host\n"));
+      await new Promise<void>((r) => host.listen(0, "127.0.0.1", r));
+      const hostPort = (host.address() as net.AddressInfo).port;
+      const root = make();
+      const fixture = path.join(ROOT, "test", "fixtures", "container.ts");
+      const r = start([
+        SSA,
+        "-l",
+        `127.0.0.1:${web}`,
+        "-l",
+        `127.0.0.1:${admin}`,
+        "--fdname=web:admin",
+        ...podman(
+          ["--init", "--network=none", "-e", `PROBE_PORT=${hostPort}`, ...root.options],
+          root.dir,
+          [...root.runtime, fixture],
+        ),
+      ]);
+      try {
+        await r.stderrMatch(new RegExp(`Listening on 127\\.0\\.0\\.1:${admin} as 4`), MS);
+        const res = await fetch(`http://127.0.0.1:${web}/x`, { signal: AbortSignal.timeout(MS) });
+        assert.equal(await res.text(), "web /x\n", r.stderr());
+        const s = await connect({ port: admin }, MS);
+        assert.equal(new TextDecoder().decode(await exchange(s, new Uint8Array(0), 65536, MS)), "admin\n");
+        // catatonit is PID 1 and hands the sockets on to its child, LISTEN_PID rewritten.
+        await r.stderrMatch(/^ready web=3 admin=4 pid=2$/m, MS);
+        await r.stderrMatch(/^probe 127\.0\.0\.1:\d+: ECONNREFUSED$/m, MS);
+        await stop(r);
+      } finally {
+        if (r.child.exitCode === null) r.child.kill("SIGKILL");
+        host.close();
+        removeRoot(root);
+      }
+    },
+  );
+}
+
+// The runtime's own start script runner, as a container's command: CMD ["npm", "start"] and the like.
+const hostNpm = (process.env.PATH ?? "").split(":").map((d) => path.join(d, "npm")).find((f) =>
+  fs.existsSync(f)
+);
+const startScript = RUNTIME === "node"
+  ? { argv: hostNpm ? [hostNpm, "start"] : [], name: "npm start" }
+  : RUNTIME === "deno"
+  ? { argv: [HOST_RUNTIME, "task", "start"], name: "deno task start" }
+  : { argv: [HOST_RUNTIME, "run", "start"], name: "bun run start" };
+const wrappers = [
+  { kind: "an entrypoint script without exec", skip: false as string | false },
+  {
+    kind: `${startScript.name} as the container's command`,
+    skip: startScript.argv.length === 0 && "npm is not on PATH (it comes with Node)",
+  },
+];
+
+for (const { kind, skip } of wrappers) {
+  test(`a wrapper inside a container (${kind}) is ESRCH naming the container case`, {
+    skip: NO_PODMAN || oneNode || skip,
+  }, async () => {
+    const port = await freePort();
+    const dir = tempDir();
+    // A full image with a shell, whose command starts the server through a
+    // wrapper that does not exec it.
+    const root = fullRootfs();
+    const server = [...root.runtime, ...echoEntry()];
+    let command: string[];
+    if (kind.startsWith("an entrypoint")) {
+      const entry = path.join(dir, "entrypoint.sh");
+      const quoted = server.map((a) => `'${a}'`).join(" ");
+      fs.writeFileSync(
+        entry,
+        `#!/bin/sh\nsh -c "${quoted}; echo the server exited"\necho entrypoint done\n`,
+        {
+          mode: 0o755,
+        },
+      );
+      command = [entry];
+    } else {
+      const script = server.join(" ");
+      fs.writeFileSync(path.join(dir, "package.json"), JSON.stringify({ scripts: { start: script } }));
+      fs.writeFileSync(path.join(dir, "deno.json"), JSON.stringify({ tasks: { start: script } }));
+      command = startScript.argv;
+    }
+    const r = start([
+      SSA,
+      "-l",
+      `127.0.0.1:${port}`,
+      ...podman(
+        // npm's `#!/usr/bin/env node` finds the runtime under test first.
+        [
+          "--network=none",
+          "-v",
+          `${dir}:${dir}:ro`,
+          "-w",
+          dir,
+          ...root.options,
+          "-e",
+          `PATH=${path.dirname(HOST_RUNTIME)}:/usr/local/bin:/usr/bin:/bin`,
+        ],
+        root.dir,
+        command,
+      ),
+    ]);
+    try {
+      // The client is closed, never left waiting for a server that listens elsewhere.
+      const s = await connect({ port }, MS);
+      const fate = await new Promise<string>((resolve) => {
+        s.on("data", (d) => resolve(`answered ${d}`));
+        s.on("close", () => resolve("closed"));
+        s.on("error", () => resolve("closed"));
+        const timer = setTimeout(() => resolve("left waiting"), MS);
+        s.on("close", () => clearTimeout(timer));
+      });
+      s.destroy();
+      assert.equal(fate, "closed", r.stderr());
+      const status = await r.exited(MS);
+      if (kind.startsWith("an entrypoint")) assert.equal(status, 0, r.stderr()); // the entrypoint's own
+      else assert.notEqual(status, 0, r.stderr()); // the start script failed
+      const pid1 = kind.startsWith("an entrypoint")
+        ? String.raw`"\/bin\/sh .*entrypoint\.sh"`
+        : String.raw`"[^"]+"`;
+      assert.match(
+        r.stderr(),
+        new RegExp(
+          String.raw`socket-activate: ESRCH: LISTEN_PID="1" is the container's command, PID 1 \(` + pid1 +
+            String
+              .raw`\), which is (this process's parent|an ancestor of this process, \d generations up), not this process \(PID \d+\): in a container the sockets go to its command`,
+        ),
+      );
+      assert.match(
+        r.stderr(),
+        /in exec form \(CMD \["node", "server\.js"\]\), or end the entrypoint script with exec/,
+      );
+      assert.doesNotMatch(r.stderr(), /echo: listening/);
+    } finally {
+      if (r.child.exitCode === null) r.child.kill("SIGKILL");
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
 
 // Type=notify from a container under a real systemd (test/real-systemd):
 // podman's own --sdnotify=container forwards READY=1 and nothing after it
@@ -250,7 +328,7 @@ test(
     assert.match(service, /^Type=notify\n#.*\nNotifyAccess=all\nWatchdogSec=2$/m);
     assert.ok(
       service.includes(
-        `\nExecStart=${bin}/podman run --rm --network=none --sdnotify=ignore -v /run/systemd/notify:/run/systemd/notify ` +
+        `\nExecStart=${bin}/podman run --rm --network=none --cgroups=split --sdnotify=ignore -v /run/systemd/notify:/run/systemd/notify ` +
           `-e NOTIFY_SOCKET=/run/systemd/notify -e WATCHDOG_USEC ${IMAGE} ${command.join(" ")}\n`,
       ),
       service,
@@ -284,7 +362,13 @@ test(
       'for i in $(seq 150); do [ "$($SYSTEMCTL show -P NRestarts quiet.service)" -ge 1 ] && break; sleep 0.2; done; ' +
       "for u in echo quiet; do $SYSTEMCTL show -P NRestarts $u.service; done; " +
       "$SYSTEMCTL show -P ActiveState echo.service; $SYSTEMCTL show -P StatusText echo.service; " +
-      `$SYSTEMCTL show -P ActiveState plain.service; printf 'hi\\n' | timeout 20 nc -N 127.0.0.1 ${plainPort}`;
+      // --cgroups=split: the container in a cgroup below the service's.
+      "$NSENTER sh -c 'ls -d /sys/fs/cgroup/system.slice/echo.service/libpod-payload-* | wc -l'; " +
+      `$SYSTEMCTL show -P ActiveState plain.service; printf 'hi\\n' | timeout 20 nc -N 127.0.0.1 ${plainPort}; ` +
+      // Killed before the boot ends: quiet's new container may be starting, and
+      // run-units.sh's forced exit leaves crun (which outlives SIGTERM there) to
+      // systemd-shutdown's 90 s wait.
+      "$SYSTEMCTL kill --signal=SIGKILL quiet.service";
     const r = start([
       "/bin/bash",
       path.join(ROOT, "test", "real-systemd", "run-units.sh"),
@@ -301,7 +385,7 @@ test(
       assert.equal(
         r.stdout(),
         "OHAI! systemd socket: true\nHELLO\n" + "OHAI! systemd socket: true\nHI\n".repeat(3) +
-          "0\n1\nactive\n1 connection(s) served\ninactive\nOHAI! systemd socket: true\nHI\n",
+          "0\n1\nactive\n1 connection(s) served\n1\ninactive\nOHAI! systemd socket: true\nHI\n",
         `${logged}\n${fs.readFileSync(path.join(units, "boot.log"), "utf8")}`,
       );
       assert.match(fs.readFileSync(path.join(units, "boot.log"), "utf8"), /quiet\.service: Watchdog timeout/);
@@ -351,6 +435,54 @@ test("Node 22 and 24 in a container holding only node: notify() says what is mis
   }
 });
 
+test(
+  "Node 22 and 24 in a full image with systemd-notify: READY=1 and STATUS= reach the mounted notify socket",
+  {
+    skip: NO_PODMAN || (!nodeNotify && "Node 26 sends sd_notify itself (the test above), Deno and Bun too") ||
+      (!fs.existsSync("/usr/bin/systemd-notify") && "no /usr/bin/systemd-notify (Debian package systemd)"),
+  },
+  async () => {
+    const port = await freePort();
+    const dir = tempDir();
+    const address = path.join(dir, "notify");
+    const recv = start(["/usr/bin/python3", path.join(ROOT, "test", "_notify_receiver.py"), address, "25"]);
+    const root = fullRootfs();
+    await until(() => recv.stdout().startsWith("ready\n"), MS, () => `the receiver: ${recv.stderr()}`);
+    const messages = () => recv.stdout().split("\n").slice(1).filter(Boolean).map((l) => JSON.parse(l).data);
+    const r = start([
+      SSA,
+      "-l",
+      `127.0.0.1:${port}`,
+      ...podman(
+        ["--network=none", "-v", `${dir}:${dir}`, "-e", `NOTIFY_SOCKET=${address}`, ...root.options],
+        root.dir,
+        [...root.runtime, ...echoEntry()],
+      ),
+    ]);
+    try {
+      const s = await connect({ port }, MS);
+      assert.equal(
+        new TextDecoder().decode(await exchange(s, enc.encode("hi\n"), 65536, MS)),
+        "OHAI! systemd socket: true\nHI\n",
+      );
+      await until(
+        () => messages().includes("STATUS=1 connection(s) served"),
+        MS,
+        () => `${messages()}\n${r.stderr()}`,
+      );
+      assert.equal(messages()[0], "READY=1", r.stderr());
+      assert.doesNotMatch(r.stderr(), /cannot notify/);
+      await stop(r);
+    } finally {
+      if (r.child.exitCode === null) {
+        r.child.kill("SIGKILL");
+      }
+      recv.child.kill("SIGKILL");
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
+
 /** The fenced block after the first line of `doc` that contains `marker`. */
 function block(doc: string, marker: string): string {
   const text = fs.readFileSync(path.join(ROOT, doc), "utf8");
@@ -366,10 +498,7 @@ function block(doc: string, marker: string): string {
 // podman through test/podrun.sh, node and its libraries mounted where the
 // base image has them), the README's echo server.
 test("docs/containers.md: the Containerfile builds, and its image serves under systemd-socket-activate", {
-  skip: NO_PODMAN ||
-    (RUNTIME !== "node" &&
-      "the recipe's image is Node's (Deno's and Bun's differ only in CMD, tested above)") ||
-    oneNode,
+  skip: NO_PODMAN || oneNode,
 }, async () => {
   const dir = tempDir();
   const tag = `localhost/sa-test-${path.basename(dir).toLowerCase()}`;
@@ -378,20 +507,36 @@ test("docs/containers.md: the Containerfile builds, and its image serves under s
     assert.equal(r.status, 0, `podman ${args.join(" ")}: ${r.stderr}`);
   };
   try {
-    // The base: scratch (an empty image), with node and its libraries mounted where
-    // node:24-slim has node (mounts cost nothing; an image holding node takes seconds to build).
-    const baseFiles = runtimeMounts(process.execPath, "/usr/local/bin/node");
-    // The project: the package as npm installs it (package.json and dist/), and the README's echo.mjs.
+    // The base: scratch (an empty image), with the runtime and its libraries mounted where
+    // the runtime's image has it in PATH (mounts cost nothing; an image holding it takes
+    // seconds to build); for Deno a writable DENO_DIR, as denoland/deno sets one.
+    const baseFiles = [
+      ...runtimeMounts(HOST_RUNTIME, `/usr/local/bin/${RUNTIME}`),
+      ...(RUNTIME === "deno" ? ["--tmpfs", "/tmp", "-e", "DENO_DIR=/tmp/deno"] : []),
+    ];
+    // The project: package.json, the package as npm installs it, and the README's echo server.
     const project = path.join(dir, "project");
     const pkg = path.join(project, "node_modules", "socket-activate");
     fs.mkdirSync(pkg, { recursive: true });
+    const version = JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8")).version;
+    fs.writeFileSync(
+      path.join(project, "package.json"),
+      JSON.stringify({ name: "echo", private: true, dependencies: { "socket-activate": `^${version}` } }),
+    );
     fs.copyFileSync(path.join(ROOT, "package.json"), path.join(pkg, "package.json"));
     fs.cpSync(path.join(ROOT, "dist"), path.join(pkg, "dist"), { recursive: true });
-    fs.writeFileSync(path.join(project, "echo.mjs"), block("README.md", "<!-- test: file echo.mjs"));
-    fs.writeFileSync(
-      path.join(project, "Containerfile"),
-      block("docs/containers.md", "<!-- test: skip: test/containers.test.ts builds it"),
-    );
+    const file = RUNTIME === "node" ? "echo.mjs" : "echo.ts";
+    fs.writeFileSync(path.join(project, file), block("README.md", "<!-- test: file echo.mjs"));
+    let containerfile = block("docs/containers.md", "<!-- test: skip: test/containers.test.ts builds it");
+    if (RUNTIME !== "node") {
+      // The text's own changes for Deno and Bun: echo.ts, and the CMD it gives.
+      const text = fs.readFileSync(path.join(ROOT, "docs", "containers.md"), "utf8");
+      const cmd = new RegExp(`\`(CMD \\["${RUNTIME}", [^\`]*\])\``).exec(text)?.[1];
+      assert.ok(cmd, `docs/containers.md gives no CMD for ${RUNTIME}`);
+      assert.ok(cmd.endsWith('"echo.ts"]') && text.includes("copy `echo.ts` in place of `echo.mjs`"));
+      containerfile = containerfile.replace("COPY echo.mjs ./", "COPY echo.ts ./").replace(/^CMD .*$/m, cmd);
+    }
+    fs.writeFileSync(path.join(project, "Containerfile"), containerfile);
     const [build, run] = block("docs/containers.md", "<!-- test: skip: test/containers.test.ts runs it")
       .trim().split("\n");
     assert.equal(build, "podman build -t echo .");
@@ -412,6 +557,46 @@ test("docs/containers.md: the Containerfile builds, and its image serves under s
   } finally {
     spawnSync("podman", ["rmi", "-f", tag]);
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// The docs' unit commands as pasted (printing, no --out; podman found in PATH,
+// /usr/bin/podman where Debian puts it, as the docs show).
+const podmanAt = (process.env.PATH ?? "").split(":").map((d) => path.join(d, "podman")).find((f) =>
+  fs.existsSync(f)
+);
+test("docs/containers.md: its `socket-activate unit` commands print the units it shows", {
+  skip: !podmanAt
+    ? "podman is not installed (Debian package podman)"
+    : (RUNTIME !== "node" && "the CLI's output for --podman is the same in every runtime (Node runs it)") ||
+      oneNode,
+}, async () => {
+  const text = fs.readFileSync(path.join(ROOT, "docs", "containers.md"), "utf8");
+  const prose = text.replace(/```[\s\S]*?```/g, "");
+  const spans = [...prose.matchAll(/`([^`]+)`/g)].map((m) => m[1].replace(/\s+/g, " "));
+  const commands = spans.filter((c) => c.startsWith("socket-activate unit echo "));
+  assert.equal(commands.length, 2, commands.join("\n"));
+  const print = async (cmd: string) => {
+    const r = start([...cliCommand(), ...cmd.split(" ").slice(1)]);
+    assert.equal(await r.exited(), 0, r.stderr());
+    return r.stdout().replaceAll(podmanAt!, "/usr/bin/podman");
+  };
+  const [plain, notify] = commands;
+  const simple = await print(plain);
+  assert.match(simple, /^# echo\.socket\n[\s\S]*^ListenStream=8888$[\s\S]*^# echo\.service$/m);
+  const exec = spans.find((c) => c.startsWith("ExecStart=/usr/bin/podman run --rm --network=none"))!;
+  assert.ok(simple.split("\n").includes(exec), `${exec}\nis not in\n${simple}`);
+  // "with `--accept` it writes `Accept=yes` and an `echo@.service`"
+  const accept = await print(`${plain} --accept`);
+  assert.match(accept, /^Accept=yes$[\s\S]*^# echo@\.service$/m);
+  assert.ok(accept.split("\n").includes(exec), accept);
+  const service = await print(notify);
+  for (
+    const line of block("docs/containers.md", "holds it to what unit --podman --notify writes").trim().split(
+      "\n",
+    )
+  ) {
+    assert.ok(service.split("\n").includes(line), `the docs' ${line} is not in:\n${service}`);
   }
 });
 

@@ -367,12 +367,18 @@ test(
       // the echo server's cold start on Node 26 about 9 ms of CPU.
       const script = `import(${JSON.stringify(path.join(ROOT, "dist", build))}).then(async (sa) => {
       Object.assign(process.env, { LISTEN_PID: String(process.pid), LISTEN_FDS: "1" });
+      const loaded = process.moduleLoadList.length;
       if (sa.listenFds().length !== 1) throw new Error("not activated");
+      const more = process.moduleLoadList.slice(loaded);
+      if (more.length) throw new Error("listenFds() loaded " + more.join(", "));
       const before = ${ffiLoaded};
       const code = await sa.notify("READY=1", { env: { NOTIFY_SOCKET: "/nonexistent/notify" } }).catch((e) => e.code);
       console.log(JSON.stringify([before, ${ffiLoaded}, code]));
     });`;
-      const run = start([process.execPath, ...flags, "-e", script], { SOCKET_ACTIVATE_FFI: off });
+      // A file, not -e: -e loads node:module, which listenFds() must not load either.
+      const file = path.join(tempDir(), "check.mjs");
+      fs.writeFileSync(file, script);
+      const run = start([process.execPath, ...flags, file], { SOCKET_ACTIVATE_FFI: off });
       assert.equal(await run.exited(), 0, run.stderr());
       const what = `${build} ${flags.join(" ")}${off ? " with SOCKET_ACTIVATE_FFI=0" : ""}`;
       assert.equal(run.stdout(), `${JSON.stringify([false, uses, "ECONNREFUSED"])}\n`, what);

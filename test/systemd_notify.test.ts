@@ -4,7 +4,9 @@
 // root; systemd finds that PID's unit by its cgroup when it reads the
 // datagram, so a systemd-notify that exits first loses it: many cycles. Node
 // 26 sends from its own PID over node:ffi, which NotifyAccess=main accepts: a
-// few cycles show that (systemd would refuse every datagram of another PID).
+// few cycles show that (systemd would refuse every datagram of another PID),
+// and in the same boot the fd store round trip across a restart and the
+// watchdog, as Node 26 gives them to a User= service.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -57,7 +59,8 @@ const ACCESS = NODE_FFI ? "main" : "all";
 
 test(
   `Node as User=nobody with NotifyAccess=${ACCESS} under a real systemd: ${UNITS.length * CYCLES} ` +
-    "start/READY=1/STATUS=/stop cycles lose no datagram",
+    "start/READY=1/STATUS=/stop cycles lose no datagram" +
+    (NODE_FFI ? "; an fd stored with FDSTORE=1 comes back to the restarted service, WATCHDOG=1 arrives" : ""),
   { skip: whyNot() ?? false, timeout: 300_000 },
   async (t) => {
     // The service runs as nobody: the package and the program go to a
@@ -97,7 +100,33 @@ test(
         ].join("\n"),
       );
     }
+    // Node 26, in the same boot: the fd store round trip across a restart,
+    // and WATCHDOG=1 (test/real-systemd/fdstore_app.cjs and fdstore_check.sh).
+    if (NODE_FFI) {
+      fs.copyFileSync(path.join(TOOL, "fdstore_app.cjs"), path.join(dir, "fdstore.cjs"));
+      fs.writeFileSync(path.join(dir, "data"), "first\nsecond\n");
+      fs.writeFileSync(
+        path.join(units, "fdstore.service"),
+        [
+          "[Unit]",
+          "StartLimitIntervalSec=0",
+          "[Service]",
+          "Type=notify",
+          "NotifyAccess=main",
+          "User=nobody",
+          "FileDescriptorStoreMax=4",
+          "WatchdogSec=1",
+          "TimeoutStartSec=5",
+          "TimeoutStopSec=3",
+          `ExecStart=${node} ${dir}/fdstore.cjs ${dir}/pkg/node.cjs ${dir}/data`,
+          `StandardOutput=append:${dir}/fdstore.log`,
+          `StandardError=append:${dir}/fdstore.log`,
+          "",
+        ].join("\n"),
+      );
+    }
     spawnSync("chmod", ["-R", "a+rX", dir]);
+    const cycles = [path.join(TOOL, "notify_cycles.sh"), dir, String(CYCLES), ...UNITS];
     const t0 = Date.now();
     const run = start([
       "bash",
@@ -105,11 +134,15 @@ test(
       units,
       "cycles.target",
       "--",
-      "bash",
-      path.join(TOOL, "notify_cycles.sh"),
-      dir,
-      String(CYCLES),
-      ...UNITS,
+      ...(NODE_FFI
+        ? [
+          "bash",
+          "-c",
+          'bash "$@" & c=$!; bash "$0" fdstore.service; f=$?; wait $c && exit $f',
+          path.join(TOOL, "fdstore_check.sh"),
+          ...cycles,
+        ]
+        : ["bash", ...cycles]),
     ]);
     try {
       assert.equal(await run.exited(280_000), 0, `${run.stdout()}\n${run.stderr()}`);
@@ -140,6 +173,28 @@ test(
     }
     assert.deepEqual(lost, [], "systemd dropped datagrams");
     assert.deepEqual(logs.filter(Boolean), [], "what the services wrote besides sent PID");
+    if (NODE_FFI) {
+      // The file the first process opened and read a line of, stored, and
+      // read on by the next process: the same open file, its offset kept.
+      const fdstore = fs.readFileSync(path.join(dir, "fdstore.log"), "utf8");
+      const said = run.stdout().split("\n").filter((l) => !/ cycles /.test(l)).join("\n");
+      assert.equal(
+        said,
+        [
+          "status1 stored the file after reading first",
+          "stored 1",
+          "watchdog moved",
+          "same pid after 1.5 s",
+          "restarted",
+          "status2 got fd 3 back and read second",
+          "result success",
+          "",
+        ].join("\n"),
+        `${fdstore}\n${boot.split("\n").filter((l) => l.includes("fdstore")).join("\n")}`,
+      );
+      assert.equal(fdstore, "", "what the fd store's service wrote");
+      assert.doesNotMatch(boot, /Watchdog timeout/);
+    }
     fs.rmSync(dir, { recursive: true, force: true });
   },
 );

@@ -236,6 +236,24 @@ test("unit --notify writes the NotifyAccess= each runtime needs, and --watchdog 
   assert.deepEqual(values(r.files["echo.service"], "Type"), []);
 });
 
+test("unit --reload writes Type=notify and ExecReload=kill -HUP $MAINPID, and --allow-run for Deno", async () => {
+  for (const rt of ["node", "deno", "bun"] as const) {
+    const r = await unit(["echo", "-l", "8888", "--reload", "--", ...commandFor(rt)]);
+    assert.equal(r.code, 0, r.stderr);
+    const s = r.files["echo.service"];
+    assert.deepEqual(values(s, "Type"), ["notify"]);
+    assert.deepEqual(values(s, "ExecReload"), ["kill -HUP $MAINPID"]);
+    // MAINPID= comes from the main PID (src/_reload.ts): main does, but for systemd-notify's PID.
+    assert.deepEqual(values(s, "NotifyAccess"), rt === "node" && !NODE_FFI_LINE ? ["all"] : []);
+    if (rt === "deno") {
+      assert.deepEqual(values(s, "ExecStart"), [
+        `${DENO_BIN} run --allow-env --allow-ffi --allow-run ${MOD_TS}`,
+      ]);
+      assert.match(r.stderr, /--reload: added --allow-run to deno run/);
+    }
+  }
+});
+
 test("unit --accept writes Accept=yes and a template service", async () => {
   const r = await unit(["conn", "-l", "9000", "--accept", "--", ...commandFor(RUNTIME)]);
   assert.equal(r.code, 0, r.stderr);
@@ -501,6 +519,18 @@ test("unit with bad arguments exits 2 with one line naming the value, then the u
     [["echo", "-l", "80", "--frob", ...cmd], /unknown option "--frob"/],
     [["echo", "-l", "80", "--force", ...cmd], /--force without --out/],
     [["echo", "-l", "80", "--notify=yes", ...cmd], /--notify takes no value \(got "yes"\)/],
+    [
+      ["echo", "-l", "80", "--reload", "--accept", ...cmd],
+      /--reload with --accept: each connection has a process/,
+    ],
+    [
+      ["echo", "-l", "80", "--reload", "--podman", "localhost/x"],
+      /--reload with --podman: a successor would start/,
+    ],
+    [
+      ["echo", "-l", "80", "--reload", "--", "node_modules/.bin/deno", "run", "--allow-env=HOME", "mod.ts"],
+      /--reload with deno's --allow-env=LIST: .*give --allow-env without a list/,
+    ],
     [["echo", "-l", "80", "--"], /give the COMMAND after --/],
     [
       ["echo", "-l", "80", "--", "no-such-program-here"],

@@ -35,9 +35,6 @@ const PATHS: Path[] = RUNTIME === "node" ? [{ name: "node:http path", env: {}, o
     name: "fast path",
     env: {},
     own: false,
-    skip: RUNTIME === "deno"
-      ? "WebSockets on Deno's fast path are not built yet (a clear error says so)"
-      : undefined,
   },
   { name: "node:http path", env: { SOCKET_ACTIVATE_HTTP_FAST: "0" }, own: true },
 ];
@@ -198,7 +195,10 @@ for (const p of PATHS) {
   test(`upgradeWebSocket() on the ${p.name}: clients echo, close, and SIGTERM's drain sends 1001`, {
     skip: p.skip,
   }, async () => {
-    const { run, port } = await serveWs({ ...p.env, WS_HEARTBEAT: "300" });
+    // A fast heartbeat for the vanished client below (own framing only). Deno's fast path pings through Deno's
+    // idleTimeout, which on this loaded machine gave up on clients whose pong was late at 300 ms.
+    const beat = RUNTIME === "deno" && !p.own ? "5000" : "300";
+    const { run, port } = await serveWs({ ...p.env, WS_HEARTBEAT: beat });
     const url = `ws://127.0.0.1:${port}`;
     try {
       // A plain request first (it execs the server), then the handshake refusals, which leave it serving.
@@ -257,6 +257,15 @@ for (const p of PATHS) {
         b.send("hi");
         assert.equal(await next(b), "bun: hi");
         b.close();
+      }
+      // Deno's own way: Deno.upgradeWebSocket(request), as Deno.serve's users write it.
+      const denoOwn = RUNTIME === "deno";
+      if (denoOwn) {
+        const d = await open(`${url}/deno`);
+        d.send("hi");
+        assert.equal(await next(d), "deno: hi");
+        d.close(1000, "done");
+        await run.stderrMatch(/closed 1000 done/);
       }
 
       // The ws library's client, and 200 sockets at once, 10 messages each, none lost.
@@ -325,13 +334,13 @@ for (const p of PATHS) {
       }
 
       // The drain: an open socket gets 1001, then the server exits.
-      const last = await open(`${url}/echo`);
-      const bye = closed(last);
+      const last = [await open(`${url}/echo`), ...denoOwn ? [await open(`${url}/deno`)] : []];
+      const bye = Promise.all(last.map(closed));
       run.signal("SIGTERM");
       const timeout = new Promise<never>((_, reject) =>
         setTimeout(() => reject(new Error(`no close after SIGTERM:\n${run.stderr()}`)), 10000)
       );
-      assert.equal((await Promise.race([bye, timeout])).code, 1001);
+      assert.deepEqual((await Promise.race([bye, timeout])).map((c) => c.code), last.map(() => 1001));
       await run.stderrMatch(/drained/);
       assert.equal(await run.exited(), 0);
     } finally {
@@ -341,3 +350,37 @@ for (const p of PATHS) {
     }
   });
 }
+
+test("serve({ idleExit }) counts an open WebSocket as a connection: no exit while one is open, exit 0 after", async () => {
+  // idleExit serves through node:http in every runtime; in Deno both upgrades, the package's and Deno's own.
+  const { run, port } = await serveWs({ WS_IDLE_EXIT: "1" });
+  const url = `ws://127.0.0.1:${port}`;
+  try {
+    let first: WebSocket | undefined;
+    for (const deadline = Date.now() + 15000; first === undefined;) {
+      first = await open(`${url}/echo`).catch((e) => {
+        if (Date.now() > deadline) throw e;
+        return new Promise<undefined>((r) => setTimeout(() => r(undefined), 25));
+      });
+    }
+    const sockets = [first, ...RUNTIME === "deno" ? [await open(`${url}/deno`)] : []];
+    for (const ws of sockets) {
+      // Twice idleExit with this socket open (and messages echoed): the server is still there.
+      await new Promise((r) => setTimeout(r, 2000));
+      ws.send("still here");
+      assert.match(String(await next(ws)), /still here$/);
+      ws.close(1000, "bye");
+      await closed(ws);
+    }
+    const closedAt = Date.now();
+    assert.equal(await run.exited(10000), 0, run.stderr());
+    assert.ok(
+      Date.now() - closedAt >= 900,
+      `exited ${Date.now() - closedAt} ms after the last socket closed`,
+    );
+  } finally {
+    try {
+      run.signal("SIGKILL");
+    } catch { /* gone */ }
+  }
+});

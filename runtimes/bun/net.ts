@@ -17,6 +17,22 @@ function addr(hostname: string | undefined, port: number | undefined, path: stri
     : { transport: "unix", path };
 }
 
+// The local address of the last connection: the next one on the same
+// listener almost always has the same, and shares the object (issue 29).
+let lastLocal: Addr = { transport: "unix", path: "" };
+
+function sameAddr(a: Addr, b: Addr): boolean {
+  if (a.transport === "unix" || b.transport === "unix") {
+    return a.transport === "unix" && b.transport === "unix" && a.path === b.path;
+  }
+  return a.transport === b.transport && a.port === b.port && a.hostname === b.hostname;
+}
+
+function localOf(hostname: string | undefined, port: number | undefined, path: string): Addr {
+  const a = addr(hostname, port, path);
+  return sameAddr(a, lastLocal) ? lastLocal : (lastLocal = a);
+}
+
 // The connection is the socket's `data`, and one set of handlers serves every
 // socket: an idle connection holds its fields and no closures (issue 29).
 class BunConn extends StreamConn {
@@ -27,7 +43,8 @@ class BunConn extends StreamConn {
   /** Whether this side closed or shut down (see gone). */
   closedHere = false;
   drained: (() => void) | undefined;
-  // Read at once: once closed, Bun no longer knows them.
+  // Read at once: once closed, Bun no longer knows them. The local address
+  // may be the same object as other connections' (localOf).
   readonly remoteAddr: Addr;
   readonly localAddr: Addr;
 
@@ -37,7 +54,7 @@ class BunConn extends StreamConn {
     // Paused until the handler reads: the kernel buffers, not this process.
     this.queue = new PushQueue(this);
     this.remoteAddr = addr(s.remoteAddress, s.remotePort, "");
-    this.localAddr = addr(s.localAddress, s.localPort, localPath);
+    this.localAddr = localOf(s.localAddress, s.localPort, localPath);
   }
 
   // The queue's source.

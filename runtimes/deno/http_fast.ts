@@ -33,7 +33,8 @@ import {
   viaHeaders,
 } from "../../src/_http_fast.ts";
 import { authorityOf, BODY_TOO_LARGE, DEFAULT_MAX_REQUEST_BODY_SIZE } from "../../src/_http_check.ts";
-import { UPGRADE } from "../../src/_ws.ts";
+import { UPGRADE, type Upgrader } from "../../src/_ws.ts";
+import { denoUpgrader, goAway, type Upgraded } from "./ws.ts";
 // A type only: the takeover comes in as serveFast()'s argument, so that this
 // file, loaded on demand, shares no chunk of the npm build with the Deno entry.
 import type { TakenListener } from "./net.ts";
@@ -56,6 +57,12 @@ interface Internals {
   rid: symbol;
   /** Closes a resource (core.close). */
   closeRid: (rid: number) => void;
+  /**
+   * The resource id the next resource will get: a cancel handle made and
+   * closed (core.createCancelHandle), as ids only go up and no other
+   * resource is made between two synchronous calls. Undefined where missing.
+   */
+  nextRid: (() => number) | undefined;
 }
 
 /** The internals, or the name of the one that is missing. */
@@ -74,7 +81,15 @@ function internals(): Internals | string {
   if (typeof rid !== "symbol") return "Deno[Deno.internal].core.internalRidSymbol";
   const closeRid = inner.core.close;
   if (typeof closeRid !== "function") return "Deno[Deno.internal].core.close";
-  return { serveOn, rid, closeRid: (r: number) => closeRid.call(inner.core, r) };
+  const cancelHandle = inner.core.createCancelHandle;
+  const nextRid = typeof cancelHandle === "function"
+    ? () => {
+      const r = cancelHandle.call(inner.core) as number;
+      closeRid.call(inner.core, r);
+      return r + 1;
+    }
+    : undefined;
+  return { serveOn, rid, closeRid: (r: number) => closeRid.call(inner.core, r), nextRid };
 }
 
 /** What the node:net way needs besides, or the name of what is missing. */
@@ -198,6 +213,7 @@ function guarded(
   sc: Screen,
   remoteAddr: Addr,
   close: () => void,
+  upgrader: Upgrader,
 ): (req: Request, inner: { completed: Promise<void> }) => Response | Promise<Response> {
   const limit = options.maxRequestBodySize ?? DEFAULT_MAX_REQUEST_BODY_SIZE;
   const onError = options.onError;
@@ -211,7 +227,7 @@ function guarded(
     return refusal(status, unread);
   };
   return (req, inner) => {
-    (req as Any)[UPGRADE] = notYet;
+    (req as Any)[UPGRADE] = upgrader;
     const status = screen(req, sc);
     if (status !== 0) return refuse(inner, status, unread(req, sc));
     const info = new Info(remoteAddr, inner);
@@ -248,18 +264,6 @@ function guarded(
   };
 }
 
-/**
- * upgradeWebSocket() on a connection Deno's server serves alone
- * (serveHttpOnConnection): Deno closes an upgraded socket once the
- * connection's HTTP ends, which an upgrade ends at once.
- */
-const notYet = (): Response => {
-  throw new Error(
-    "Cannot upgrade to a WebSocket on serve()'s fast path in Deno yet: set SOCKET_ACTIVATE_HTTP_FAST=0 in the " +
-      "environment, and serve() takes node:http, where upgradeWebSocket() works",
-  );
-};
-
 /** A connection being served, and how far its drain has gone. */
 interface Open {
   served: ReturnType<ServeOnConnection>;
@@ -269,6 +273,10 @@ interface Open {
   pending: number;
   /** Whether its graceful shutdown began (after which it cannot be cut). */
   shut: boolean;
+  /** The resource id of its server (serveOn's), or -1 where it could not be known. */
+  http: number;
+  /** The WebSocket its request became (runtimes/deno/ws.ts), until it closes. */
+  ws: WebSocket | undefined;
 }
 
 /**
@@ -335,7 +343,7 @@ function connections(i: Internals, handler: ServeHandler, options: FastServeOpti
   return {
     /** Serves one connection: a Deno.Conn, or what it reads of one. */
     serve(conn: unknown, remoteAddr: Addr, rid: number): void {
-      const c = { abort: new AbortController(), pending: 0, shut: false } as Open;
+      const c = { abort: new AbortController(), pending: 0, shut: false, http: -1, ws: undefined } as Open;
       const settled = () => {
         if (--c.pending === 0 && closing !== undefined) shutDown(c);
       };
@@ -347,8 +355,33 @@ function connections(i: Internals, handler: ServeHandler, options: FastServeOpti
       const cut = () => {
         if (live && !c.shut && closing === undefined) abortQuietly(c.abort);
       };
-      const guard = guarded(handler, options, sc, remoteAddr, cut);
+      const upgraded: Upgraded = {
+        keep(ws) {
+          if (c.http < 0) {
+            throw new Error(
+              "Cannot keep a WebSocket on serve()'s fast path in this Deno (no Deno[Deno.internal].core." +
+                "createCancelHandle): set SOCKET_ACTIVATE_HTTP_FAST=0, and serve() takes node:http",
+            );
+          }
+          // The connection's server, out of the resource table before its
+          // HTTP ends: the shutdown that follows then finds nothing, and
+          // leaves the WebSocket open (see runtimes/deno/ws.ts).
+          try {
+            i.closeRid(c.http);
+          } catch { /* gone */ }
+          c.http = -1;
+          c.shut = true; // nothing of its server left to shut down or cut
+          c.ws = ws;
+          ws.addEventListener("close", () => {
+            c.ws = undefined;
+            if (!live) gone();
+          });
+          if (closing !== undefined) goAway(ws);
+        },
+      };
+      const guard = guarded(handler, options, sc, remoteAddr, cut, denoUpgrader(upgraded));
       try {
+        if (i.nextRid !== undefined) c.http = i.nextRid();
         c.served = i.serveOn(
           conn,
           c.abort.signal,
@@ -377,10 +410,15 @@ function connections(i: Internals, handler: ServeHandler, options: FastServeOpti
         return;
       }
       open.add(c);
-      const ended = () => {
-        live = false;
+      const gone = () => {
         open.delete(c);
         if (open.size === 0) drained?.();
+      };
+      // A connection whose request became a WebSocket is counted (idleExit,
+      // the drain) until the WebSocket closes.
+      const ended = () => {
+        live = false;
+        if (c.ws === undefined) gone();
       };
       c.served.finished.then(ended, ended);
       if (closing !== undefined) shutDown(c);
@@ -411,7 +449,10 @@ function connections(i: Internals, handler: ServeHandler, options: FastServeOpti
           closing = stopped.then(() =>
             new Promise<void>((resolve) => {
               if (open.size === 0) return resolve();
-              for (const c of open) if (c.pending === 0) shutDown(c);
+              for (const c of open) {
+                if (c.ws !== undefined) goAway(c.ws);
+                else if (c.pending === 0) shutDown(c);
+              }
               const timer = setTimeout(() => {
                 const cut = [...open].filter((c) => !c.shut);
                 for (const c of cut) abortQuietly(c.abort);

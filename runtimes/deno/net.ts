@@ -185,6 +185,30 @@ export function nextReadSize(n: number, size: number): number {
 }
 
 /**
+ * A read into `buf` of the connection `c`: bytes read, 0 or null at the end
+ * (`buf` is never empty). Deno.Conn.read() (Deno 2.9, ext/net/01_net.js) is
+ * an async function that awaits `core.read(rid, buf)` with the op's promise
+ * kept in a Set of the connection's (for unref()): an idle connection, whose
+ * read is always pending, held a suspended frame, its promise and closures
+ * and a Set entry, about 0.5 KiB (issue 29). Where the internal is there, the
+ * op's promise is taken as it is (0 at the end); the package unrefs no
+ * connection. Deno.Conn's own read otherwise (null at the end).
+ */
+type ReadInto = (c: Any, buf: Uint8Array) => Promise<number | null>;
+let readInto: ReadInto | undefined;
+function reader(): ReadInto {
+  const inner = D().internal === undefined ? undefined : D()[D().internal];
+  const core = inner?.core;
+  const rid = core?.internalRidSymbol;
+  if (typeof core?.read !== "function" || typeof rid !== "symbol") return (c, buf) => c.read(buf);
+  const read = core.read;
+  return (c, buf) => {
+    const r = c[rid];
+    return typeof r === "number" ? read.call(core, r, buf) : c.read(buf);
+  };
+}
+
+/**
  * A Deno.Conn as a Conn whose streams tell when both directions are done;
  * `addrs` replaces the addresses Deno knows (a taken-over connection's are
  * its private ones).
@@ -260,7 +284,7 @@ class DenoConn extends StreamConn {
   read(): Promise<IteratorResult<Uint8Array>> {
     if (this.isClosed) return Promise.resolve(this.#ended());
     const buf = new Uint8Array(this.size);
-    return this.c.read(buf).then(
+    return (readInto ??= reader())(this.c, buf).then(
       (n: number | null) => this.#got(buf, n),
       (e: unknown) => {
         this.readDone = true;
@@ -278,7 +302,7 @@ class DenoConn extends StreamConn {
   }
 
   #got(buf: Uint8Array, n: number | null): IteratorResult<Uint8Array> {
-    if (n === null) return this.#ended();
+    if (n === null || n === 0) return this.#ended();
     this.size = nextReadSize(n, buf.length);
     // A chunk owns at most twice its bytes: a short read is copied out.
     return { done: false, value: n * 2 >= buf.length ? buf.subarray(0, n) : buf.slice(0, n) };

@@ -117,6 +117,31 @@ function bunFfi(): Ffi {
   };
 }
 
+/**
+ * The socket calls of `open()` over Node 26's node:ffi, for the sockets Node's
+ * own handles cannot open (unix datagram). `keys` are the definition keys this
+ * Node reads (runtimes/node/ffi_libc.ts probes them). No pollAsync: Node's
+ * launcher waits and accepts through libuv.
+ */
+export function nodeSocketOpener(
+  ffi: { dlopen(path: string, defs: Record<string, unknown>): { functions: Record<string, unknown> } },
+  [args, ret]: readonly [string, string],
+): (s: ListenSpec) => number {
+  const TYPE: Record<string, string> = { usize: "u64", isize: "i64" };
+  const defs: Record<string, unknown> = {};
+  for (const [name, d] of Object.entries(SYMBOLS)) {
+    defs[name] = { [args]: d.parameters.map((t) => TYPE[t] ?? t), [ret]: TYPE[d.result] ?? d.result };
+  }
+  const sym = ffi.dlopen(LIBC, defs).functions as Ffi["sym"];
+  const getInt32 = (ffi as unknown as { getInt32(p: bigint): number }).getInt32;
+  const f: Ffi = {
+    sym,
+    errno: () => getInt32(sym.__errno_location()),
+    pollAsync: () => Promise.reject(new Error("not on Node")),
+  };
+  return (s) => open(f, s, false);
+}
+
 function pollfds(fds: number[]): Uint8Array {
   const buf = new Uint8Array(8 * fds.length);
   const v = new DataView(buf.buffer);

@@ -9,6 +9,7 @@ import type { HeldSocket, Launcher, ListenSpec } from "../../src/cli/launcher.ts
 import { commonParts, errnoName, listenError, remoteAddr } from "../node_api/launcher.ts";
 import { describeSpec } from "../../src/cli/launcher.ts";
 import { abstractBindWorks } from "../node_api/abstract.ts";
+import { nodeFfi } from "./ffi_gate.ts";
 
 type Fs = typeof import("node:fs");
 type Net = typeof import("node:net");
@@ -59,27 +60,57 @@ const abstractRefusal = () =>
   "(nodejs/node#50889, fixed in libuv 1.48), which no client reaches: use a /path, Node 22 or later, " +
   "or run the launcher under Deno or Bun";
 
-function hold(specs: ListenSpec[]): Promise<{ fd: number; spec: ListenSpec }[]> {
+const unixDgram = (s: ListenSpec) => s.kind === "unix" && s.datagram;
+
+/**
+ * Opens unix datagram sockets over node:ffi (Node 26): libuv has no handle
+ * for one (nodejs/node#61933). Nothing polls an fd opened so, and the
+ * datagrams wait in its queue for COMMAND. Undefined without node:ffi.
+ */
+async function unixDgramOpener(): Promise<((s: ListenSpec) => number) | undefined> {
+  const ffi = nodeFfi();
+  if (ffi === undefined) return undefined;
+  const { nodeLibc, nodeKeys } = await import("./ffi_libc.ts");
+  if (nodeLibc(ffi) === null) return undefined;
+  const { nodeSocketOpener } = await import("../ffi/launcher.ts");
+  return nodeSocketOpener(ffi, nodeKeys()!);
+}
+
+async function hold(specs: ListenSpec[]): Promise<{ fd: number; spec: ListenSpec }[]> {
+  const opener = specs.some(unixDgram) ? await unixDgramOpener() : undefined;
   for (const s of specs) {
-    if (s.kind === "unix" && s.datagram) {
-      return Promise.reject(
-        new Error(
-          `-l "${s.text}": Node has no unix datagram socket (nodejs/node#61933): run the launcher under ` +
-            "Deno (deno run -A mod.ts run ...) or Bun (bun run mod.ts run ...)",
-        ),
+    if (unixDgram(s) && opener === undefined) {
+      throw new Error(
+        `-l "${s.text}": Node ${process.versions.node} has no unix datagram socket (nodejs/node#61933): ` +
+          "Node 26.9 and later open one over node:ffi (unless SOCKET_ACTIVATE_FFI=0, --no-experimental-ffi " +
+          "or --permission without --allow-ffi turns that off), or run the launcher under " +
+          "Deno (deno run -A mod.ts run ...) or Bun (bun run mod.ts run ...)",
       );
     }
     if (s.kind === "unix" && s.path.startsWith("\0") && !abstractBindWorks()) {
-      return Promise.reject(new Error(`-l "${s.text}": ${abstractRefusal()}`));
+      throw new Error(`-l "${s.text}": ${abstractRefusal()}`);
     }
   }
+  const own: number[] = [];
+  try {
+    for (const s of specs) if (unixDgram(s)) own.push(opener!(s));
+    const rest = specs.filter((s) => !unixDgram(s));
+    const fds = rest.length === 0 ? [] : await holdInWorker(rest);
+    return specs.map((spec) => ({ fd: unixDgram(spec) ? own.shift()! : fds.shift()!, spec }));
+  } catch (e) {
+    for (const fd of own) builtin<Fs>("node:fs").closeSync(fd);
+    throw e;
+  }
+}
+
+function holdInWorker(specs: ListenSpec[]): Promise<number[]> {
   const { Worker } = builtin<Wt>("node:worker_threads");
   const worker = new Worker(HOLDER, { eval: true, workerData: { specs } });
   worker.unref();
   return new Promise((resolve, reject) => {
     worker.once("error", reject);
     worker.once("message", (m: { fds?: number[]; index?: number; errno?: number }) => {
-      if (m.fds) return resolve(m.fds.map((fd, i) => ({ fd, spec: specs[i] })));
+      if (m.fds) return resolve(m.fds);
       const s = specs[m.index!];
       reject(listenError(s.text, describeSpec(s), errnoName(m.errno!)));
     });

@@ -37,14 +37,11 @@ function withFfiLibc<T>(f: (m: FfiLibc, ffi: NonNullable<ReturnType<typeof nodeF
   return ffiLibcModule === null ? undefined : f(ffiLibcModule, ffi);
 }
 
-// Whether this Node has node:ffi at all (26.1 and later), asked without
-// loading it: loading it costs about 1 ms.
-let hasFfiBuiltin: boolean | undefined;
-const ffiBuiltin =
-  () => (hasFfiBuiltin ??= (process.getBuiltinModule("node:module") as typeof import("node:module"))
-    .isBuiltin(
-      "node:ffi",
-    ));
+// Whether this Node may have node:ffi (26.1 and later), told by its major
+// version without loading anything: node:module's isBuiltin() would load
+// node:module and, on Node 22, the ES module loader. Whether it really has it
+// is still asked of node:ffi itself (ffi_gate.ts), when it is needed.
+const ffiLine = () => Number(process.versions.node.split(".", 1)[0]) >= 26;
 
 // Through getBuiltinModule rather than a static import: mod.ts imports this
 // file in every runtime, and a static node:fs import costs Deno about 14 ms of
@@ -263,7 +260,7 @@ export const nodeRuntime: Runtime = {
   // fd that lacks it: binding libc for an fd Node already marked cost the echo
   // server's cold start on Node 26 about 9 ms of CPU (node:ffi, the binding's files, two dlopens).
   setCloexec: (fd) => {
-    if (!ffiBuiltin()) return readLink(`/proc/self/fd/${fd}`) === undefined ? "closed" : "cloexec";
+    if (!ffiLine()) return readLink(`/proc/self/fd/${fd}`) === undefined ? "closed" : "cloexec";
     const state = fdStateFromProc(fd);
     if (state === "cloexec" || state === "closed") return state;
     return withFfiLibc((m, ffi) => m.setCloexecNode(ffi, fd)) ?? state;

@@ -32,6 +32,32 @@ function tcpOrUnix(address: string | undefined, port: number | undefined, path: 
     : { transport: "unix", path };
 }
 
+// The local address of the last connection: the next one on the same
+// listener almost always has the same, and shares the object (issue 29).
+let lastLocal: Addr = { transport: "unix", path: "" };
+
+/** The socket's local address, the same object as the last connection's where it is the same. */
+function localOf(s: Net.Socket, path: string): Addr {
+  const address = s.localAddress, port = s.localPort;
+  const l = lastLocal;
+  if (address !== undefined && port !== undefined) {
+    if (l.transport === "tcp" && l.port === port && l.hostname === address) return l;
+  } else if (l.transport === "unix" && l.path === path) return l;
+  return (lastLocal = tcpOrUnix(address, port, path));
+}
+
+/**
+ * node:net keeps what it asked the handle for (`_peername`, `_sockname`,
+ * each an object and two strings) for as long as the socket lives; the Conn
+ * has its own copy, so the socket need not (issue 29). Both are caches that
+ * node:net fills again when asked (Node 22 to 26, and Deno's node:net).
+ */
+function dropAddressCaches(s: Net.Socket): void {
+  const c = s as unknown as { _peername?: unknown; _sockname?: unknown };
+  if (c._peername !== undefined) c._peername = undefined;
+  if (c._sockname !== undefined) c._sockname = undefined;
+}
+
 /**
  * A non-blocking send(2) of `chunk` straight to a connected socket's fd:
  * the bytes the kernel took, or -1. Deno's shim passes one where FFI is
@@ -131,7 +157,8 @@ class NodeConn extends StreamConn {
   queue: PushQueue | undefined;
   /** The socket's first error. */
   failure: Error | undefined;
-  // Read at once: once closed, node:net no longer knows them.
+  // Read at once: once closed, node:net no longer knows them. The local
+  // address may be the same object as other connections' (localOf).
   readonly remoteAddr: Addr;
   readonly localAddr: Addr;
   /** Deno only: the first write's workaround (see fromSocket), until it is no longer needed. */
@@ -141,7 +168,8 @@ class NodeConn extends StreamConn {
     super();
     this.s = s;
     this.remoteAddr = tcpOrUnix(s.remoteAddress, s.remotePort, "");
-    this.localAddr = tcpOrUnix(s.localAddress, s.localPort, localPath);
+    this.localAddr = localOf(s, localPath);
+    dropAddressCaches(s);
     (s as Sock)[kConn] = this;
     s.on("close", onClose);
     s.on("error", onError);

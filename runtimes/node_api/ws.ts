@@ -417,6 +417,70 @@ const REASONS: Record<number, string> = {
   501: "Not Implemented",
 };
 
+// deno-lint-ignore no-explicit-any
+type DenoUpgrade = (request: Request, options?: any) => { response: Response; socket: WebSocket };
+
+interface DenoPending {
+  /** Deno.upgradeWebSocket() was called for this request and took the socket over. */
+  upgraded: boolean;
+  take(upgrade: DenoUpgrade, options: object): ReturnType<DenoUpgrade>;
+}
+
+/** The requests of node:http's upgrade event in Deno that Deno.upgradeWebSocket() may take over. */
+const denoPending = new WeakMap<Request, DenoPending>();
+let denoOriginal: DenoUpgrade | undefined;
+
+/**
+ * Deno.upgradeWebSocket() on serve()'s node:http path in Deno. Deno's own
+ * function takes a node:net socket (`{ socket, head }` in its options, the
+ * way Deno serves node:http's upgrade event): it writes the 101, takes the
+ * TCP stream out of node:net (`_handle.takeStream()`) and makes it Deno's
+ * own WebSocket. A request that Deno's server did not make has no socket
+ * Deno knows of, so Deno.upgradeWebSocket is wrapped, once, to pass this
+ * request's socket on; any other request goes to Deno's function as it
+ * came. TCP only: a unix socket's handle and TLS have no takeStream(), and
+ * Deno then throws its own TypeError, which goes to onError as any throw of
+ * the handler. The connection is counted until Deno's WebSocket closes, and
+ * the drain closes the socket with 1001 (Deno checks the code of a client's
+ * close() only).
+ */
+function denoUpgrades(
+  ctx: UpgradeContext,
+  request: Request,
+  socket: Duplex,
+  head: Buf,
+): DenoPending | undefined {
+  const D = (globalThis as { Deno?: { upgradeWebSocket?: DenoUpgrade } }).Deno;
+  if (typeof D?.upgradeWebSocket !== "function") return undefined;
+  if (denoOriginal === undefined) {
+    const original = denoOriginal = D.upgradeWebSocket;
+    D.upgradeWebSocket = function upgradeWebSocket(r: Request, options?: object) {
+      const p = denoPending.get(r);
+      if (p === undefined) return original.call(D, r, options);
+      denoPending.delete(r);
+      return p.take(original, options ?? {});
+    };
+  }
+  const p: DenoPending = {
+    upgraded: false,
+    take(upgrade, options) {
+      const got = upgrade.call(D, request, { ...options, socket, head });
+      p.upgraded = true;
+      const ws = got.socket;
+      const s = ws as unknown as ServerWebSocket;
+      ctx.open.add(s);
+      ws.addEventListener("close", () => {
+        ctx.open.delete(s);
+        // Deno took the stream out of node:net without a 'close': the connection ends here.
+        socket.emit("close", false);
+      });
+      return got;
+    },
+  };
+  denoPending.set(request, p);
+  return p;
+}
+
 /** A Response written on a raw socket, then the connection ends. */
 async function writeResponse(socket: Duplex, r: Response): Promise<void> {
   const body = r.body === null ? EMPTY : Buffer.from(await r.arrayBuffer());
@@ -472,6 +536,7 @@ export function onUpgrade(ctx: UpgradeContext, req: Http.IncomingMessage, socket
     return marker;
   };
   Object.defineProperty(request, UPGRADE, { value: upgrader });
+  const viaDeno = denoUpgrades(ctx, request, socket, head);
   const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
   const info: ServeInfo = {
     remoteAddr: remoteOf(socket as unknown as { remoteAddress?: string }),
@@ -482,12 +547,14 @@ export function onUpgrade(ctx: UpgradeContext, req: Http.IncomingMessage, socket
     const up = x instanceof Response ? pending.get(x) : undefined;
     if (up === undefined) {
       if (x instanceof Response) {
-        // Deno's own upgradeWebSocket() gives a 101 that only Deno's server can carry out.
+        // Deno.upgradeWebSocket() took the socket over (denoUpgrades()) and wrote the 101 itself.
+        if (x.status === 101 && viaDeno?.upgraded === true) return;
+        // A 101 of another's making, which node:http cannot carry out.
         if (x.status === 101) {
           process.stderr.write(
-            "socket-activate: Deno.upgradeWebSocket() works only where serve() runs Deno's own server (the fast " +
-              "path); this request came through node:http (SOCKET_ACTIVATE_HTTP_FAST=0, idleExit, or no fast " +
-              "path): use upgradeWebSocket() from socket-activate, which works on every path\n",
+            "socket-activate: the serve() handler returned a 101 that no upgrade on this path made (on serve()'s " +
+              "node:http path Deno.upgradeWebSocket() works for TCP without TLS; upgradeWebSocket() from " +
+              "socket-activate works on every path)\n",
           );
           return refuse(socket, 501);
         }

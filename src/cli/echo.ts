@@ -31,6 +31,13 @@ export function upcaseAscii(bytes: Uint8Array): Uint8Array {
   return bytes;
 }
 
+/** Sends the result's chunk back upper-cased, and takes it out of the result; resolves with its length. */
+function echoBack(conn: Conn, r: IteratorResult<Uint8Array>): Promise<number> {
+  const chunk = r.value as Uint8Array, n = chunk.length;
+  r.value = undefined;
+  return conn.write(upcaseAscii(chunk)).then(() => n);
+}
+
 /**
  * Sends states to the service manager one after another, in order, and
  * coalesces STATUS updates: with Node each one runs systemd-notify, which
@@ -42,8 +49,11 @@ export class Notifier {
   #status = "";
   #warned = false;
 
-  /** Whether a service manager listens (NOTIFY_SOCKET is set). */
-  readonly enabled = (getRuntime().getEnv("NOTIFY_SOCKET") ?? "") !== "";
+  /**
+   * Whether a service manager listens (NOTIFY_SOCKET is set), and this
+   * process still speaks for the service (not after a reload handed it over).
+   */
+  enabled = (getRuntime().getEnv("NOTIFY_SOCKET") ?? "") !== "";
 
   send(state: string): Promise<unknown> {
     if (!this.enabled) return this.#chain;
@@ -98,10 +108,13 @@ export function echoServer(options: EchoOptions = {}, notifier?: Notifier): Prom
       // every runtime, and they spare Node and Deno loading web streams
       // (about 2 ms) on the first connection.
       await conn.write(new TextEncoder().encode(`OHAI! systemd socket: ${activated}\n`));
-      for await (const chunk of conn) {
-        bytes += chunk.length;
-        await conn.write(upcaseAscii(chunk));
-      }
+      // By hand rather than `for await`: echoBack() takes the chunk out of
+      // the result, so that an idle connection's suspended handler holds no
+      // chunk (V8 keeps the last result and chunk in the frame until they
+      // are overwritten: issue 29). A failure closes the connection (the
+      // Tracker), as leaving a `for await` would.
+      const chunks = conn[Symbol.asyncIterator]();
+      for (let r = await chunks.next(); !r.done; r = await chunks.next()) bytes += await echoBack(conn, r);
       await conn.closeWrite();
     } finally {
       notifier?.status(`${served} connection(s) served`);

@@ -90,7 +90,7 @@ export interface Launcher {
   kill(pid: number, signal: string): void;
   /** Calls `onChange` with a path whenever something under one of `paths` changes. */
   watch(paths: string[], onChange: (path: string) => void): () => void;
-  onSignal(signal: "SIGHUP" | "SIGINT" | "SIGTERM", fn: () => void): () => void;
+  onSignal(signal: "SIGHUP" | "SIGINT" | "SIGTERM" | "SIGUSR2", fn: () => void): () => void;
   /** The whole environment of the launcher. */
   environment(): Record<string, string>;
   /** Removes a unix socket file the launcher created, at exit. */

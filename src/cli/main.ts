@@ -5,6 +5,7 @@ import { ActivationError } from "../errors.ts";
 import { type FdInfo, inspectFd } from "../inspect_fd.ts";
 import { listenFds } from "../listen_fds.ts";
 import { getRuntime } from "../_runtime.ts";
+import { mayReload } from "../_signals.ts";
 import { VERSION } from "../version.ts";
 import { type EchoOptions, echoServer, Notifier } from "./echo.ts";
 import { formatAddr } from "../_net.ts";
@@ -217,7 +218,7 @@ async function echo(args: string[], _out: Out, err: Out): Promise<number> {
   const stop = () => {
     if (!server) return void (stopWanted = true);
     err("echo: stopping: open connections may finish\n");
-    notifier.send("STOPPING=1");
+    notifier.send("STOPPING=1"); // not after a reload: the notifier is off then
     server.close();
   };
   // Before listening: the server accepts from an inherited backlog before
@@ -242,6 +243,20 @@ async function echo(args: string[], _out: Out, err: Out): Promise<number> {
     }`;
   err(`echo: ${what} (socket from the service manager: ${server.activated})\n`);
   notifier.send("READY=1");
+  // SIGHUP: a reload with no gap, as the package's default stop has it (src/_signals.ts).
+  if (peer === undefined && mayReload()) {
+    offs.push(rt.onSignal("SIGHUP", () => {
+      if (stopWanted) return;
+      void import("../_reload.ts").then((m) =>
+        m.reload((pid) => {
+          stopWanted = true;
+          notifier.enabled = false; // the successor's STATUS= is the service's now
+          err(`echo: PID ${pid} took over: open connections may finish\n`);
+          server!.close();
+        })
+      );
+    }));
+  }
   if (stopWanted) stop();
   await server.finished;
   for (const off of offs) off();

@@ -89,7 +89,8 @@ Options:
 
 COMMAND gets a clean environment, as under systemd-socket-activate: TERM,
 COLORTERM, NO_COLOR, PATH, USER and HOME, the LISTEN_ variables and what -E
-adds. SIGINT and SIGTERM go to COMMAND (to every COMMAND with --accept).
+adds, and SOCKET_ACTIVATE_RUN=1 (the package then leaves SIGHUP to the
+launcher). SIGINT and SIGTERM go to COMMAND (to every COMMAND with --accept).
 SIGHUP restarts COMMAND with --restart or --watch (as --reload says) and is
 passed on otherwise (to every COMMAND with --accept). No COMMAND outlives the
 launcher: each starts under setpriv --pdeathsig KILL where util-linux's setpriv
@@ -101,9 +102,10 @@ signal killed it; with --workers, the highest of theirs, a death by the stop sig
 COMMAND not found, or no /bin/sh to start it through.
 
 Runtimes: Node holds the sockets in a worker thread that never polls them;
-Deno (with --allow-ffi, as -A grants) and Bun open them through libc. Node
-cannot open unix datagram sockets, and starts a -d COMMAND at once (it cannot
-wait for a datagram without reading it).
+Deno (with --allow-ffi, as -A grants) and Bun open them through libc, and so
+does Node 26 (node:ffi) for unix datagram sockets, which Node 22 and 24 cannot
+open. Node starts a -d COMMAND at once (it cannot wait for a datagram without
+reading it).
 
 Examples:
   npx socket-activate run -l 8080 -- node server.js
@@ -478,6 +480,8 @@ class Supervisor {
     const own = this.l.environment();
     const env: Record<string, string> = {};
     for (const k of PASSED_ENV) if (own[k] !== undefined) env[k] = own[k];
+    // The launcher reloads COMMAND: the package in COMMAND leaves SIGHUP alone (src/_signals.ts).
+    env.SOCKET_ACTIVATE_RUN = "1";
     for (const [k, v] of this.o.setenv) {
       if (v !== undefined) env[k] = v;
       else if (own[k] !== undefined) env[k] = own[k];

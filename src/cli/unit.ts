@@ -11,7 +11,7 @@ import { type Options, renderService, renderSocket } from "./unit_write.ts";
 
 /** The one-line usage of `socket-activate unit`. */
 export const UNIT_USAGE = "usage: socket-activate unit NAME --listen ADDR [--listen ADDR ...] [--datagram] " +
-  "[--accept] [--notify] [--watchdog SEC] [--user USER] [--fdname NAME] [--setenv NAME=VALUE] " +
+  "[--accept] [--notify] [--reload] [--watchdog SEC] [--user USER] [--fdname NAME] [--setenv NAME=VALUE] " +
   "[--out DIR [--force]] [--podman IMAGE] -- COMMAND [ARGS...]";
 
 /** `socket-activate unit --help`. */
@@ -43,6 +43,10 @@ Options:
                       runtime: "all" for Node, which sends through systemd-notify
                       (its PID, not Node's, when not root); the default "main"
                       for Deno and Bun, which send from the service's own PID
+      --reload        --notify and ExecReload=kill -HUP $MAINPID: on systemctl
+                      reload the server starts a successor on the same
+                      sockets and hands over once it is ready (no gap); Deno
+                      gets --allow-run for it
       --watchdog SEC  WatchdogSec=SEC (the package pings at half of it)
       --user USER     User=USER
       --fdname NAME   FileDescriptorName=NAME (the default name is NAME.socket)
@@ -51,7 +55,9 @@ Options:
                       with the service's notify socket mounted in for
                       --notify and --watchdog (podman's own --sdnotify
                       forwards READY=1 only; -e WATCHDOG_USEC passes the
-                      interval); COMMAND is optional (the image's), and is run as
+                      interval) and --cgroups=split (the container stays in
+                      the service's cgroup, where systemd takes its
+                      messages); COMMAND is optional (the image's), and is run as
                       given, inside the image
   -E, --setenv N=V    Environment=N=V (repeatable)
       --out DIR       write the files into DIR instead of printing them
@@ -69,6 +75,28 @@ Examples:
   socket-activate unit web -l 80 --user www-data --out /etc/systemd/system -- npm start
   socket-activate unit echo -l 8888 --notify --podman localhost/echo
 `;
+
+/**
+ * A reload starts the successor through /bin/sh and signals its parent
+ * (SIGUSR2) when ready: Deno needs --allow-run for both, and the whole
+ * environment (--allow-env without a list) to pass on.
+ */
+function denoMayReload(r: Resolved, ctx: Ctx): void {
+  const flags = r.argv.slice(2);
+  if (flags.some((f) => f === "-A" || f === "--allow-all")) return;
+  if (flags.some((f) => f.startsWith("--allow-env="))) {
+    throw new Refusal(
+      "--reload with deno's --allow-env=LIST: the successor gets this process's whole environment, which a " +
+        "scoped --allow-env cannot read; give --allow-env without a list",
+    );
+  }
+  if (flags.some((f) => f === "--allow-run" || f.startsWith("--allow-run="))) return;
+  const at = r.argv.indexOf("--allow-ffi");
+  r.argv.splice(at === -1 ? 2 : at + 1, 0, "--allow-run");
+  ctx.notes.push(
+    "--reload: added --allow-run to deno run: the reload starts the successor and it signals back",
+  );
+}
 
 /** Runs `socket-activate unit ARGS` (--help is cli.ts's); resolves to the exit status. */
 export function unitMain(
@@ -106,6 +134,12 @@ export function unitMain(
           r.argv[0]
         } has no node:ffi (Node 22 and 24), so no unix datagram socket (its dgram is UDP only): ` +
           "a Node program gets ENOTSUP from listenDatagram() on it; Node 26.9 and later serve it",
+      );
+    }
+    if (o.reload && r.runtime === "deno") denoMayReload(r, ctx);
+    if (o.reload && r.runtime === undefined) {
+      ctx.notes.push(
+        "--reload: ExecReload= sends SIGHUP; a program that does not use socket-activate must reload on it itself",
       );
     }
     if (o.notify && r.runtime === undefined && o.podman === undefined) {
@@ -166,6 +200,7 @@ function parseArgs(args: string[]): Options {
     datagram: false,
     accept: false,
     notify: false,
+    reload: false,
     env: [],
     force: false,
     command: [],
@@ -184,7 +219,7 @@ function parseArgs(args: string[]): Options {
       if (v === undefined) throw new Refusal(`${a} needs a value`);
       return v;
     };
-    if (inline !== undefined && ["--datagram", "--accept", "--notify", "--force"].includes(a)) {
+    if (inline !== undefined && ["--datagram", "--accept", "--notify", "--reload", "--force"].includes(a)) {
       throw new Refusal(`${a} takes no value (got "${inline}")`);
     }
     if (a === "--") {
@@ -194,6 +229,7 @@ function parseArgs(args: string[]): Options {
     else if (a === "-d" || a === "--datagram") o.datagram = true;
     else if (a === "-a" || a === "--accept") o.accept = true;
     else if (a === "--notify") o.notify = true;
+    else if (a === "--reload") o.notify = o.reload = true;
     else if (a === "--watchdog") o.watchdog = seconds(value());
     else if (a === "--user") o.user = userName(value());
     else if (a === "--fdname") o.fdname = fdName(value());
@@ -224,6 +260,15 @@ function parseArgs(args: string[]): Options {
   if (o.accept && o.datagram) {
     throw new Refusal("--accept with --datagram: datagram sockets have no connections to accept; drop one");
   }
+  if (o.reload && (o.accept || o.podman !== undefined)) {
+    throw new Refusal(
+      `--reload with ${o.accept ? "--accept" : "--podman"}: ${
+        o.accept
+          ? "each connection has a process of its own, with nothing to reload"
+          : "a successor would start inside the container, which podman does not track as the service"
+      }; drop one`,
+    );
+  }
   if (o.force && o.out === undefined) {
     throw new Refusal("--force without --out: nothing is written to overwrite");
   }
@@ -235,6 +280,11 @@ function parseArgs(args: string[]): Options {
  * network; the sockets reach the container through podman, LISTEN_PID=1.
  * For Type=notify the service's notify socket is mounted in: podman's own
  * --sdnotify=container forwards READY=1 and nothing after it (podman 4.3).
+ * systemd takes a message only from a process in the service's cgroup (or
+ * below it), and podman's default (--cgroups=enabled) puts the container in a
+ * scope of its own under machine.slice, where its messages are dropped (the
+ * unit never becomes active): --cgroups=split keeps the container in a
+ * sub-cgroup of the service's, as Quadlet does (docs/containers.md).
  * For the watchdog, podman passes none of systemd's variables: -e
  * WATCHDOG_USEC passes the interval, and WATCHDOG_PID (podman's PID, not the
  * server's) is left out, so that sd_watchdog_enabled() takes it for any PID.
@@ -243,6 +293,7 @@ function podmanCommand(o: Options, ctx: Ctx): Resolved {
   const podman = locate("podman", ctx).found;
   const notify = o.notify || o.watchdog !== undefined
     ? [
+      "--cgroups=split",
       "--sdnotify=ignore",
       "-v",
       "/run/systemd/notify:/run/systemd/notify",

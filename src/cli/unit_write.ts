@@ -9,6 +9,8 @@ export interface Options {
   datagram: boolean;
   accept: boolean;
   notify: boolean;
+  /** --reload: ExecReload= sends SIGHUP, and the package reloads with no gap (src/_reload.ts). */
+  reload: boolean;
   watchdog?: string;
   user?: string;
   fdname?: string;
@@ -41,6 +43,13 @@ export function renderService(o: Options, r: Resolved, ctx: Ctx): string {
   if (!o.accept) lines.push(`Requires=${o.name}.socket`, `After=${o.name}.socket`);
   lines.push("", "[Service]");
   if (o.notify) lines.push("Type=notify");
+  if (o.reload) {
+    lines.push(
+      "# SIGHUP: the server starts a successor on the same sockets, hands it MAINPID= once it is ready, and drains",
+      "# (Type=notify-reload, systemd 253 and later, sends the SIGHUP itself)",
+      "ExecReload=kill -HUP $MAINPID",
+    );
+  }
   if (o.notify || o.watchdog !== undefined) {
     if (o.podman !== undefined) {
       lines.push(

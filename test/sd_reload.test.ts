@@ -1,0 +1,233 @@
+// The reload with no gap under a real systemd (src/_reload.ts, issue 19 item
+// 6), one boot for the file: the unit `socket-activate unit --reload` writes,
+// a connection held open on the old process, `systemctl reload`, and a
+// successor that fails. In the runtime running this file.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as net from "node:net";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import {
+  cliCommand,
+  fixtureCommand,
+  freePort,
+  NODE_FFI,
+  ROOT,
+  RUNTIME,
+  start,
+  tempDir,
+  until,
+} from "./_util.ts";
+
+const FIXTURE = path.join(ROOT, "test", "fixtures", "reload.ts");
+
+/** Why a real systemd cannot boot here (test/real-systemd), or undefined when it can. */
+function noSystemd(): string | undefined {
+  if (RUNTIME === "node" && process.versions.node.startsWith("24.")) {
+    return "Node 24 notifies as Node 22 does (systemd-notify), which this file runs under (CI time)";
+  }
+  if (process.getuid!() !== 0) return "booting systemd in private namespaces needs root";
+  if (!fs.existsSync("/lib/systemd/systemd")) return "no /lib/systemd/systemd (Debian package systemd)";
+  if (!fs.existsSync("/sys/fs/cgroup/unified") || !fs.existsSync("/sys/fs/cgroup/systemd")) {
+    return "test/real-systemd/boot.sh needs the hybrid cgroup layout, which this machine does not mount";
+  }
+  for (const cmd of ["unshare", "nsenter", "script", "pgrep"]) {
+    if (spawnSync("sh", ["-c", `command -v ${cmd}`]).status !== 0) return `no ${cmd} on PATH`;
+  }
+  return undefined;
+}
+
+/** Polls `get` until `ok` holds of its value (bounded); the value. */
+async function pollUntil<T>(
+  get: () => Promise<T>,
+  ok: (v: T) => boolean,
+  ms: number,
+  what: () => string,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await get();
+    if (ok(v)) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** A connection that collects what comes back. */
+async function client(port: number): Promise<{ socket: net.Socket; got: () => string; at: number }> {
+  const at = performance.now();
+  const socket = await new Promise<net.Socket>((resolve, reject) => {
+    const s = net.connect(port, "127.0.0.1");
+    s.once("connect", () => resolve(s));
+    s.once("error", reject);
+  });
+  let text = "";
+  socket.on("data", (d: Buffer) => (text += d));
+  socket.on("error", () => {});
+  return { socket, got: () => text, at };
+}
+
+/** Connects and waits for the greeting: the greeter's PID and the milliseconds from connect() to it. */
+async function greeting(port: number): Promise<{ pid: string; ms: number }> {
+  const c = await client(port);
+  await until(() => c.got().includes("\n"), 10000, "a greeting");
+  const ms = performance.now() - c.at;
+  c.socket.destroy();
+  return { pid: /^PID (\d+)\n/.exec(c.got())![1], ms };
+}
+
+test(
+  "under a real systemd, the unit of `unit --reload`: `systemctl reload` with a connection held open on the old " +
+    "process hands the service to a successor (MainPID changes, new connections greeted at once, the held one " +
+    "finishes on the old process, which exits; the successor pings the watchdog); a successor that fails leaves " +
+    "the old one serving, with a STATUS= saying so",
+  { skip: noSystemd() ?? false, timeout: 120_000 },
+  async () => {
+    const dir = tempDir();
+    const port = await freePort();
+    const units = path.join(dir, "units");
+    fs.mkdirSync(units);
+    const err = path.join(dir, "err.log");
+    const fail = path.join(dir, "fail");
+    const written = start(
+      [
+        ...cliCommand(),
+        "unit",
+        "app",
+        ...["-l", `127.0.0.1:${port}`, "--reload", "--watchdog", "2", "-E", `RELOAD_FAIL=${fail}`],
+        "--",
+        // Deno with what `unit` adds, not -A (the fixture reads RELOAD_FAIL's file).
+        ...(RUNTIME === "deno"
+          ? [
+            (globalThis as unknown as { Deno: { execPath(): string } }).Deno.execPath(),
+            "run",
+            "--allow-read",
+            FIXTURE,
+          ]
+          : fixtureCommand("reload.ts")),
+      ],
+      {},
+      ROOT,
+    );
+    assert.equal(await written.exited(30000), 0, written.stderr());
+    const [socketUnit, service] = written.stdout().split(/^# app\.service\n/m);
+    assert.match(service, /^ExecReload=kill -HUP \$MAINPID$/m);
+    // Node 22 and 24 send through systemd-notify; as root its datagrams carry the main PID all the same.
+    assert.equal(/^NotifyAccess=all$/m.test(service), RUNTIME === "node" && !NODE_FFI, service);
+    if (RUNTIME === "deno") assert.match(service, / --allow-run /);
+    fs.writeFileSync(path.join(units, "app.socket"), socketUnit.replace(/^# app\.socket\n/, ""));
+    fs.writeFileSync(
+      path.join(units, "app.service"),
+      service +
+        [
+          `Environment=PATH=${process.env.PATH} HOME=${process.env.HOME}`,
+          `StandardError=append:${err}`,
+          "",
+        ].join("\n"),
+    );
+    fs.writeFileSync(path.join(units, "reload.target"), "[Unit]\nWants=app.socket\n");
+    const run = start([
+      "bash",
+      path.join(ROOT, "test", "real-systemd", "run-units.sh"),
+      units,
+      "reload.target",
+      "--",
+      "bash",
+      "-c",
+      `printf %s "$SYSTEMCTL" > ${dir}/systemctl; while [ ! -e ${dir}/done ]; do sleep 0.05; done`,
+    ]);
+    const log = () => fs.existsSync(err) ? fs.readFileSync(err, "utf8") : "";
+    try {
+      await until(() => fs.existsSync(`${dir}/systemctl`), 30000, () => `systemd to boot: ${run.stdout()}`);
+      const systemctl = fs.readFileSync(`${dir}/systemctl`, "utf8").split(" ");
+      const sysctl = async (...args: string[]) => {
+        const r = start([...systemctl, ...args]);
+        assert.equal(await r.exited(30000), 0, `systemctl ${args.join(" ")}: ${r.stderr()}\n${log()}`);
+        return r.stdout().trim();
+      };
+      const show = (p: string) => sysctl("show", "-P", p, "app.service");
+
+      const held = await client(port);
+      await until(() => held.got().includes("\n"), 30000, () => `the first greeting:\n${log()}`);
+      const old = /^PID (\d+)\n/.exec(held.got())![1];
+      assert.equal(await show("MainPID"), old);
+
+      await sysctl("reload", "app.service");
+      const main = await pollUntil(
+        () => show("MainPID"),
+        (p) => p !== old,
+        30000,
+        () => `MainPID to change:\n${log()}`,
+      );
+      // The old process may still take one that raced its close; the successor takes the rest.
+      const first = await greeting(port);
+      assert.ok([old, main].includes(first.pid), `greeted by ${first.pid}, not ${old} or ${main}`);
+      const next = await greeting(port);
+      assert.equal(next.pid, main, log());
+      assert.ok(next.ms < 2000, `greeted after ${next.ms} ms`);
+      assert.equal(await sysctl("is-active", "app.service"), "active");
+
+      // The held connection is still the old process's.
+      held.socket.write("still here\n");
+      await until(() => held.got().includes("STILL HERE\n"), 10000, () => `the held echo:\n${log()}`);
+      held.socket.end();
+      // Gone from the service's PID namespace (systemd reaped it).
+      const gone = start([
+        ...systemctl.slice(0, -1),
+        "sh",
+        "-c",
+        `for i in $(seq 300); do kill -0 ${old} 2>/dev/null || exit 0; sleep 0.05; done; exit 1`,
+      ]);
+      assert.equal(await gone.exited(30000), 0, `PID ${old} to exit:\n${log()}`);
+      // The successor is the main process now: systemd takes its watchdog pings (a main PID's only).
+      const pinged = await show("WatchdogTimestampMonotonic");
+      await pollUntil(
+        () => show("WatchdogTimestampMonotonic"),
+        (t) => t !== pinged,
+        10000,
+        () => `a ping:\n${log()}`,
+      );
+      assert.equal(await show("MainPID"), main, log());
+      assert.equal(await show("NRestarts"), "0", log());
+      assert.match(log(), new RegExp(`SIGHUP: reloaded: PID ${main} is ready and serves; PID ${old} drains`));
+
+      // A successor that fails before it is ready: the old one keeps serving, and says so.
+      fs.writeFileSync(fail, "");
+      await sysctl("reload", "app.service");
+      const statusText = await pollUntil(
+        () => show("StatusText"),
+        (t) => /Reload failed/.test(t),
+        30000,
+        () => `STATUS=Reload failed:\n${log()}`,
+      );
+      assert.match(
+        statusText,
+        new RegExp(
+          `^Reload failed: the successor, PID \\d+, exited before it was ready \\(its status is in the service's log\\); PID ${main} keeps serving$`,
+        ),
+      );
+      assert.equal(await show("MainPID"), main);
+      assert.equal((await greeting(port)).pid, main);
+      assert.equal(await sysctl("is-active", "app.service"), "active");
+
+      await sysctl("stop", "app.service");
+      assert.equal(
+        await show("Result"),
+        "success",
+        `${log()}\n${await show("ExecMainStatus")} ${await show("ExecMainCode")} ${await show(
+          "ExecMainPID",
+        )}\n${fs.readFileSync(path.join(units, "boot.log"), "utf8").slice(-3000)}`,
+      );
+    } finally {
+      fs.writeFileSync(`${dir}/done`, "");
+      await run.exited(30000).catch(() => {});
+      try {
+        const unshare = fs.readFileSync(path.join(units, ".unshare"), "utf8").trim();
+        const init = fs.readFileSync(`/proc/${unshare}/task/${unshare}/children`, "utf8").trim();
+        if (init !== "") process.kill(Number(init.split(" ")[0]), "SIGKILL");
+      } catch { /* shut down as it should */ }
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  },
+);
