@@ -203,6 +203,32 @@ test("run: --datagram hands COMMAND a UDP socket; datagrams sent before it start
   await r.exited();
 });
 
+test(
+  "run: --datagram starts COMMAND at the first datagram, not before, which COMMAND then reads",
+  {
+    skip: RUNTIME === "node" && !NODE_FFI &&
+      "Node 22 and 24 cannot wait for a datagram: COMMAND starts at once",
+  },
+  async () => {
+    const port = await freePort();
+    const sock = dgram.createSocket("udp4");
+    const replies: string[] = [];
+    sock.on("message", (m) => replies.push(String(m)));
+    await new Promise<void>((r) => sock.bind(0, "127.0.0.1", r));
+    const r = run(["-d", "-l", `127.0.0.1:${port}`, "--", ...fixtureCommand("udp.ts")]);
+    await until(() => r.stderr().includes("listening on udp"), 15000, "the launcher");
+    await new Promise((res) => setTimeout(res, 300)); // long enough for a start that is not on demand
+    assert.equal(startedCount(r), 0, r.stderr());
+    sock.send("wake", port, "127.0.0.1");
+    await until(() => replies.length > 0, 15000, () => `a reply: ${r.stderr()}`);
+    assert.deepEqual(replies, ["WAKE"]);
+    assert.equal(startedCount(r), 1, r.stderr());
+    sock.close();
+    r.signal("SIGTERM");
+    await r.exited();
+  },
+);
+
 test("run: --datagram on a unix path (Deno, Bun, Node 26) or a clear refusal (Node 22, 24)", async () => {
   const dir = tempDir();
   const sock = path.join(dir, "dgram.sock");

@@ -134,7 +134,12 @@ const watchers = new Map<number, UdpHandle>();
 
 function waitForTraffic(held: HeldSocket[]): { ready: Promise<void>; cancel(): void } | string {
   if (held.some((h) => h.spec.datagram)) {
-    return "Node cannot wait for a datagram without reading it (node:dgram has no MSG_PEEK)";
+    const ffi = nodeFfi();
+    if (ffi === undefined) {
+      return `Node ${process.versions.node} cannot wait for a datagram without reading it (node:dgram has no ` +
+        "MSG_PEEK; Node 26.9 and later wait with poll(2) over node:ffi)";
+    }
+    return pollForTraffic(ffi, held.map((h) => h.fd));
   }
   const { UDP } = (process as unknown as { binding(n: string): { UDP: new () => UdpHandle } }).binding(
     "udp_wrap",
@@ -165,6 +170,34 @@ function waitForTraffic(held: HeldSocket[]): { ready: Promise<void>; cancel(): v
     w.recvStart();
   }
   return { ready, cancel };
+}
+
+/**
+ * Node 26: poll(2) over node:ffi leaves the datagram (or connection) where it
+ * is. node:ffi's calls are synchronous, so a zero timeout on a timer, as
+ * listenDatagram() polls on Node and Bun (runtimes/ffi/dgram.ts): at most
+ * 20 ms late while idle. Where libc cannot be bound, COMMAND starts at once.
+ */
+function pollForTraffic(ffi: NonNullable<ReturnType<typeof nodeFfi>>, fds: number[]) {
+  let waiting = true;
+  const ready = (async () => {
+    const [{ nodeLibc }, { timerWait }] = await Promise.all([
+      import("./ffi_libc.ts"),
+      import("../ffi/dgram.ts"),
+    ]);
+    const libc = nodeLibc(ffi);
+    if (libc === null) return;
+    const pfd = new Uint8Array(8 * fds.length);
+    const v = new DataView(pfd.buffer);
+    fds.forEach((fd, i) => {
+      v.setInt32(8 * i, fd, true);
+      v.setInt16(8 * i + 4, 1, /* POLLIN */ true);
+    });
+    const wait = timerWait((p) => libc.poll(p, fds.length, 0));
+    while (waiting) if (await wait(pfd) > 0) return;
+    await new Promise(() => {}); // cancelled: never
+  })();
+  return { ready, cancel: () => void (waiting = false) };
 }
 
 /** The launcher as Node runs it. */

@@ -104,8 +104,8 @@ COMMAND not found, or no /bin/sh to start it through.
 Runtimes: Node holds the sockets in a worker thread that never polls them;
 Deno (with --allow-ffi, as -A grants) and Bun open them through libc, and so
 does Node 26 (node:ffi) for unix datagram sockets, which Node 22 and 24 cannot
-open. Node starts a -d COMMAND at once (it cannot wait for a datagram without
-reading it).
+open; Node 26 waits for the first datagram with poll(2) over node:ffi, Node 22
+and 24 start a -d COMMAND at once (they cannot wait without reading it).
 
 Examples:
   npx socket-activate run -l 8080 -- node server.js
