@@ -10,11 +10,14 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import {
   cliCommand,
+  connect,
   fixtureCommand,
   freePort,
   NODE_FFI,
   ROOT,
+  type Run,
   RUNTIME,
+  SSA,
   start,
   tempDir,
   until,
@@ -78,7 +81,7 @@ async function greeting(port: number): Promise<{ pid: string; ms: number }> {
 }
 
 test(
-  "under a real systemd, the unit of `unit --reload`: `systemctl reload` with a connection held open on the old " +
+  "under a real systemd, the unit of `unit --reload` (and the echo server in one like it): `systemctl reload` with a connection held open on the old " +
     "process hands the service to a successor (MainPID changes, new connections greeted at once, the held one " +
     "finishes on the old process, which exits; the successor pings the watchdog); a successor that fails leaves " +
     "the old one serving, with a STATUS= saying so",
@@ -126,7 +129,17 @@ test(
           "",
         ].join("\n"),
     );
-    fs.writeFileSync(path.join(units, "reload.target"), "[Unit]\nWants=app.socket\n");
+    // The echo server (`socket-activate` with no arguments) in a unit like it.
+    const echoPort = await freePort();
+    fs.writeFileSync(path.join(units, "echo.socket"), `[Socket]\nListenStream=127.0.0.1:${echoPort}\n`);
+    fs.writeFileSync(
+      path.join(units, "echo.service"),
+      fs.readFileSync(path.join(units, "app.service"), "utf8")
+        .replace(/^Requires=app\.socket\nAfter=app\.socket$/m, "Requires=echo.socket\nAfter=echo.socket")
+        .replace(/^(Environment=RELOAD_FAIL=|WatchdogSec=).*\n/gm, "")
+        .replace(/^ExecStart=.*$/m, `ExecStart=${cliCommand().join(" ")}`),
+    );
+    fs.writeFileSync(path.join(units, "reload.target"), "[Unit]\nWants=app.socket echo.socket\n");
     const run = start([
       "bash",
       path.join(ROOT, "test", "real-systemd", "run-units.sh"),
@@ -211,6 +224,26 @@ test(
       assert.equal((await greeting(port)).pid, main);
       assert.equal(await sysctl("is-active", "app.service"), "active");
 
+      // The echo server: the same handover, the held connection echoed by the old process.
+      const echoHeld = await client(echoPort);
+      const ohai = "OHAI! systemd socket: true\n";
+      await until(() => echoHeld.got() === ohai, 30000, () => `the echo server's greeting:\n${log()}`);
+      const echoOld = await sysctl("show", "-P", "MainPID", "echo.service");
+      await sysctl("reload", "echo.service");
+      await pollUntil(
+        () => sysctl("show", "-P", "MainPID", "echo.service"),
+        (p) => p !== echoOld,
+        30000,
+        () => `the echo server's MainPID to change:\n${log()}`,
+      );
+      const echoNew = await client(echoPort);
+      await until(() => echoNew.got() === ohai, 10000, () => `a greeting after the reload:\n${log()}`);
+      echoNew.socket.destroy();
+      echoHeld.socket.write("bye\n");
+      await until(() => echoHeld.got() === `${ohai}BYE\n`, 10000, () => `the held echo:\n${log()}`);
+      echoHeld.socket.destroy();
+      assert.equal(await sysctl("is-active", "echo.service"), "active");
+
       await sysctl("stop", "app.service");
       assert.equal(
         await show("Result"),
@@ -229,5 +262,48 @@ test(
       } catch { /* shut down as it should */ }
     }
     fs.rmSync(dir, { recursive: true, force: true });
+  },
+);
+
+test(
+  "SIGHUP is left alone where no reload can hand over: not activated by a manager that listens (no NOTIFY_SOCKET), " +
+    "under `socket-activate run` (SOCKET_ACTIVATE_RUN=1), with `signals: false`; a program's own handler keeps it",
+  {
+    skip: RUNTIME === "node" && process.versions.node.startsWith("22.")
+      ? "the signal handling is Node 26's on every line (CI time)"
+      : false,
+  },
+  async () => {
+    const address = `@sa-reload-${process.pid}-${Date.now()}`;
+    const receiver = start([
+      "/usr/bin/python3",
+      path.join(ROOT, "test", "_notify_receiver.py"),
+      address,
+      "30",
+    ]);
+    const cases: [string, string[], number | string][] = [
+      ["no NOTIFY_SOCKET", [], "SIGHUP"],
+      ["under run", ["-E", `NOTIFY_SOCKET=${address}`, "-E", "SOCKET_ACTIVATE_RUN=1"], "SIGHUP"],
+      ["signals: false", ["-E", `NOTIFY_SOCKET=${address}`, "-E", "SIGNALS_OFF=1"], "SIGHUP"],
+      ["its own handler", ["-E", `NOTIFY_SOCKET=${address}`, "-E", "OWN_SIGHUP=1"], 4],
+    ];
+    await until(() => receiver.stdout().startsWith("ready\n"), 10000, "the notify receiver");
+    const runs: Run[] = [];
+    try {
+      for (const [, env] of cases) {
+        const port = await freePort();
+        runs.push(start([SSA, "-l", `127.0.0.1:${port}`, ...env, ...fixtureCommand("reload.ts")]));
+        (await connect({ port })).destroy(); // systemd-socket-activate starts the program on the first one
+      }
+      for (const r of runs) await r.stderrMatch(/ready/, 30000);
+      for (const r of runs) r.signal("SIGHUP");
+      for (const [i, [what, , want]] of cases.entries()) {
+        assert.equal(await runs[i].exited(), want, `${what}: ${runs[i].stderr()}`);
+        assert.doesNotMatch(runs[i].stderr(), /reloading/, what);
+      }
+    } finally {
+      for (const r of runs) r.child.kill("SIGKILL");
+      receiver.child.kill("SIGKILL");
+    }
   },
 );
