@@ -10,10 +10,16 @@
 import { remembered } from "./listen_fds.ts";
 import { getRuntime } from "./_runtime.ts";
 import { notify } from "./notify.ts";
-import { hasSentReady, RELOAD_ENV } from "./_successor.ts";
+import { hasSentReady, RELOAD_ENV, setSentReady } from "./_successor.ts";
 
-/** How long a successor may take to be ready, in milliseconds: systemd's default TimeoutStartSec=. */
-const READY_TIMEOUT_MS = 90_000;
+/**
+ * How long a successor may take to be ready, in milliseconds: systemd's
+ * default TimeoutStartSec=, or SOCKET_ACTIVATE_RELOAD_TIMEOUT seconds.
+ */
+function readyTimeoutMs(): number {
+  const sec = Number(getRuntime().getEnv("SOCKET_ACTIVATE_RELOAD_TIMEOUT") ?? "90");
+  return sec > 0 ? sec * 1000 : 90_000;
+}
 // The successor's parent must be the service manager, not this process:
 // systemd (252 here) takes a MAINPID= that is not its own child as "alien",
 // and on a stop does not wait for an alien main process where its cgroup
@@ -65,10 +71,13 @@ export async function reload(drain: (successor: number) => void): Promise<void> 
   busy = true;
   const pid = rt.pid();
   await tell(`RELOADING=1\nMONOTONIC_USEC=${rt.monotonicUsec()}\nSTATUS=Reloading: starting a successor`);
+  // The program's own READY=1 decides what the next successor is waited for, not this one's.
+  const programReady = hasSentReady();
   const failed = async (why: string) => {
     busy = false;
     say(`SIGHUP: reload failed: ${why}; PID ${pid} keeps serving`);
     await tell(`READY=1\nSTATUS=Reload failed: ${why}; PID ${pid} keeps serving`);
+    setSentReady(programReady);
   };
   const r = remembered();
   const fds = r && "fds" in r ? r.fds : [];
@@ -112,7 +121,8 @@ export async function reload(drain: (successor: number) => void): Promise<void> 
     return "exited" as const;
   })();
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<"late">((res) => (timer = setTimeout(() => res("late"), READY_TIMEOUT_MS)));
+  const timeout = readyTimeoutMs();
+  const late = new Promise<"late">((res) => (timer = setTimeout(() => res("late"), timeout)));
   const outcome = await Promise.race([ready, exited, late]);
   clearTimeout(timer);
   stopPolling = true;
@@ -126,7 +136,7 @@ export async function reload(drain: (successor: number) => void): Promise<void> 
   if (outcome === "late") l.kill(successor, "SIGKILL");
   await failed(
     outcome === "late"
-      ? `the successor, PID ${successor}, was not ready after ${READY_TIMEOUT_MS / 1000} s (killed)`
+      ? `the successor, PID ${successor}, was not ready after ${timeout / 1000} s (killed)`
       : `the successor, PID ${successor}, exited before it was ready (its status is in the service's log)`,
   );
 }

@@ -133,6 +133,8 @@ export interface Runtime {
   monotonicUsec(): bigint;
   /** Lets the process exit although the timer is pending. */
   unrefTimer(timer: unknown): void;
+  /** kill(2): sends `signal` to `pid`; false when there is no such process (Deno needs --allow-run). */
+  kill(pid: number, signal: "SIGUSR2"): boolean;
   /** Calls `fn` on a signal; returns a function that removes the listener. */
   onSignal(signal: "SIGTERM" | "SIGINT" | "SIGHUP", fn: () => void): () => void;
   /**

@@ -21,6 +21,11 @@ export function hasSentReady(): boolean {
   return readySent;
 }
 
+/** Puts back what hasSentReady() said, after a READY=1 of the package's own (a failed reload's). */
+export function setSentReady(sent: boolean): void {
+  readySent = sent;
+}
+
 function take(): typeof parent {
   if (parent !== undefined) return parent;
   const rt = getRuntime();
@@ -49,6 +54,6 @@ export function tellParent(what: "ready" | "listening"): boolean {
   const p = take();
   if (!p || p.on !== what) return false;
   parent = null;
-  void getRuntime().launcher().then((l) => l.kill(p.pid, "SIGUSR2"));
+  getRuntime().kill(p.pid, "SIGUSR2");
   return true;
 }

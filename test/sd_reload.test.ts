@@ -307,3 +307,66 @@ test(
     }
   },
 );
+
+test(
+  "a program that never sends READY=1 hands over once its successor listens; a successor not ready within " +
+    "SOCKET_ACTIVATE_RELOAD_TIMEOUT is killed and the old process keeps serving (systemd-socket-activate and a " +
+    "notify receiver)",
+  {
+    // Bun starts in tens of milliseconds: the timeout can be short.
+    skip: RUNTIME !== "bun"
+      ? "runtime-neutral code (src/_reload.ts, src/_successor.ts), run in Bun (CI time)"
+      : false,
+  },
+  async () => {
+    const dir = tempDir();
+    const hang = path.join(dir, "hang");
+    const address = `@sa-reload-${process.pid}-${Date.now()}-2`;
+    const receiver = start([
+      "/usr/bin/python3",
+      path.join(ROOT, "test", "_notify_receiver.py"),
+      address,
+      "30",
+    ]);
+    const port = await freePort();
+    let successor = 0;
+    await until(() => receiver.stdout().startsWith("ready\n"), 10000, "the notify receiver");
+    const r = start([
+      SSA,
+      "-l",
+      `127.0.0.1:${port}`,
+      ...["-E", `NOTIFY_SOCKET=${address}`, "-E", "NO_READY=1", "-E", `RELOAD_HANG=${hang}`],
+      ...["-E", "SOCKET_ACTIVATE_RELOAD_TIMEOUT=1"],
+      ...fixtureCommand("reload.ts"),
+    ]);
+    try {
+      (await connect({ port })).destroy();
+      await r.stderrMatch(/ready/, 30000);
+      fs.writeFileSync(hang, "");
+      r.signal("SIGHUP");
+      await r.stderrMatch(
+        /reload failed: the successor, PID \d+, was not ready after 1 s \(killed\); PID \d+ keeps serving/,
+        30000,
+      );
+      fs.rmSync(hang);
+      r.signal("SIGHUP");
+      await r.stderrMatch(/SIGHUP: reloaded: PID \d+ is ready/, 30000);
+      successor = Number(/SIGHUP: reloaded: PID (\d+)/.exec(r.stderr())![1]);
+      // Its "exit", not exited()'s "close": the successor holds the stderr pipe.
+      const code = r.child.exitCode ?? await new Promise((res) => r.child.once("exit", res));
+      assert.equal(code, 0, r.stderr());
+      const c = await connect({ port });
+      const greeting = await new Promise<string>((res) => c.once("data", (d) => res(String(d))));
+      c.destroy();
+      assert.equal(greeting, `PID ${successor}\n`);
+      const sent = receiver.stdout().split("\n").slice(1).filter(Boolean).map((l) => JSON.parse(l).data);
+      assert.ok(sent.includes(`MAINPID=${successor}\nREADY=1`), sent.join(" | "));
+      assert.ok(!sent.includes("READY=1\nMAINPID"), "no READY=1 of the program's own");
+    } finally {
+      r.child.kill("SIGKILL");
+      if (successor > 0) process.kill(successor, "SIGKILL");
+      receiver.child.kill("SIGKILL");
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);

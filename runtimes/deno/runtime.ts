@@ -229,6 +229,14 @@ export const denoRuntime: Runtime = {
     return monotonicUsecVia(c);
   },
   unrefTimer: (timer) => D().unrefTimer(timer),
+  kill: (pid, signal) => {
+    try {
+      D().kill(pid, signal);
+      return true;
+    } catch {
+      return false;
+    }
+  },
   onSignal: (signal, fn) => {
     D().addSignalListener(signal, fn);
     return () => D().removeSignalListener(signal, fn);

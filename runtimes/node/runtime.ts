@@ -284,6 +284,13 @@ export const nodeRuntime: Runtime = {
   },
   monotonicUsec: () => process.hrtime.bigint() / 1000n,
   unrefTimer: (timer) => (timer as { unref?: () => void }).unref?.(),
+  kill: (pid, signal) => {
+    try {
+      return process.kill(pid, signal);
+    } catch {
+      return false;
+    }
+  },
   onSignal: (signal, fn) => {
     process.on(signal, fn);
     return () => process.off(signal, fn);
