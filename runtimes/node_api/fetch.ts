@@ -203,7 +203,9 @@ export const toRequest: RequestFactory = (req, res, scheme, options) => {
     if (n === 4 && (k === "Host" || k === "host" || k.toLowerCase() === "host")) {
       host = raw[i + 1];
       hosts++;
-    } else if (n === 14 && k.toLowerCase() === "content-length") length = raw[i + 1];
+    } else if (
+      n === 14 && (k === "Content-Length" || k === "content-length" || k.toLowerCase() === "content-length")
+    ) length = raw[i + 1];
   }
   let authority: string;
   if (hosts > 1) return 400;
@@ -260,10 +262,11 @@ const bodiless = (status: number) => status < 200 || status === 204 || status ==
  * node:http picks chunked encoding when writeHead() runs without one, even
  * if end() brings the whole body right after.
  */
-function head(res: Http.ServerResponse, h: Head, length: number | undefined): void {
+function head(res: Http.ServerResponse, h: Head, length: number | undefined, close: Closing): void {
   if (length !== undefined && !bodiless(h.status) && h.headers["content-length"] === undefined) {
     h.headers["content-length"] = String(length);
   }
+  if (close.now()) h.headers["connection"] = "close";
   res.writeHead(h.status, h.text, h.headers);
 }
 
@@ -274,11 +277,6 @@ async function sendBody(
   isHead: boolean,
   close: Closing,
 ): Promise<void> {
-  // The head may go out before a graceful close starts and the body end
-  // after: the connection, idle then, is closed. A response sent at once
-  // needs no such listener: the close's own closeIdleConnections() finds it
-  // ended (res.finished).
-  res.once("finish", () => close.now() && close.idle());
   const reader = body.getReader();
   let gone = false;
   const onClose = () => {
@@ -290,7 +288,7 @@ async function sendBody(
   try {
     const first = await reader.read();
     if (first.done) {
-      head(res, h, 0);
+      head(res, h, 0, close);
       return void res.end();
     }
     // A body that is all there (the usual `new Response(text)`) goes out in
@@ -299,10 +297,15 @@ async function sendBody(
     let pending: Promise<ReadableStreamReadResult<Uint8Array>> = reader.read();
     const now = await Promise.race([pending, LATER()]);
     if (now?.done) {
-      head(res, h, first.value.byteLength);
+      head(res, h, first.value.byteLength, close);
       return void (isHead ? res.end() : endBytes(res, first.value));
     }
-    head(res, h, undefined);
+    head(res, h, undefined, close);
+    // The head goes out before a graceful close may start, the end after:
+    // the connection, idle then, is closed. A response whose head and end go
+    // out together needs no such listener: the close's own
+    // closeIdleConnections() finds it ended (res.finished).
+    res.once("finish", () => close.now() && close.idle());
     if (isHead) {
       reader.cancel().catch(() => {});
       return void res.end();
@@ -336,7 +339,7 @@ async function sendBody(
   }
 }
 
-function headOf(response: Response, closing: boolean): Head {
+function headOf(response: Response): Head {
   const headers: Record<string, string | string[]> = {};
   const h = response.headers;
   let cookies = false;
@@ -345,7 +348,6 @@ function headOf(response: Response, closing: boolean): Head {
     else headers[k] = v;
   });
   if (cookies) headers["set-cookie"] = h.getSetCookie();
-  if (closing) headers["connection"] = "close";
   return { status: response.status, text: response.statusText || undefined, headers };
 }
 
@@ -476,18 +478,17 @@ function send(
   }
   dropUnread(request, res);
   const parts = (response as unknown as { [PARTS]?: () => FastParts | undefined })[PARTS]?.();
-  const closing = close.now();
-  if (parts !== undefined) return sendParts(res, parts, method === "HEAD", closing);
-  const h = headOf(response, closing);
+  if (parts !== undefined) return sendParts(res, parts, method === "HEAD", close.now());
+  const h = headOf(response);
   const source = sourceOf(response);
   if (source !== undefined) {
-    head(res, h, typeof source === "string" ? Buffer.byteLength(source) : source.byteLength);
+    head(res, h, typeof source === "string" ? Buffer.byteLength(source) : source.byteLength, close);
     if (method === "HEAD") return void res.end();
     return void (typeof source === "string" ? res.end(source) : endBytes(res, source));
   }
   const body = response.body;
   if (body === null) {
-    head(res, h, 0);
+    head(res, h, 0, close);
     res.end();
     return;
   }
