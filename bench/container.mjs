@@ -1,5 +1,5 @@
-// The first connection's cost of a socket-activated container: `node bench/container.mjs` (about a
-// minute; needs podman, run as root). For each runtime (Node 26, Deno, Bun), the package's echo
+// The first connection's cost of a socket-activated container: `node bench/container.mjs` (a few
+// minutes; needs podman, run as root). For each runtime (Node 26, Deno, Bun), the package's echo
 // server started by systemd-socket-activate on the first connection:
 //   (a) bare: the runtime exec'd by systemd-socket-activate;
 //   (b) container: `podman run --rm --network=none` of a root file system that holds only the
