@@ -17,6 +17,7 @@ import {
 export const RUN_USAGE =
   "usage: socket-activate run [-l ADDR]... [-d] [-a] [--inetd] [--fdname NAME[:NAME...]] [-E NAME[=VALUE]]... " +
   "[--now] [--restart[=MODE]] [--watch PATH]... [--reload=MODE] [--grace SEC] [--timeout-stop SEC] [--workers N] " +
+  "[--watchdog SEC] " +
   "[--] COMMAND [ARGS...]";
 
 export const RUN_HELP = `${RUN_USAGE}
@@ -76,6 +77,12 @@ Options:
                           no unix datagram socket (default 1)
       --timeout-stop SEC  SIGKILL a COMMAND that still runs SEC seconds after
                           SIGTERM (default 10), as systemd's TimeoutStopSec=
+      --watchdog SEC      WATCHDOG_USEC for COMMAND, as systemd's WatchdogSec=:
+                          once COMMAND is ready (READY=1, or its first
+                          WATCHDOG=1), SEC seconds without a WATCHDOG=1 get
+                          it SIGABRT (then, with --restart, a new one
+                          starts). Deno and Bun (Node's launcher has no
+                          NOTIFY_SOCKET to hear the pings on)
       --workers N         run N copies of COMMAND on the same sockets (prefork:
                           the kernel spreads the connections), each with its
                           own LISTEN_PID (and NOTIFY_SOCKET, Deno and Bun),
@@ -141,6 +148,8 @@ export interface RunOptions {
   /** How long a new COMMAND that sends no READY=1 runs before it counts as ready, in ms. */
   graceMs: number;
   stopTimeoutMs: number;
+  /** --watchdog SEC in ms: SIGABRT for a COMMAND silent that long (systemd's WatchdogSec=); 0 without. */
+  watchdogMs: number;
   /** --workers N: N copies of COMMAND at once; 0 without the option. */
   workers: number;
   watch: string[];
@@ -161,6 +170,7 @@ export function parseRunArgs(args: string[]): RunOptions | "help" {
     reload: "overlap",
     graceMs: 1000,
     stopTimeoutMs: STOP_TIMEOUT_MS,
+    watchdogMs: 0,
     workers: 0,
     watch: [],
     command: [],
@@ -204,6 +214,13 @@ export function parseRunArgs(args: string[]): RunOptions | "help" {
         throw new UsageError(`--grace "${v}" is not a number of seconds (0-3600)`);
       }
       o.graceMs = sec * 1000;
+    } else if (name === "--watchdog") {
+      const v = value();
+      const sec = /^\d+(\.\d+)?$/.test(v) ? Number(v) : NaN;
+      if (!(sec > 0 && sec <= 3600)) {
+        throw new UsageError(`--watchdog "${v}" is not a number of seconds (above 0, at most 3600)`);
+      }
+      o.watchdogMs = sec * 1000;
     } else if (name === "--timeout-stop") {
       const v = value();
       const sec = /^\d+(\.\d+)?$/.test(v) ? Number(v) : NaN;
@@ -250,6 +267,11 @@ export function parseRunArgs(args: string[]): RunOptions | "help" {
   if (o.accept && (o.restart !== "no" || o.watch.length > 0 || o.now)) {
     throw new UsageError(
       `${accept} starts a COMMAND per connection: --restart, --watch and --now have no meaning with it`,
+    );
+  }
+  if (o.accept && o.watchdogMs > 0) {
+    throw new UsageError(
+      `--watchdog and ${accept} do not go together: a COMMAND per connection has no watchdog`,
     );
   }
   if (o.accept && o.workers > 0) {
@@ -406,6 +428,14 @@ export async function runMain(
   }
 }
 
+function noWatchdog(): LaunchError {
+  return new LaunchError(
+    "--watchdog: Node's launcher has no NOTIFY_SOCKET to hear COMMAND's WATCHDOG=1 on (Node has no unix " +
+      "datagram socket to receive on): run the launcher under Deno (deno run -A mod.ts run ...) or Bun",
+    2,
+  );
+}
+
 /** A failure that is not a usage error: a socket that cannot be opened, a missing COMMAND. */
 export class LaunchError extends Error {
   readonly status: number;
@@ -519,6 +549,7 @@ class Supervisor {
 
   private async runHeld(): Promise<number> {
     const o = this.o;
+    if (o.watchdogMs > 0 && !this.l.notifySocket) throw noWatchdog();
     let held: HeldSocket[];
     try {
       held = await this.l.hold(o.listen);
@@ -808,11 +839,24 @@ class Supervisor {
   private startChild(label = ""): { proc: ChildProc; ready: Promise<string> } {
     const channel = this.l.notifySocket?.();
     const env = channel ? { ...this.childEnv, NOTIFY_SOCKET: channel.address } : this.childEnv;
+    const dog = this.o.watchdogMs;
+    if (dog > 0 && !channel) throw noWatchdog();
+    if (dog > 0) env.WATCHDOG_USEC = String(dog * 1000);
     let isReady!: (how: string) => void;
     const ready = new Promise<string>((r) => (isReady = r));
+    // systemd's watchdog: armed once start-up is complete (READY=1, or the first ping), re-armed by each ping.
+    let bark: ReturnType<typeof setTimeout> | undefined;
+    const arm = () => {
+      clearTimeout(bark);
+      bark = setTimeout(() => {
+        this.log(`socket-activate run: PID ${proc.pid} sent no WATCHDOG=1 for ${dog / 1000} s: SIGABRT\n`);
+        this.terminate(proc, "SIGABRT");
+      }, dog);
+    };
     if (channel) {
       channel.onMessage = (text) => {
         if (/^READY=1$/m.test(text)) isReady("READY=1");
+        if (dog > 0 && (/^WATCHDOG=1$/m.test(text) || (bark === undefined && /^READY=1$/m.test(text)))) arm();
       };
     }
     let proc: ChildProc;
@@ -824,6 +868,7 @@ class Supervisor {
     }
     this.live.add(proc);
     void proc.exited.then(() => {
+      clearTimeout(bark);
       this.live.delete(proc);
       channel?.close();
       clearTimeout(this.killTimers.get(proc.pid));
