@@ -698,10 +698,8 @@ test("run --workers 2: a reload whose first new worker crashes stops there; the 
   const dir = tempDir();
   const port = await freePort();
   const q = (a: string[]) => a.map((x) => `'${x}'`).join(" ");
-  // The third start (the reload's first new worker) crashes; the first two,
-  // started at once, are the echo server (mkdir: a count no two starts share).
-  const script = `n=1; while ! mkdir '${dir}/'$n 2>/dev/null; do n=$((n+1)); done; ` +
-    `[ $n = 3 ] && exit 7; exec ${q(echo())}`;
+  // A start after the test makes the file crash; the first two are the echo server.
+  const script = `[ -e '${dir}/crash' ] && exit 7; exec ${q(echo())}`;
   const r = run([
     "--workers",
     "2",
@@ -715,7 +713,9 @@ test("run --workers 2: a reload whose first new worker crashes stops there; the 
     "-c",
     script,
   ]);
-  await until(() => startedCount(r) === 2, 15000, "2 workers");
+  // Both past the check: listening.
+  await until(() => (r.stderr().match(/echo: listening on/g) ?? []).length === 2, 15000, "2 workers");
+  fs.writeFileSync(path.join(dir, "crash"), "");
   r.signal("SIGHUP");
   await until(
     () =>
@@ -723,7 +723,7 @@ test("run --workers 2: a reload whose first new worker crashes stops there; the 
         r.stderr(),
       ),
     15000,
-    "the crash",
+    () => `the crash: ${r.stderr()}`,
   );
   for (let i = 0; i < 3; i++) assert.equal(await echoOnce({ port }), "OHAI! systemd socket: true\nHELLO\n");
   assert.equal(startedCount(r), 3, r.stderr());
