@@ -66,8 +66,9 @@
 #    against --reload=overlap and --workers 3, each runtime's launcher; about 7 minutes.
 #
 # 7. WebSocket echo messages/s (bench/ws.mjs): serve() with upgradeWebSocket()
-#    against the `ws` library on node:http, in Node 26, interleaved; 1 KiB
-#    messages over 64 sockets; about 1 minute.
+#    on an activated fd against each runtime's own WebSocket server on a port
+#    (`ws` on node:http, Deno.serve, Bun.serve), interleaved; 1 KiB messages
+#    over 64 sockets; about 2 minutes.
 #
 # 8. notify() per message (bench/notify.mjs): Node 26 over node:ffi against
 #    Deno and Bun (and Node 22's systemd-notify, for scale), interleaved;
@@ -119,8 +120,8 @@ if [ "$status" -eq 0 ]; then
 fi
 if [ "$status" -eq 0 ]; then
   echo
-  timeout -k 10 180 node bench/ws.mjs || status=$?
-  [ "$status" -ne 124 ] || echo "bench: ws timed out after 180 s" >&2
+  timeout -k 10 300 node bench/ws.mjs || status=$?
+  [ "$status" -ne 124 ] || echo "bench: ws timed out after 300 s" >&2
 fi
 if [ "$status" -eq 0 ]; then
   echo
